@@ -1,0 +1,1 @@
+"""pytest-benchmark suites: hot path and end-to-end latency."""

@@ -1,0 +1,1 @@
+"""Record, replay and score; the top-level command line."""

@@ -1,0 +1,1 @@
+"""Simulated ground truth and drone, satellite and ground sensor feeds."""
