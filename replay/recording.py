@@ -1,0 +1,615 @@
+"""The recording file: the raw message stream as received, in one append-only file.
+
+A recording holds every ``[topic, payload]`` message exactly as it arrived, with its
+receive time, so that a replay can publish the same bytes again and the tracker gives
+the same tracks and alerts every time. It knows nothing about what the payloads mean.
+
+File format, version 1 (all integers and floats little-endian)::
+
+    header
+      offset  size  field
+      0       8     magic        b"\\x89BZREC\\r\\n"
+      8       2     version      uint16, FORMAT_VERSION (1)
+      10      2     flags        uint16, 0 (reserved)
+      12      8     t_start      float64, seconds (UTC epoch or scenario time)
+      20      4     meta_len     uint32, length L of the metadata (0 = none)
+      24      L     metadata     one msgpack map with str keys (scenario name, seed, ...)
+      24+L    4     header_crc   uint32, CRC-32 of bytes [0, 24+L)
+
+    then zero or more frames, back to back
+      offset  size  field
+      0       4     body_len     uint32, B = 10 + T + P
+      4       8     t_recv       float64, receive time, seconds
+      12      2     topic_len    uint16, T
+      14      T     topic        bytes (ASCII ZeroMQ topic)
+      14+T    P     payload      bytes (msgpack payload as received)
+      4+B     4     crc          uint32, CRC-32 of bytes [0, 4+B) of this frame
+
+The magic starts with a non-ASCII byte and holds ``\\r\\n`` (as PNG's does) so that a file
+mangled by a text-mode transfer is refused rather than misread. Each frame carries its
+own CRC so that a flipped bit is reported as corruption instead of being replayed.
+
+A writer that crashes leaves a file whose last frame may be cut short. Readers stop at
+the last whole frame and say where (:class:`RecordingReport`); everything before that
+point is intact and usable. A frame whose CRC does not match is corruption: by default
+it raises :class:`RecordingCorrupt`, or, with ``on_corrupt="stop"``, ends the read like
+a truncation does.
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+import os
+import struct
+import time
+import warnings
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO, Literal, NamedTuple
+
+import msgpack
+import numpy as np
+
+MAGIC = b"\x89BZREC\r\n"
+FORMAT_VERSION = 1
+# One frame may hold at most this many body bytes. The wire schema caps payloads at
+# 64 MiB; the margin leaves room for it to grow. A larger length prefix cannot come
+# from a writer of this format, so the reader calls it corruption, not truncation.
+MAX_FRAME_BYTES = 1 << 30
+MAX_TOPIC_BYTES = 0xFFFF
+MAX_METADATA_BYTES = 16 * 1024 * 1024
+
+_HEADER = struct.Struct("<8sHHdI")  # magic, version, flags, t_start, meta_len
+_FRAME_HEAD = struct.Struct("<IdH")  # body_len, t_recv, topic_len
+_CRC = struct.Struct("<I")
+_FRAME_FIXED = _FRAME_HEAD.size - 4  # bytes of the body before the topic: t_recv, topic_len
+_FRAME_OVERHEAD = 4 + _CRC.size  # length prefix and CRC around the body
+
+
+class RecordingError(Exception):
+    """A file that is not a readable recording, or a write that cannot be recorded."""
+
+
+class RecordingCorrupt(RecordingError):
+    """A frame failed its CRC or declared an impossible length.
+
+    Attributes
+    ----------
+    offset : int
+        Byte offset of the start of the bad frame.
+    frame_index : int
+        Number of whole frames before it (the bad frame's zero-based index).
+    """
+
+    def __init__(self, message: str, offset: int, frame_index: int):
+        super().__init__(message)
+        self.offset = offset
+        self.frame_index = frame_index
+
+
+class RecordingWarning(UserWarning):
+    """Issued when a read ends before the end of the file (truncation or corruption)."""
+
+
+class Frame(NamedTuple):
+    """One recorded message.
+
+    Attributes
+    ----------
+    t_recv : float
+        Receive time in seconds.
+    topic : bytes
+        ZeroMQ topic, e.g. ``b"det.drone.uav-3"``.
+    payload : bytes
+        The message payload, byte for byte as received.
+    """
+
+    t_recv: float
+    topic: bytes
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class RecordingHeader:
+    """What the file header says.
+
+    Attributes
+    ----------
+    version : int
+        Format version of the file.
+    t_start : float
+        Start time of the recording, seconds.
+    metadata : dict
+        Scenario metadata (empty when none was written).
+    size : int
+        Header length in bytes: the offset of the first frame.
+    """
+
+    version: int
+    t_start: float
+    metadata: dict[str, Any]
+    size: int
+
+
+@dataclass(frozen=True)
+class RecordingReport:
+    """How a read ended, for a person or a CLI to print.
+
+    Attributes
+    ----------
+    path : str
+        The file read.
+    status : {"complete", "truncated", "corrupt"}
+        ``complete``: every byte belongs to a whole, valid frame. ``truncated``: the
+        file ends inside a frame (typically a writer that crashed). ``corrupt``: a
+        frame failed its CRC or declared an impossible length, and the read stopped
+        there (only with ``on_corrupt="stop"``; otherwise an exception is raised).
+    frames : int
+        Whole, valid frames read.
+    end_offset : int
+        Byte offset just after the last whole frame: where the good data ends, and
+        where a repair would cut the file.
+    file_size : int
+        Size of the file when it was opened.
+    detail : str
+        What was found at ``end_offset`` when the read stopped early; empty otherwise.
+    """
+
+    path: str
+    status: Literal["complete", "truncated", "corrupt"]
+    frames: int
+    end_offset: int
+    file_size: int
+    detail: str = ""
+
+    @property
+    def complete(self) -> bool:
+        """True when the whole file was read."""
+        return self.status == "complete"
+
+    @property
+    def bytes_ignored(self) -> int:
+        """Bytes after the last whole frame that were not read."""
+        return self.file_size - self.end_offset
+
+    def message(self) -> str:
+        """One line describing the outcome."""
+        if self.complete:
+            return f"{self.path}: {self.frames} frames, complete"
+        return (
+            f"{self.path}: {self.status} after {self.frames} whole frames at byte "
+            f"{self.end_offset} of {self.file_size} ({self.bytes_ignored} bytes ignored): "
+            f"{self.detail}"
+        )
+
+
+def _pack_metadata(metadata: Mapping[str, Any] | None) -> bytes:
+    if metadata is None:
+        return b""
+    if not isinstance(metadata, Mapping):
+        raise RecordingError(f"metadata must be a mapping, got {type(metadata).__name__}")
+    try:
+        packed = msgpack.packb(dict(metadata), use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise RecordingError(f"metadata cannot be stored as msgpack: {exc}") from None
+    if len(packed) > MAX_METADATA_BYTES:
+        raise RecordingError(f"metadata of {len(packed)} bytes exceeds {MAX_METADATA_BYTES}")
+    # Refuse at write time what the reader would refuse (e.g. non-str keys), so a
+    # recording that was written can always be read.
+    _unpack_metadata(packed)
+    return packed
+
+
+def _unpack_metadata(packed: bytes) -> dict[str, Any]:
+    if not packed:
+        return {}
+    try:
+        obj = msgpack.unpackb(packed, raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises many types on bad bytes
+        raise RecordingError(
+            f"metadata is not valid msgpack ({type(exc).__name__}: {exc})"
+        ) from None
+    if not isinstance(obj, dict):
+        raise RecordingError(f"metadata must be a msgpack map, got {type(obj).__name__}")
+    return obj
+
+
+class RecordingWriter:
+    """Append messages to a new recording file.
+
+    Frames go through a buffered file; what is in the buffer when the process dies is
+    lost, and the reader then reports a truncated file that is good up to the last
+    frame that reached the OS. The flush policy bounds that loss: the buffer is handed
+    to the OS at least every ``flush_interval`` seconds of wall time (checked on each
+    write, and whenever the owner calls :meth:`flush`, e.g. on an idle poll), and
+    ``fsync=True`` also forces it to disk on each flush (surviving power loss, at a
+    cost in throughput).
+
+    Parameters
+    ----------
+    path : str or Path
+        File to create.
+    metadata : mapping, optional
+        Scenario metadata stored in the header (msgpack map with str keys).
+    t_start : float, optional
+        Start time written in the header; defaults to the current UTC epoch time.
+    flush_interval : float
+        Longest wall time, in seconds, between a write and its hand-over to the OS.
+        ``0`` flushes after every frame.
+    buffer_size : int
+        Size of the write buffer, bytes.
+    fsync : bool
+        Call ``os.fsync`` on every flush.
+    overwrite : bool
+        Replace an existing file; by default an existing file is never clobbered.
+
+    Examples
+    --------
+    >>> with RecordingWriter("run.bzrec", metadata={"scenario": "crossing"}) as rec:
+    ...     rec.write(12.5, b"det.drone.uav-3", payload)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        t_start: float | None = None,
+        flush_interval: float = 1.0,
+        buffer_size: int = 1 << 20,
+        fsync: bool = False,
+        overwrite: bool = False,
+    ):
+        self.path = Path(path)
+        self.t_start = time.time() if t_start is None else float(t_start)
+        if not math.isfinite(self.t_start):
+            raise RecordingError(f"t_start {self.t_start!r} is not finite")
+        if flush_interval < 0:
+            raise ValueError(f"flush_interval must be >= 0, got {flush_interval}")
+        self.flush_interval = float(flush_interval)
+        self.fsync = fsync
+        self.frames = 0
+        self._last_flush = time.monotonic()
+        meta = _pack_metadata(metadata)
+        head = _HEADER.pack(MAGIC, FORMAT_VERSION, 0, self.t_start, len(meta)) + meta
+        self._file: BinaryIO | None = open(  # noqa: SIM115 - closed by close()
+            self.path, "wb" if overwrite else "xb", buffering=buffer_size
+        )
+        self._file.write(head + _CRC.pack(zlib.crc32(head)))
+        self.bytes_written = len(head) + _CRC.size
+        # The header goes to the OS at once: a file with a torn header is unreadable,
+        # one with a torn frame is not.
+        self.flush()
+
+    def write(
+        self, t_recv: float, topic: bytes | str, payload: bytes | bytearray | memoryview
+    ) -> None:
+        """Append one message.
+
+        Parameters
+        ----------
+        t_recv : float
+            Receive time, seconds (finite).
+        topic : bytes or str
+            ZeroMQ topic; a str is encoded as ASCII.
+        payload : bytes-like
+            Message payload, stored byte for byte.
+
+        Raises
+        ------
+        RecordingError
+            If the writer is closed, or the frame cannot be represented.
+        """
+        f = self._file
+        if f is None:
+            raise RecordingError(f"{self.path}: write after close")
+        if isinstance(topic, str):
+            topic = topic.encode("ascii")
+        t_recv = float(t_recv)
+        if not math.isfinite(t_recv):
+            raise RecordingError(f"t_recv {t_recv!r} is not finite")
+        if len(topic) > MAX_TOPIC_BYTES:
+            raise RecordingError(f"topic of {len(topic)} bytes exceeds {MAX_TOPIC_BYTES}")
+        payload_len = memoryview(payload).nbytes
+        body_len = _FRAME_FIXED + len(topic) + payload_len
+        if body_len > MAX_FRAME_BYTES:
+            raise RecordingError(f"frame of {body_len} bytes exceeds {MAX_FRAME_BYTES}")
+        head = _FRAME_HEAD.pack(body_len, t_recv, len(topic))
+        # CRC-32 of the whole frame before the CRC field, computed incrementally so the
+        # payload is never copied.
+        crc = zlib.crc32(payload, zlib.crc32(topic, zlib.crc32(head)))
+        f.write(head)
+        f.write(topic)
+        f.write(payload)
+        f.write(_CRC.pack(crc))
+        self.frames += 1
+        self.bytes_written += body_len + _FRAME_OVERHEAD
+        if time.monotonic() - self._last_flush >= self.flush_interval:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand buffered frames to the OS (and to disk if ``fsync``)."""
+        if self._file is None:
+            return
+        self._file.flush()
+        if self.fsync:
+            os.fsync(self._file.fileno())
+        self._last_flush = time.monotonic()
+
+    def close(self) -> None:
+        """Flush and close; further writes raise. Closing twice is harmless."""
+        if self._file is None:
+            return
+        try:
+            self.flush()
+        finally:
+            self._file.close()
+            self._file = None
+
+    @property
+    def closed(self) -> bool:
+        return self._file is None
+
+    def __enter__(self) -> RecordingWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _zero_tail(buf: bytes | mmap.mmap, pos: int, size: int) -> bool:
+    """True when every byte from ``pos`` to the end of the file is zero."""
+    return not buf[pos:size].strip(b"\0")
+
+
+def _parse_header(buf: bytes | mmap.mmap, path: str) -> RecordingHeader:
+    size = len(buf)
+    if size < len(MAGIC) or buf[: len(MAGIC)] != MAGIC:
+        raise RecordingError(
+            f"{path}: not a bufferzone recording (magic {bytes(buf[: len(MAGIC)])!r}, "
+            f"expected {MAGIC!r})"
+        )
+    if size < _HEADER.size:
+        raise RecordingError(f"{path}: header cut short ({size} of {_HEADER.size}+ bytes)")
+    _, version, _flags, t_start, meta_len = _HEADER.unpack_from(buf, 0)
+    # The version is checked before the CRC: a newer file may lay out its header
+    # differently, and "unsupported version" is the error a person can act on.
+    if version != FORMAT_VERSION:
+        raise RecordingError(
+            f"{path}: recording format version {version} is not supported "
+            f"(this build reads version {FORMAT_VERSION})"
+        )
+    if meta_len > MAX_METADATA_BYTES:
+        raise RecordingError(
+            f"{path}: header declares {meta_len} bytes of metadata; corrupt header"
+        )
+    end = _HEADER.size + meta_len
+    if size < end + _CRC.size:
+        raise RecordingError(f"{path}: header cut short ({size} of {end + _CRC.size} bytes)")
+    (crc,) = _CRC.unpack_from(buf, end)
+    if zlib.crc32(buf[:end]) != crc:
+        raise RecordingError(f"{path}: header CRC mismatch; corrupt header")
+    return RecordingHeader(
+        version=version,
+        t_start=t_start,
+        metadata=_unpack_metadata(bytes(buf[_HEADER.size : end])),
+        size=end + _CRC.size,
+    )
+
+
+class RecordingReader:
+    """Iterate over the frames of a recording; read the header on open.
+
+    The file is memory-mapped, so iteration costs a few struct unpacks and one CRC
+    per frame and no Python work per byte. After iteration ends, :attr:`report` says
+    how it ended; when it ended early a :class:`RecordingWarning` is also issued.
+
+    Parameters
+    ----------
+    path : str or Path
+        Recording to read.
+    on_corrupt : {"raise", "stop"}
+        What a frame with a bad CRC or an impossible length does: raise
+        :class:`RecordingCorrupt`, or end the iteration with a ``"corrupt"`` report.
+
+    Raises
+    ------
+    RecordingError
+        On open, when the file is not a recording or has an unsupported version.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], on_corrupt: Literal["raise", "stop"] = "raise"
+    ):
+        if on_corrupt not in ("raise", "stop"):
+            raise ValueError(f"on_corrupt must be 'raise' or 'stop', got {on_corrupt!r}")
+        self.path = str(path)
+        self.on_corrupt = on_corrupt
+        self.report: RecordingReport | None = None
+        with open(self.path, "rb") as f:
+            self.file_size = os.fstat(f.fileno()).st_size
+            # mmap refuses empty files; an empty file is just "not a recording".
+            self._buf: bytes | mmap.mmap = (
+                mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if self.file_size else b""
+            )
+        try:
+            self.header = _parse_header(self._buf, self.path)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.header.metadata
+
+    def __iter__(self) -> Iterator[Frame]:
+        buf = self._buf
+        if isinstance(buf, mmap.mmap) and buf.closed:
+            raise RecordingError(f"{self.path}: reader is closed")
+        size = self.file_size
+        pos = self.header.size
+        n = 0
+        head_size = _FRAME_HEAD.size
+        unpack_head = _FRAME_HEAD.unpack_from
+        unpack_crc = _CRC.unpack_from
+        crc32 = zlib.crc32
+        status: Literal["complete", "truncated", "corrupt"] = "complete"
+        detail = ""
+        while pos < size:
+            if pos + head_size > size:
+                status, detail = "truncated", f"frame header cut short ({size - pos} bytes)"
+                break
+            body_len, t_recv, topic_len = unpack_head(buf, pos)
+            if body_len > MAX_FRAME_BYTES or body_len < _FRAME_FIXED + topic_len:
+                status, detail = (
+                    "corrupt",
+                    (
+                        f"frame declares body_len={body_len}, topic_len={topic_len}, "
+                        "which no writer produces"
+                    ),
+                )
+                if _zero_tail(buf, pos, size):
+                    # Some file systems leave zeros where a crash interrupted the
+                    # last writes: that is a cut-off file, not a damaged one.
+                    status, detail = "truncated", f"zero-filled tail of {size - pos} bytes"
+                    break
+                if self.on_corrupt == "raise":
+                    self._finish(status, n, pos, detail)
+                    raise RecordingCorrupt(f"{self.path}: byte {pos}, frame {n}: {detail}", pos, n)
+                break
+            end = pos + 4 + body_len
+            if end + 4 > size:
+                status, detail = (
+                    "truncated",
+                    (f"frame of {body_len + _FRAME_OVERHEAD} bytes cut short at {size - pos}"),
+                )
+                break
+            (crc,) = unpack_crc(buf, end)
+            if crc32(buf[pos:end]) != crc:
+                status, detail = "corrupt", "frame CRC mismatch"
+                if self.on_corrupt == "raise":
+                    self._finish(status, n, pos, detail)
+                    raise RecordingCorrupt(f"{self.path}: byte {pos}, frame {n}: {detail}", pos, n)
+                break
+            topic_end = pos + head_size + topic_len
+            yield Frame(t_recv, buf[pos + head_size : topic_end], buf[topic_end:end])
+            n += 1
+            pos = end + 4
+        self._finish(status, n, pos, detail)
+        if status != "complete":
+            warnings.warn(self.report.message(), RecordingWarning, stacklevel=2)  # type: ignore[union-attr]
+
+    def _finish(
+        self, status: Literal["complete", "truncated", "corrupt"], n: int, pos: int, detail: str
+    ) -> None:
+        self.report = RecordingReport(self.path, status, n, pos, self.file_size, detail)
+
+    def close(self) -> None:
+        if isinstance(self._buf, mmap.mmap):
+            self._buf.close()
+
+    def __enter__(self) -> RecordingReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+@dataclass
+class Recording:
+    """A whole recording in memory.
+
+    Attributes
+    ----------
+    header : RecordingHeader
+    frames : list of Frame
+        In file order (which is receive order for a live recording).
+    report : RecordingReport
+        How the read ended.
+    """
+
+    header: RecordingHeader
+    frames: list[Frame]
+    report: RecordingReport
+    _t_recv: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.header.metadata
+
+    @property
+    def t_start(self) -> float:
+        return self.header.t_start
+
+    @property
+    def t_recv(self) -> np.ndarray:
+        """Receive times, shape (N,), float64."""
+        if self._t_recv is None:
+            self._t_recv = np.fromiter(
+                (f.t_recv for f in self.frames), dtype=np.float64, count=len(self.frames)
+            )
+        return self._t_recv
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __iter__(self) -> Iterator[Frame]:
+        return iter(self.frames)
+
+
+def iter_recording(
+    path: str | os.PathLike[str], on_corrupt: Literal["raise", "stop"] = "raise"
+) -> Iterator[Frame]:
+    """Yield the frames of a recording one at a time, without holding them all.
+
+    A file cut off mid-frame ends the iteration at the last whole frame with a
+    :class:`RecordingWarning`; use :class:`RecordingReader` directly to get the
+    :class:`RecordingReport` as an object.
+    """
+    with RecordingReader(path, on_corrupt=on_corrupt) as reader:
+        yield from reader
+
+
+def read_recording(
+    path: str | os.PathLike[str], on_corrupt: Literal["raise", "stop"] = "raise"
+) -> Recording:
+    """Read a whole recording into memory.
+
+    Parameters
+    ----------
+    path : str or Path
+        Recording to read.
+    on_corrupt : {"raise", "stop"}
+        See :class:`RecordingReader`.
+
+    Returns
+    -------
+    Recording
+        Header, frames, and the :class:`RecordingReport` (check ``report.complete``).
+
+    Raises
+    ------
+    RecordingError
+        Not a recording, unsupported version, or (with ``on_corrupt="raise"``)
+        :class:`RecordingCorrupt`.
+    """
+    with RecordingReader(path, on_corrupt=on_corrupt) as reader:
+        frames = list(reader)
+        report = reader.report
+    if report is None:  # cannot happen: exhausting the iterator sets it
+        raise RecordingError(f"{path}: read ended without a report")
+    return Recording(reader.header, frames, report)
