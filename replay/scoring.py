@@ -1,0 +1,555 @@
+"""Score alerts against truth incursions, and tracks against truth targets.
+
+Two questions an analyst asks after a replay:
+
+* **Alerts** — of the real incursions, which raised an alert, and how late
+  (recall, latency)? Of the alerts raised, which were real (precision)?
+  See :func:`score_alerts`.
+* **Tracks** — how many track ids did each real target get (fragmentation), and how
+  often did the id following a target change (id switches)? See :func:`track_metrics`.
+
+Both need to know which truth target a track stood for at a given time. That
+association is an input, not something this module guesses: it comes from the
+per-step GOSPA assignment (:func:`assignment_records` turns a
+:class:`~replay.gospa.GospaSeries` into records, :class:`AssociationTable` answers
+``(track_id, t) -> target``) or from any other rule the caller prefers, passed as a
+plain callable.
+
+Inputs are plain dicts, as they come from scenario files and the alert log:
+
+* truth incursion: ``{"target": int, "zone": str, "t_enter": float,
+  "t_exit": float | None, "side": str, "cls": str}`` (``t_exit`` None: still inside
+  at the end of the scenario);
+* alert event: ``{"alert_id", "kind", "event": "open" | "update" | "close", "zone",
+  "track_id", "t", "position": {"east", "north"}, ...}``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+
+NO_TARGET = -1
+"""Target value in an :class:`AssignmentRecord` for a track associated with no truth."""
+
+TrackToTruth = Callable[[int, float], "int | None"]
+
+
+class AssignmentRecord(NamedTuple):
+    """One (time, truth target, track) association from one evaluation step.
+
+    Attributes
+    ----------
+    t : float
+        Time of the step, seconds.
+    target : int
+        Truth target id, or :data:`NO_TARGET` when the track was present but
+        associated with no truth at that step (a false track).
+    track_id : int
+        Track id.
+    """
+
+    t: float
+    target: int
+    track_id: int
+
+
+def assignment_records(
+    times: Sequence[float],
+    truth_ids: Sequence[np.ndarray],
+    track_ids: Sequence[np.ndarray],
+    assignments: Sequence[np.ndarray],
+) -> list[AssignmentRecord]:
+    """Turn per-step assignments (e.g. :attr:`GospaSeries.assignments`) into records.
+
+    Parameters
+    ----------
+    times : sequence of float, length K
+        Time of each step.
+    truth_ids : sequence of ndarray, each shape (N_k,), int
+        Truth target ids at each step, in the order the truth positions were given.
+    track_ids : sequence of ndarray, each shape (M_k,), int
+        Track ids at each step, in the order the track positions were given.
+    assignments : sequence of ndarray, each shape (N_k,), int
+        Per truth, the index into that step's tracks, or -1 when missed.
+
+    Returns
+    -------
+    list of AssignmentRecord
+        One record per track per step: its target, or :data:`NO_TARGET`. Truths
+        that were missed produce no record.
+    """
+    if not len(times) == len(truth_ids) == len(track_ids) == len(assignments):
+        raise ValueError("times, truth_ids, track_ids and assignments must have one entry per step")
+    records: list[AssignmentRecord] = []
+    for t, truths, tracks, assignment in zip(times, truth_ids, track_ids, assignments, strict=True):
+        truths = np.asarray(truths, dtype=np.int64)
+        tracks = np.asarray(tracks, dtype=np.int64)
+        assignment = np.asarray(assignment, dtype=np.int64)
+        if assignment.shape != truths.shape:
+            raise ValueError(
+                f"at t={t}: {truths.shape[0]} truths but {assignment.shape[0]} assignments"
+            )
+        target_of_track = np.full(tracks.shape[0], NO_TARGET, dtype=np.int64)
+        hit = assignment >= 0
+        target_of_track[assignment[hit]] = truths[hit]
+        records.extend(
+            AssignmentRecord(float(t), int(g), int(k))
+            for g, k in zip(target_of_track.tolist(), tracks.tolist(), strict=True)
+        )
+    return records
+
+
+class AssociationTable:
+    """Answer "which truth target was track ``k`` at time ``t``?" from assignment records.
+
+    The answer is the target of the record for that track nearest in time to ``t``
+    (the earlier one on a tie), or None when that record says :data:`NO_TARGET`, when
+    the track has no record, or when the nearest record is more than ``max_gap``
+    seconds away. Nearest rather than latest-before, because an alert can be raised
+    at a detection time just before the first evaluation step that sees its track.
+
+    Parameters
+    ----------
+    records : iterable of AssignmentRecord or (t, target, track_id)
+        Associations, in any order.
+    max_gap : float
+        Largest time difference between a query and the record that answers it.
+
+    Examples
+    --------
+    >>> table = AssociationTable([(0.0, 7, 101), (1.0, 7, 101), (2.0, -1, 101)])
+    >>> table(101, 0.9), table(101, 2.2), table(999, 0.0)
+    (7, None, None)
+    """
+
+    def __init__(self, records: Iterable[tuple[float, int, int]], max_gap: float = math.inf):
+        self.max_gap = float(max_gap)
+        by_track: dict[int, list[tuple[float, int]]] = defaultdict(list)
+        for t, target, track_id in records:
+            by_track[int(track_id)].append((float(t), int(target)))
+        self._times: dict[int, np.ndarray] = {}
+        self._targets: dict[int, np.ndarray] = {}
+        for track_id, rows in by_track.items():
+            rows.sort()
+            self._times[track_id] = np.array([r[0] for r in rows], dtype=np.float64)
+            self._targets[track_id] = np.array([r[1] for r in rows], dtype=np.int64)
+
+    def __call__(self, track_id: int, t: float) -> int | None:
+        times = self._times.get(int(track_id))
+        if times is None:
+            return None
+        i = int(np.searchsorted(times, t))
+        # Candidates: the record before t (i - 1) and the one at or after it (i).
+        if i == len(times) or (i > 0 and t - times[i - 1] <= times[i] - t):
+            i -= 1
+        if abs(times[i] - t) > self.max_gap:
+            return None
+        target = int(self._targets[track_id][i])
+        return None if target == NO_TARGET else target
+
+
+# --------------------------------------------------------------------------- tracks
+
+
+@dataclass(frozen=True)
+class TargetTrackStats:
+    """How one truth target was tracked.
+
+    Attributes
+    ----------
+    target : int
+    n_tracks : int
+        Distinct track ids ever associated with it (1 is ideal; 0: never tracked).
+    id_switches : int
+        Times the associated track id changed between consecutive steps at which
+        the target was associated (steps where it was missed are skipped, so
+        A, missed, A is no switch and A, missed, B is one).
+    steps_tracked : int
+        Steps at which the target had a track.
+    track_ids : tuple of int
+        The distinct ids, in order of first association.
+    """
+
+    target: int
+    n_tracks: int
+    id_switches: int
+    steps_tracked: int
+    track_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TrackMetrics:
+    """Track continuity over a run.
+
+    Attributes
+    ----------
+    per_target : dict of int to TargetTrackStats
+    fragmentation : float
+        Mean distinct track ids per target, over targets tracked at least once
+        (NaN when none was). Targets never tracked show up in ``never_tracked``.
+    id_switches : int
+        Sum over targets.
+    never_tracked : tuple of int
+        Targets passed in ``targets`` that no track was ever associated with.
+    """
+
+    per_target: dict[int, TargetTrackStats]
+    fragmentation: float
+    id_switches: int
+    never_tracked: tuple[int, ...]
+
+
+def track_metrics(
+    records: Iterable[tuple[float, int, int]], targets: Iterable[int] | None = None
+) -> TrackMetrics:
+    """Fragmentation and id switches per truth target from per-step assignment records.
+
+    Parameters
+    ----------
+    records : iterable of AssignmentRecord or (t, target, track_id)
+        Per-step associations, e.g. from :func:`assignment_records`; rows with
+        :data:`NO_TARGET` are ignored. At most one track per target per step is
+        expected (as a one-to-one assignment such as GOSPA's gives); should there
+        be several, they are taken in track-id order.
+    targets : iterable of int, optional
+        All truth targets, so that those never tracked are reported.
+
+    Returns
+    -------
+    TrackMetrics
+    """
+    by_target: dict[int, list[tuple[float, int]]] = defaultdict(list)
+    for t, target, track_id in records:
+        if target != NO_TARGET:
+            by_target[int(target)].append((float(t), int(track_id)))
+    per_target: dict[int, TargetTrackStats] = {}
+    for target, rows in sorted(by_target.items()):
+        rows.sort()
+        ids = np.array([k for _, k in rows], dtype=np.int64)
+        # Order of first appearance, for a readable list.
+        _, first = np.unique(ids, return_index=True)
+        distinct = tuple(int(k) for k in ids[np.sort(first)])
+        per_target[target] = TargetTrackStats(
+            target=target,
+            n_tracks=len(distinct),
+            id_switches=int(np.count_nonzero(ids[1:] != ids[:-1])),
+            steps_tracked=len(rows),
+            track_ids=distinct,
+        )
+    never = tuple(sorted(set(targets or ()) - per_target.keys()))
+    counts = [s.n_tracks for s in per_target.values()]
+    return TrackMetrics(
+        per_target=per_target,
+        fragmentation=float(np.mean(counts)) if counts else math.nan,
+        id_switches=sum(s.id_switches for s in per_target.values()),
+        never_tracked=never,
+    )
+
+
+# --------------------------------------------------------------------------- alerts
+
+Outcome = Literal["true", "duplicate", "false"]
+
+
+@dataclass(frozen=True)
+class AlertMatch:
+    """What one opened alert was judged to be.
+
+    Attributes
+    ----------
+    alert_id : Any
+    kind : str
+    zone : str
+    track_id : int
+    t : float
+        Open time.
+    target : int or None
+        Truth target its track stood for at ``t``.
+    outcome : {"true", "duplicate", "false"}
+    episode : int or None
+        Index into the incursions of the episode it matched.
+    """
+
+    alert_id: Any
+    kind: str
+    zone: str
+    track_id: int
+    t: float
+    target: int | None
+    outcome: Outcome
+    episode: int | None
+
+
+@dataclass(frozen=True)
+class EpisodeMatch:
+    """How one truth incursion was alerted.
+
+    Attributes
+    ----------
+    episode : int
+        Index into the incursions.
+    target : int
+    zone : str
+    t_enter : float
+    alert_id : Any or None
+        The first alert that matched it; None when missed.
+    latency : float or None
+        That alert's open time minus ``t_enter``, seconds (negative: early).
+    n_alerts : int
+        All alerts that matched it (1 + duplicates).
+    """
+
+    episode: int
+    target: int
+    zone: str
+    t_enter: float
+    alert_id: Any
+    latency: float | None
+    n_alerts: int
+
+
+@dataclass(frozen=True)
+class KindScores:
+    """Alert scores for one alert kind.
+
+    Attributes
+    ----------
+    kind : str
+    n_truth : int
+        Truth incursions.
+    n_opened : int
+        Alerts of this kind opened.
+    n_true, n_duplicate, n_false : int
+        Opened alerts judged true (first match of an episode), duplicate (a later
+        match of an already matched episode) and false (no episode); they sum to
+        ``n_opened``.
+    recall : float
+        Matched episodes / ``n_truth`` (NaN when there is no truth).
+    precision : float
+        (``n_true`` + ``n_duplicate``) / ``n_opened``: alerts about a real incursion.
+        NaN when nothing was opened.
+    precision_strict : float
+        ``n_true`` / ``n_opened``: duplicates counted as false.
+    latencies : ndarray, shape (n_matched,), float64
+        Per matched episode, first alert open time minus ``t_enter``.
+    latency_median, latency_p90, latency_max : float
+        Of ``latencies`` (p90 by linear interpolation); NaN when nothing matched.
+    episodes : tuple of EpisodeMatch
+    alerts : tuple of AlertMatch
+    """
+
+    kind: str
+    n_truth: int
+    n_opened: int
+    n_true: int
+    n_duplicate: int
+    n_false: int
+    recall: float
+    precision: float
+    precision_strict: float
+    latencies: np.ndarray
+    latency_median: float
+    latency_p90: float
+    latency_max: float
+    episodes: tuple[EpisodeMatch, ...]
+    alerts: tuple[AlertMatch, ...]
+
+    def summary(self) -> dict[str, float | int]:
+        """The headline numbers, flat, for a report table."""
+        return {
+            "n_truth": self.n_truth,
+            "n_opened": self.n_opened,
+            "n_true": self.n_true,
+            "n_duplicate": self.n_duplicate,
+            "n_false": self.n_false,
+            "recall": self.recall,
+            "precision": self.precision,
+            "precision_strict": self.precision_strict,
+            "latency_median": self.latency_median,
+            "latency_p90": self.latency_p90,
+            "latency_max": self.latency_max,
+        }
+
+
+@dataclass(frozen=True)
+class AlertScores:
+    """Alert scores for a run.
+
+    Attributes
+    ----------
+    rule : str
+        The matching rule, in words, with the parameters used.
+    by_kind : dict of str to KindScores
+        One entry per scored kind.
+    opened_by_kind : dict of str to int
+        Alerts opened, per kind, scored or not.
+    """
+
+    rule: str
+    by_kind: dict[str, KindScores]
+    opened_by_kind: dict[str, int] = field(default_factory=dict)
+
+    def __getitem__(self, kind: str) -> KindScores:
+        return self.by_kind[kind]
+
+
+def _ratio(num: int, den: int) -> float:
+    return num / den if den else math.nan
+
+
+def _matching_rule(tolerance: float, lead: Mapping[str, float]) -> str:
+    leads = "".join(
+        f" For kind {kind!r} the window opens a further {s:g} s before t_enter."
+        for kind, s in lead.items()
+    )
+    return (
+        "Only 'open' alert events are scored. An opened alert matches a truth incursion when "
+        "the zones are equal, the alert's track is associated with the incursion's target at "
+        f"the alert's open time, and t_enter - {tolerance:g} s <= t_open <= t_exit + "
+        f"{tolerance:g} s (no upper bound while t_exit is None).{leads} Alerts are taken in "
+        "order of open time; each takes an unmatched candidate episode if there is one "
+        "(nearest in time to its interval, then earliest t_enter), else it is a duplicate "
+        "of the nearest matched one. The first alert of an episode is 'true' and gives its "
+        "latency (t_open - t_enter); later ones are 'duplicate' (fragmented tracks or "
+        "re-opened alerts); an alert with no candidate is 'false'. recall = matched "
+        "episodes / truth episodes; precision = (true + duplicate) / opened; "
+        "precision_strict = true / opened."
+    )
+
+
+def score_alerts(
+    incursions: Sequence[Mapping[str, Any]],
+    alert_events: Iterable[Mapping[str, Any]],
+    track_to_truth: TrackToTruth,
+    *,
+    kinds: Sequence[str] = ("incursion",),
+    tolerance: float = 2.0,
+    lead: Mapping[str, float] | None = None,
+) -> AlertScores:
+    """Recall, precision and latency of alerts against truth incursions.
+
+    Parameters
+    ----------
+    incursions : sequence of dict
+        Truth incursion episodes (``target``, ``zone``, ``t_enter``, ``t_exit``).
+        Only pass those inside the scored time span.
+    alert_events : iterable of dict
+        The alert log: dicts with at least ``alert_id``, ``kind``, ``event``,
+        ``zone``, ``track_id`` and ``t``.
+    track_to_truth : callable (track_id, t) -> int or None
+        Which truth target a track stood for at time ``t`` (e.g. an
+        :class:`AssociationTable`).
+    kinds : sequence of str
+        Alert kinds to score, each separately against the same incursions (e.g.
+        ``("incursion", "predicted_incursion")``). Kinds that do not describe an
+        incursion (exit, loitering) are not meaningful here.
+    tolerance : float
+        Seconds of slack on both ends of an episode, for time stamps and the noise
+        of a position near the boundary.
+    lead : dict of str to float, optional
+        Extra seconds before ``t_enter`` in which a kind may match, for kinds that
+        are meant to fire early (``{"predicted_incursion": horizon}``); their
+        latency is then negative, a warning time.
+
+    Returns
+    -------
+    AlertScores
+        ``rule`` states the matching rule in words.
+    """
+    if not tolerance >= 0:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    lead = dict(lead or {})
+    episodes = list(incursions)
+    # Episodes by (zone, target): an alert only looks at its own candidates.
+    by_key: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for i, e in enumerate(episodes):
+        by_key[(str(e["zone"]), int(e["target"]))].append(i)
+
+    opened: list[Mapping[str, Any]] = [a for a in alert_events if a.get("event") == "open"]
+    opened_by_kind: dict[str, int] = defaultdict(int)
+    for a in opened:
+        opened_by_kind[str(a["kind"])] += 1
+
+    by_kind: dict[str, KindScores] = {}
+    for kind in kinds:
+        alerts = sorted(
+            (a for a in opened if a["kind"] == kind),
+            key=lambda a: (float(a["t"]), str(a["alert_id"])),
+        )
+        before = tolerance + lead.get(kind, 0.0)
+        first_alert: dict[int, AlertMatch] = {}
+        n_matches: dict[int, int] = defaultdict(int)
+        matches: list[AlertMatch] = []
+        for a in alerts:
+            t = float(a["t"])
+            zone = str(a["zone"])
+            track_id = int(a["track_id"])
+            target = track_to_truth(track_id, t)
+            candidates = []
+            if target is not None:
+                for i in by_key.get((zone, int(target)), ()):
+                    t_enter = float(episodes[i]["t_enter"])
+                    t_exit_raw = episodes[i].get("t_exit")
+                    t_exit = math.inf if t_exit_raw is None else float(t_exit_raw)
+                    if t_enter - before <= t <= t_exit + tolerance:
+                        # Distance from t to the episode's interval: 0 when inside.
+                        gap = max(t_enter - t, t - t_exit, 0.0)
+                        candidates.append((i in first_alert, gap, t_enter, i))
+            if candidates:
+                already, _, _, i = min(candidates)
+                outcome: Outcome = "duplicate" if already else "true"
+                n_matches[i] += 1
+            else:
+                i, outcome = None, "false"
+            match = AlertMatch(a["alert_id"], kind, zone, track_id, t, target, outcome, i)
+            if outcome == "true":
+                first_alert[i] = match  # type: ignore[index]
+            matches.append(match)
+
+        episode_matches = []
+        for i, e in enumerate(episodes):
+            m = first_alert.get(i)
+            t_enter = float(e["t_enter"])
+            episode_matches.append(
+                EpisodeMatch(
+                    episode=i,
+                    target=int(e["target"]),
+                    zone=str(e["zone"]),
+                    t_enter=t_enter,
+                    alert_id=None if m is None else m.alert_id,
+                    latency=None if m is None else m.t - t_enter,
+                    n_alerts=n_matches.get(i, 0),
+                )
+            )
+        latencies = np.array(
+            [em.latency for em in episode_matches if em.latency is not None], dtype=np.float64
+        )
+        n_true = sum(m.outcome == "true" for m in matches)
+        n_duplicate = sum(m.outcome == "duplicate" for m in matches)
+        has_latency = latencies.size > 0
+        by_kind[kind] = KindScores(
+            kind=kind,
+            n_truth=len(episodes),
+            n_opened=len(matches),
+            n_true=n_true,
+            n_duplicate=n_duplicate,
+            n_false=len(matches) - n_true - n_duplicate,
+            recall=_ratio(len(first_alert), len(episodes)),
+            precision=_ratio(n_true + n_duplicate, len(matches)),
+            precision_strict=_ratio(n_true, len(matches)),
+            latencies=latencies,
+            latency_median=float(np.median(latencies)) if has_latency else math.nan,
+            latency_p90=float(np.percentile(latencies, 90)) if has_latency else math.nan,
+            latency_max=float(latencies.max()) if has_latency else math.nan,
+            episodes=tuple(episode_matches),
+            alerts=tuple(matches),
+        )
+    return AlertScores(
+        rule=_matching_rule(tolerance, lead), by_kind=by_kind, opened_by_kind=dict(opened_by_kind)
+    )

@@ -1,0 +1,175 @@
+"""Alert scoring and track continuity on hand-made cases with known answers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from replay.gospa import gospa_series
+from replay.scoring import (
+    NO_TARGET,
+    AssignmentRecord,
+    AssociationTable,
+    assignment_records,
+    score_alerts,
+    track_metrics,
+)
+
+INCURSIONS = [
+    {
+        "target": 1,
+        "zone": "zone-a",
+        "t_enter": 10.0,
+        "t_exit": 30.0,
+        "side": "north",
+        "cls": "person",
+    },
+    {
+        "target": 2,
+        "zone": "zone-a",
+        "t_enter": 20.0,
+        "t_exit": None,
+        "side": "south",
+        "cls": "vehicle",
+    },
+    {
+        "target": 3,
+        "zone": "zone-b",
+        "t_enter": 40.0,
+        "t_exit": 50.0,
+        "side": "north",
+        "cls": "person",
+    },
+]
+
+# Tracks 101 -> target 1; 102 and 105 -> target 2 (a fragmented track); 103 -> nothing.
+ASSOCIATION = {101: 1, 102: 2, 105: 2}
+
+
+def _alert(alert_id, t, track_id, zone="zone-a", kind="incursion", event="open"):
+    return {
+        "alert_id": alert_id,
+        "kind": kind,
+        "event": event,
+        "zone": zone,
+        "track_id": track_id,
+        "t": t,
+        "position": {"east": 0.0, "north": 0.0},
+    }
+
+
+ALERTS = [
+    _alert("a1", 11.0, 101),  # target 1, 1 s late: true
+    _alert("a1", 15.0, 101, event="update"),  # not an open: ignored
+    _alert("a2", 23.0, 102),  # target 2, 3 s late: true
+    _alert("a3", 25.0, 105),  # target 2 again, another track: duplicate
+    _alert("a4", 45.0, 103, zone="zone-b"),  # track of no target: false
+    _alert("a5", 35.0, 101),  # target 1 left at 30 (+2 s tolerance): false
+    _alert("a1", 31.0, 101, event="close"),
+    _alert("l1", 12.0, 101, kind="loitering"),  # other kind: counted, not scored
+]
+
+
+def test_alert_scores_on_a_hand_made_case():
+    scores = score_alerts(INCURSIONS, ALERTS, lambda k, t: ASSOCIATION.get(k), tolerance=2.0)
+    s = scores["incursion"]
+    assert (s.n_truth, s.n_opened, s.n_true, s.n_duplicate, s.n_false) == (3, 5, 2, 1, 2)
+    assert s.recall == pytest.approx(2 / 3)
+    assert s.precision == pytest.approx(3 / 5)
+    assert s.precision_strict == pytest.approx(2 / 5)
+    np.testing.assert_allclose(s.latencies, [1.0, 3.0])
+    assert s.latency_median == pytest.approx(2.0)
+    assert s.latency_p90 == pytest.approx(2.8)
+    assert s.latency_max == pytest.approx(3.0)
+    outcomes = {m.alert_id: m.outcome for m in s.alerts}
+    assert outcomes == {"a1": "true", "a2": "true", "a3": "duplicate", "a4": "false", "a5": "false"}
+    assert [e.alert_id for e in s.episodes] == ["a1", "a2", None]
+    assert [e.n_alerts for e in s.episodes] == [1, 2, 0]
+    assert scores.opened_by_kind == {"incursion": 5, "loitering": 1}
+    assert "t_enter - 2 s" in scores.rule and "duplicate" in scores.rule
+
+
+def test_lead_lets_predicted_alerts_match_early():
+    alerts = [_alert("p1", 4.0, 101, kind="predicted_incursion")]
+    track_to_truth = lambda k, t: ASSOCIATION.get(k)  # noqa: E731
+    without = score_alerts(INCURSIONS, alerts, track_to_truth, kinds=["predicted_incursion"])
+    assert without["predicted_incursion"].n_false == 1
+    scores = score_alerts(
+        INCURSIONS,
+        alerts,
+        track_to_truth,
+        kinds=["incursion", "predicted_incursion"],
+        lead={"predicted_incursion": 10.0},
+    )
+    p = scores["predicted_incursion"]
+    assert p.n_true == 1 and p.latencies.tolist() == [-6.0]
+    assert scores["incursion"].n_opened == 0 and math.isnan(scores["incursion"].precision)
+    assert math.isnan(scores["incursion"].latency_median)
+
+
+def test_one_alert_per_repeat_episode():
+    # The same target enters the same zone twice: two alerts, two true matches.
+    incursions = [
+        {"target": 1, "zone": "z", "t_enter": 0.0, "t_exit": 10.0, "side": "", "cls": ""},
+        {"target": 1, "zone": "z", "t_enter": 12.0, "t_exit": 20.0, "side": "", "cls": ""},
+    ]
+    alerts = [_alert("x", 0.5, 7, zone="z"), _alert("y", 12.5, 7, zone="z")]
+    s = score_alerts(incursions, alerts, lambda k, t: 1)["incursion"]
+    assert (s.n_true, s.n_duplicate, s.recall) == (2, 0, 1.0)
+    np.testing.assert_allclose(s.latencies, [0.5, 0.5])
+
+
+def test_association_table_nearest_record_in_time():
+    table = AssociationTable(
+        [(0.0, 7, 101), (1.0, 7, 101), (2.0, NO_TARGET, 101), (1.0, 8, 102)], max_gap=1.5
+    )
+    assert table(101, -0.4) == 7
+    assert table(101, 1.5) == 7  # tie between 1.0 and 2.0: the earlier
+    assert table(101, 1.6) is None  # nearest record says no target
+    assert table(102, 2.4) == 8 and table(102, 2.6) is None  # beyond max_gap
+    assert table(999, 0.0) is None
+
+
+def test_track_metrics_fragmentation_and_id_switches():
+    records = [
+        # target 1: 101, 101, (missed), 101, 104, 101 -> ids {101, 104}, 2 switches
+        (0.0, 1, 101),
+        (1.0, 1, 101),
+        (3.0, 1, 101),
+        (4.0, 1, 104),
+        (5.0, 1, 101),
+        # target 2: one track throughout
+        (0.0, 2, 102),
+        (1.0, 2, 102),
+        # a false track
+        (1.0, NO_TARGET, 103),
+    ]
+    m = track_metrics(records, targets=[1, 2, 3])
+    assert m.per_target[1].n_tracks == 2 and m.per_target[1].id_switches == 2
+    assert m.per_target[1].track_ids == (101, 104) and m.per_target[1].steps_tracked == 5
+    assert m.per_target[2].n_tracks == 1 and m.per_target[2].id_switches == 0
+    assert m.fragmentation == pytest.approx(1.5)
+    assert m.id_switches == 2
+    assert m.never_tracked == (3,)
+
+
+def test_records_from_gospa_feed_the_association_and_track_metrics():
+    truth = [np.array([[0.0, 0.0], [100.0, 0.0]])] * 3
+    tracks = [
+        np.array([[1.0, 0.0], [100.0, 1.0]]),
+        np.array([[100.0, 1.0], [0.5, 0.0], [500.0, 500.0]]),  # order changes, a false track
+        np.array([[100.0, 1.0]]),  # target 1 missed
+    ]
+    truth_ids = [np.array([1, 2])] * 3
+    track_ids = [np.array([11, 12]), np.array([12, 13, 99]), np.array([12])]
+    series = gospa_series(truth, tracks, c=10.0)
+    records = assignment_records([0.0, 1.0, 2.0], truth_ids, track_ids, series.assignments)
+    assert AssignmentRecord(1.0, NO_TARGET, 99) in records
+    assert AssignmentRecord(1.0, 1, 13) in records
+    table = AssociationTable(records)
+    assert table(11, 0.0) == 1 and table(13, 1.0) == 1 and table(99, 1.0) is None
+    m = track_metrics(records)
+    assert m.per_target[1].track_ids == (11, 13) and m.per_target[1].id_switches == 1
+    assert m.per_target[2].n_tracks == 1
