@@ -276,7 +276,7 @@ class RecordingWriter:
         self._last_flush = time.monotonic()
         meta = _pack_metadata(metadata)
         head = _HEADER.pack(MAGIC, FORMAT_VERSION, 0, self.t_start, len(meta)) + meta
-        self._file: BinaryIO | None = open(  # noqa: SIM115 - closed by close()
+        self._file: BinaryIO | None = open(  # closed by close(): the writer outlives __init__
             self.path, "wb" if overwrite else "xb", buffering=buffer_size
         )
         self._file.write(head + _CRC.pack(zlib.crc32(head)))
@@ -504,14 +504,15 @@ class RecordingReader:
             yield Frame(t_recv, buf[pos + head_size : topic_end], buf[topic_end:end])
             n += 1
             pos = end + 4
-        self._finish(status, n, pos, detail)
-        if status != "complete":
-            warnings.warn(self.report.message(), RecordingWarning, stacklevel=2)  # type: ignore[union-attr]
+        report = self._finish(status, n, pos, detail)
+        if not report.complete:
+            warnings.warn(report.message(), RecordingWarning, stacklevel=2)
 
     def _finish(
         self, status: Literal["complete", "truncated", "corrupt"], n: int, pos: int, detail: str
-    ) -> None:
+    ) -> RecordingReport:
         self.report = RecordingReport(self.path, status, n, pos, self.file_size, detail)
+        return self.report
 
     def close(self) -> None:
         if isinstance(self._buf, mmap.mmap):

@@ -501,15 +501,15 @@ def score_alerts(
                         # Distance from t to the episode's interval: 0 when inside.
                         gap = max(t_enter - t, t - t_exit, 0.0)
                         candidates.append((i in first_alert, gap, t_enter, i))
+            episode: int | None = None
+            outcome: Outcome = "false"
             if candidates:
-                already, _, _, i = min(candidates)
-                outcome: Outcome = "duplicate" if already else "true"
-                n_matches[i] += 1
-            else:
-                i, outcome = None, "false"
-            match = AlertMatch(a["alert_id"], kind, zone, track_id, t, target, outcome, i)
-            if outcome == "true":
-                first_alert[i] = match  # type: ignore[index]
+                already, _, _, episode = min(candidates)
+                outcome = "duplicate" if already else "true"
+                n_matches[episode] += 1
+            match = AlertMatch(a["alert_id"], kind, zone, track_id, t, target, outcome, episode)
+            if episode is not None and outcome == "true":
+                first_alert[episode] = match
             matches.append(match)
 
         episode_matches = []
