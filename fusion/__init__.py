@@ -5,5 +5,16 @@ The public API is re-exported here; everything else is an implementation detail.
 
 from fusion.geo import LocalFrame
 from fusion.messages import DetectionBatch, WireError, decode_batch, encode_batch
+from fusion.tracker import BatchResult, Tracker, TrackerConfig, TrackSnapshot
 
-__all__ = ["DetectionBatch", "LocalFrame", "WireError", "decode_batch", "encode_batch"]
+__all__ = [
+    "BatchResult",
+    "DetectionBatch",
+    "LocalFrame",
+    "Tracker",
+    "TrackerConfig",
+    "TrackSnapshot",
+    "WireError",
+    "decode_batch",
+    "encode_batch",
+]

@@ -318,8 +318,10 @@ def _validate(batch: DetectionBatch) -> None:
     xx, xy, yy = batch.R[:, 0, 0], batch.R[:, 0, 1], batch.R[:, 1, 1]
     if not np.array_equal(xy, batch.R[:, 1, 0]):
         raise WireError("covariance", "R is not symmetric")
-    # Sylvester's criterion for a 2x2 symmetric matrix.
-    bad = ~((xx > 0) & (yy > 0) & (xx * yy - xy * xy > 0))
+    # Sylvester's criterion for a 2x2 symmetric matrix; an overflowing determinant
+    # (absurd variances) fails it too.
+    with np.errstate(over="ignore", invalid="ignore"):
+        bad = ~((xx > 0) & (yy > 0) & (xx * yy - xy * xy > 0))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise WireError(

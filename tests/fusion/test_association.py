@@ -1,0 +1,133 @@
+"""Gating and global nearest neighbour assignment on hand-built cases."""
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy.optimize import linear_sum_assignment
+
+from fusion.association import assign
+from fusion.gating import gate, gate_threshold
+from fusion.geometry import points_in_polygon
+
+GAMMA = gate_threshold(0.99)
+EYE = np.eye(2)
+
+
+def run(z_pred, z, var_track=100.0, var_det=100.0, dense_pair_limit=4096):
+    z_pred, z = np.asarray(z_pred, float), np.asarray(z, float)
+    P_pos = np.broadcast_to(EYE * var_track, (len(z_pred), 2, 2)).copy()
+    R = np.broadcast_to(EYE * var_det, (len(z), 2, 2)).copy()
+    pairs = gate(z_pred, P_pos, z, R, GAMMA, dense_pair_limit)
+    miss = np.full(len(z_pred), GAMMA + np.log((var_track + var_det) ** 2))
+    t, d = assign(len(z_pred), len(z), pairs.track, pairs.detection, pairs.d2 + pairs.log_det_S, miss)
+    return dict(zip(t.tolist(), d.tolist(), strict=True)), pairs
+
+
+def test_gate_threshold_is_chi_square_quantile():
+    assert GAMMA == pytest.approx(-2 * np.log(0.01))
+
+
+def test_crossing_targets_take_the_globally_best_pairs():
+    # Two targets crossing: each detection is inside both gates; greedy on track 0
+    # would take detection 0 (closest to it) and leave track 1 a worse pair.
+    tracks = [[0.0, 0.0], [20.0, 0.0]]
+    dets = [[12.0, 0.0], [31.0, 0.0]]
+    result, pairs = run(tracks, dets)
+    assert len(pairs) == 4
+    assert result == {0: 0, 1: 1}
+
+
+def test_detection_inside_two_gates_goes_to_the_nearer_track():
+    result, pairs = run([[0.0, 0.0], [30.0, 0.0]], [[10.0, 0.0]])
+    assert len(pairs) == 2
+    assert result == {0: 0}
+
+
+def test_tight_track_keeps_its_detection_against_a_vague_one():
+    # Both tracks sit at the same distance; ln|S| favours the precise track.
+    z_pred = np.array([[0.0, 0.0], [0.0, 0.0]])
+    P_pos = np.array([EYE * 25.0, EYE * 2500.0])
+    R = np.array([EYE * 25.0])
+    z = np.array([[5.0, 0.0]])
+    pairs = gate(z_pred, P_pos, z, R, GAMMA)
+    miss = np.full(2, GAMMA + np.log(np.linalg.det(P_pos[1] + R[0])))
+    t, d = assign(2, 1, pairs.track, pairs.detection, pairs.d2 + pairs.log_det_S, miss)
+    assert t.tolist() == [0] and d.tolist() == [0]
+
+
+def test_far_detection_is_gated_out():
+    result, pairs = run([[0.0, 0.0]], [[1000.0, 0.0]])
+    assert len(pairs) == 0 and result == {}
+
+
+def brute_force(cost, miss):
+    """Exhaustive optimum over all partial matchings (small cases only)."""
+    n, m = cost.shape
+    best = np.inf
+    for choice in itertools.product(range(-1, m), repeat=n):
+        used = [c for c in choice if c >= 0]
+        if len(used) != len(set(used)):
+            continue
+        total = sum(miss[i] if c < 0 else cost[i, c] for i, c in enumerate(choice))
+        best = min(best, total)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_assignment_is_optimal_on_random_clusters(seed):
+    rng = np.random.default_rng(seed)
+    n, m = rng.integers(1, 6), rng.integers(1, 6)
+    z_pred = rng.uniform(0, 60, size=(n, 2))
+    z = rng.uniform(0, 60, size=(m, 2))
+    P_pos = np.broadcast_to(EYE * 100.0, (n, 2, 2)).copy()
+    R = np.broadcast_to(EYE * 100.0, (m, 2, 2)).copy()
+    pairs = gate(z_pred, P_pos, z, R, GAMMA)
+    cost = np.full((n, m), np.inf)
+    cost[pairs.track, pairs.detection] = pairs.d2 + pairs.log_det_S
+    miss = np.full(n, GAMMA + np.log(200.0**2))
+    t, d = assign(n, m, pairs.track, pairs.detection, cost[pairs.track, pairs.detection], miss)
+    chosen = miss.sum() - miss[t].sum() + cost[t, d].sum()
+    assert chosen == pytest.approx(brute_force(cost, miss))
+
+
+def test_spatial_pregate_finds_the_same_pairs_as_testing_all():
+    rng = np.random.default_rng(5)
+    z_pred = rng.uniform(0, 5000, size=(400, 2))
+    z = rng.uniform(0, 5000, size=(300, 2))
+    P_pos = (EYE * rng.uniform(50, 5e4, size=400)[:, None, None]).copy()  # very mixed radii
+    R = np.broadcast_to(EYE * 400.0, (300, 2, 2)).copy()
+    fast = gate(z_pred, P_pos, z, R, GAMMA, dense_pair_limit=0)
+    full = gate(z_pred, P_pos, z, R, GAMMA, dense_pair_limit=10**9)
+    assert len(fast) > 100
+    np.testing.assert_array_equal(fast.track, full.track)
+    np.testing.assert_array_equal(fast.detection, full.detection)
+    np.testing.assert_allclose(fast.d2, full.d2)
+
+
+def test_large_problem_matches_dense_linear_sum_assignment():
+    rng = np.random.default_rng(9)
+    truth = rng.uniform(0, 20000, size=(300, 2))
+    z_pred = truth + rng.normal(scale=10, size=truth.shape)
+    z = np.vstack([truth + rng.normal(scale=10, size=truth.shape), rng.uniform(0, 20000, (50, 2))])
+    result, pairs = run(z_pred, z)
+    n, m = len(z_pred), len(z)
+    # dense reference: real columns plus one private miss column per track
+    big = 1e9
+    dense = np.full((n, m + n), big)
+    dense[pairs.track, pairs.detection] = pairs.d2 + pairs.log_det_S
+    dense[np.arange(n), m + np.arange(n)] = GAMMA + np.log(200.0**2)
+    rows, cols = linear_sum_assignment(dense)
+    reference = {r: c for r, c in zip(rows, cols, strict=True) if c < m}
+    ours = sum(dense[t, d] for t, d in result.items()) + (n - len(result)) * (GAMMA + np.log(200.0**2))
+    assert ours == pytest.approx(dense[rows, cols].sum())
+    assert len(result) == len(reference)
+
+
+def test_points_in_polygon_concave_and_outside_bbox():
+    # a U shape: the notch is inside the bounding box but outside the polygon
+    u_shape = np.array([[0, 0], [30, 0], [30, 30], [20, 30], [20, 10], [10, 10], [10, 30], [0, 30]], float)
+    points = np.array([[5, 5], [15, 20], [25, 25], [50, 5], [-1, -1], [15, 5]], float)
+    np.testing.assert_array_equal(
+        points_in_polygon(points, u_shape), [True, False, True, False, False, True]
+    )
