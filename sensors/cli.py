@@ -1,0 +1,110 @@
+"""``bufferzone sensors``: run every sensor of a scenario and publish their detections."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import zmq
+
+from sensors.feed import iter_messages
+from sensors.publisher import publish
+from sensors.scenario import ScenarioError, load_scenario
+from sensors.truth import simulate_truth
+
+log = logging.getLogger(__name__)
+
+
+def _speed(text: str) -> float | None:
+    if text == "max":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"speed must be a number or 'max', got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"speed must be > 0, got {text!r}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``sensors`` sub-command."""
+    p = subparsers.add_parser(
+        "sensors",
+        help="simulate a scenario's sensors and publish their detections over ZeroMQ",
+        description=(
+            "Run every sensor of a scenario in one process and publish each frame as a "
+            "DetectionBatch on det.<kind>.<sensor id>, at measurement time plus the "
+            "sensor's latency, scaled by --speed."
+        ),
+    )
+    p.add_argument("scenario", help="scenario TOML file, or 'default' for the embedded one")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--bind", metavar="ENDPOINT", help="bind the publisher, e.g. tcp://*:5556")
+    where.add_argument("--connect", metavar="ENDPOINT", help="connect to, e.g. tcp://tracker:5556")
+    p.add_argument("--speed", type=_speed, default=1.0, metavar="X",
+                   help="multiple of real time, or 'max' for as fast as possible (default 1)")
+    p.add_argument("--truth", action="store_true", help="also publish ground truth on truth.<name>")
+    p.add_argument("--truth-out", metavar="FILE",
+                   help="write ground truth and the incursion list to FILE (.npz)")
+    p.add_argument("--wait-subscribers", type=int, default=1, metavar="N",
+                   help="subscription frames to wait for before publishing (default 1; 0: none)")
+    p.add_argument("--wait-timeout", type=float, default=10.0, metavar="S",
+                   help="seconds to wait for them before starting anyway (default 10)")
+    p.add_argument("--linger", type=float, default=2.0, metavar="S",
+                   help="seconds allowed at exit to flush queued messages (default 2)")
+    p.set_defaults(func=run)
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Turn SIGINT/SIGTERM into ``stop.set()`` for the duration, then restore the handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals are only delivered to the main thread
+        return
+    previous = {}
+
+    def handler(signum: int, _frame: object) -> None:
+        log.info("%s received, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``bufferzone sensors``; returns the exit code (0 also on Ctrl-C)."""
+    try:
+        scenario = load_scenario(args.scenario)
+    except ScenarioError as exc:
+        log.error("%s", exc)
+        return 2
+    started = time.perf_counter()
+    truth = simulate_truth(scenario)
+    log.info(
+        "scenario %r: %d targets, %d sensors, %.0f s, %d incursions (truth in %.2f s)",
+        scenario.name, len(truth.trajectories or ()), len(scenario.sensors), scenario.duration,
+        len(truth.incursions), time.perf_counter() - started,
+    )
+    if args.truth_out:
+        truth.save(args.truth_out)
+        log.info("truth written to %s", args.truth_out)
+    stop = threading.Event()
+    messages = iter_messages(scenario, truth, include_truth=args.truth)
+    with zmq.Context() as ctx, _stop_on_signals(stop):
+        publish(
+            ctx, messages, args.bind or args.connect, bind=args.bind is not None,
+            speed=args.speed, stop=stop, wait_subscribers=args.wait_subscribers,
+            wait_timeout=args.wait_timeout, linger_ms=int(args.linger * 1000),
+        )
+    return 0
