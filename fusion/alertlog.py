@@ -98,7 +98,11 @@ def _scan(f: BinaryIO, path: str, file_bytes: int) -> tuple[list[dict[str, Any]]
         if file_bytes < len(MAGIC) and MAGIC.startswith(head):
             # A crash while creating the file: no records were ever written.
             return [], LogReport(
-                path, 0, 0, file_bytes, "truncated",
+                path,
+                0,
+                0,
+                file_bytes,
+                "truncated",
                 f"file ends inside the {len(MAGIC)}-byte header at offset {file_bytes}",
             )
         raise AlertLogError(f"{path} is not a bufferzone alert log (bad magic {head[:8]!r})")
@@ -230,11 +234,19 @@ class AlertLog:
                 if report.error is not None:
                     log.warning(
                         "alert log %s: %s; truncating to %d valid bytes (%d records kept)",
-                        self.path, report.detail, report.valid_bytes, report.records,
+                        self.path,
+                        report.detail,
+                        report.valid_bytes,
+                        report.records,
                     )
                     report = LogReport(
-                        report.path, report.records, report.valid_bytes, report.file_bytes,
-                        report.error, report.detail, truncated=True,
+                        report.path,
+                        report.records,
+                        report.valid_bytes,
+                        report.file_bytes,
+                        report.error,
+                        report.detail,
+                        truncated=True,
                     )
                 f.truncate(report.valid_bytes)
                 if report.valid_bytes < len(MAGIC):
@@ -289,7 +301,9 @@ class AlertLog:
         for event in events:
             payload = pack_map(dict(event))
             if len(payload) > MAX_RECORD_BYTES:
-                raise AlertLogError(f"alert event of {len(payload)} bytes exceeds {MAX_RECORD_BYTES}")
+                raise AlertLogError(
+                    f"alert event of {len(payload)} bytes exceeds {MAX_RECORD_BYTES}"
+                )
             chunks.append(_HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
             offsets.append(offset)
             offset += len(chunks[-1])

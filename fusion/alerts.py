@@ -80,7 +80,7 @@ import numpy as np
 
 from fusion.geo import LocalFrame
 from fusion.messages import CLASSES
-from fusion.rules import KINDS, RuleSet, load_rules
+from fusion.rules import RuleSet, load_rules
 from fusion.zones import _FAR_SIGMAS, Zone, ZoneSet
 
 __all__ = ["AlertEngine"]
@@ -253,7 +253,9 @@ class AlertEngine:
             snap = self._snap
         else:
             snap = self._check_snapshot(ids, x, P, cls, conf)
-        deleted = np.unique(np.asarray([] if deleted_ids is None else deleted_ids, np.int64).ravel())
+        deleted = np.unique(
+            np.asarray([] if deleted_ids is None else deleted_ids, np.int64).ravel()
+        )
         if deleted.size and snap[0].size:
             keep = ~np.isin(snap[0], deleted)
             snap = tuple(a[keep] for a in snap)  # type: ignore[assignment]
@@ -286,13 +288,13 @@ class AlertEngine:
             {
                 "version": _STATE_VERSION,
                 "t": self._t,
-                "snapshot": dict(zip(("ids", "x", "P_pos", "cls", "conf"), self._snap, strict=True)),
+                "snapshot": dict(
+                    zip(("ids", "x", "P_pos", "cls", "conf"), self._snap, strict=True)
+                ),
                 "sensors": self._sensors,
                 "tracks": {"ids": self._trk_ids, "ev_code": self._ev_code, "ev_t": self._ev_t},
                 "zones": self._zst,
-                "open": [
-                    {**ep, "evidence": sorted(ep["evidence"])} for ep in self._open.values()
-                ],
+                "open": [{**ep, "evidence": sorted(ep["evidence"])} for ep in self._open.values()],
                 "counts": [
                     [tid, zone, kind, n]
                     for tid, per in self._counts.items()
@@ -310,10 +312,13 @@ class AlertEngine:
             On an unknown state version or a zone set that does not match.
         """
         if state.get("version") != _STATE_VERSION:
-            raise ValueError(f"alert engine state version {state.get('version')!r} is not {_STATE_VERSION}")
+            raise ValueError(
+                f"alert engine state version {state.get('version')!r} is not {_STATE_VERSION}"
+            )
         if set(state["zones"]) != set(self.zones.names):
             raise ValueError(
-                f"state is for zones {sorted(state['zones'])}, engine has {sorted(self.zones.names)}"
+                f"state is for zones {sorted(state['zones'])}, "
+                f"engine has {sorted(self.zones.names)}"
             )
         state = copy.deepcopy(state)
         self._reset()
@@ -353,7 +358,9 @@ class AlertEngine:
         if P.shape not in ((n, 4, 4), (n, 2, 2)):
             raise ValueError(f"P must have shape ({n}, 4, 4) or ({n}, 2, 2), got {P.shape}")
         if cls.shape != (n,) or conf.shape != (n,):
-            raise ValueError(f"cls and conf must have shape ({n},), got {cls.shape} and {conf.shape}")
+            raise ValueError(
+                f"cls and conf must have shape ({n},), got {cls.shape} and {conf.shape}"
+            )
         if n and ((cls < 0).any() or (cls >= len(CLASSES)).any()):
             raise ValueError(f"cls holds indices outside 0..{len(CLASSES) - 1}")
         if np.unique(ids).size != n:
@@ -402,7 +409,9 @@ class AlertEngine:
         d = self._by_zk.get((zone, kind))
         return np.fromiter(d, np.int64, len(d)) if d else np.zeros(0, np.int64)
 
-    def _new_episode(self, t, zone, kind, tid, severity, side, evidence, fields, related=None, hold=None):
+    def _new_episode(
+        self, t, zone, kind, tid, severity, side, evidence, fields, related=None, hold=None
+    ):
         per = self._counts.setdefault(tid, {})
         n = per.get((zone, kind), 0)
         per[(zone, kind)] = n + 1
@@ -473,8 +482,16 @@ class AlertEngine:
                 cls_name = ep["fields"]["cls"]
                 if rule.enabled and cls_name in rule.classes:
                     lost = self._new_episode(
-                        t, ep["zone"], "lost_inside", tid, rule.severity_for(cls_name), ep["side"],
-                        ep["evidence"], ep["fields"], related=ep["alert_id"], hold=rule.hold,
+                        t,
+                        ep["zone"],
+                        "lost_inside",
+                        tid,
+                        rule.severity_for(cls_name),
+                        ep["side"],
+                        ep["evidence"],
+                        ep["fields"],
+                        related=ep["alert_id"],
+                        hold=rule.hold,
                     )
                     self._emit(lost, "open", t, events)
         for tid in gone_set:
@@ -557,7 +574,9 @@ class AlertEngine:
 
         def close_all(kind: str, reason: str) -> None:
             for tid in sorted(self._by_zk.get((zone.name, kind), {})):
-                self._emit(self._open[self._by_zk[(zone.name, kind)][tid]], "close", t, events, reason)
+                self._emit(
+                    self._open[self._by_zk[(zone.name, kind)][tid]], "close", t, events, reason
+                )
 
         touched: set[str] = set()  # alerts that already sent an event this step
 
@@ -568,7 +587,7 @@ class AlertEngine:
             col["inc_on"] = _since((p_in >= inc.p_open) & ok, col["inc_on"], t)
             col["inc_off"] = _since((p_in <= inc.p_close) | ~ok, col["inc_off"], t)
             is_open = np.isin(ids, self._open_ids(zone.name, "incursion"))
-            for i in np.flatnonzero(is_open & _held(col["inc_off"], t, inc.dwell_close)):
+            for i in np.flatnonzero(is_open & _held(col["inc_off"], t, inc.dwell_close)).tolist():
                 tid = int(ids[i])
                 ep = self._open[self._by_zk[(zone.name, "incursion")][tid]]
                 ep["fields"] = fields(i)
@@ -577,17 +596,31 @@ class AlertEngine:
                 ex = zr.exit
                 if ex.enabled and ep["fields"]["cls"] in ex.classes:
                     e2 = self._new_episode(
-                        t, zone.name, "exit", tid, ex.severity_for(ep["fields"]["cls"]), ep["side"],
-                        ep["evidence"], ep["fields"], related=ep["alert_id"], hold=ex.hold,
+                        t,
+                        zone.name,
+                        "exit",
+                        tid,
+                        ex.severity_for(ep["fields"]["cls"]),
+                        ep["side"],
+                        ep["evidence"],
+                        ep["fields"],
+                        related=ep["alert_id"],
+                        hold=ex.hold,
                     )
                     self._emit(e2, "open", t, events)
                     touched.add(e2["alert_id"])
-            for i in np.flatnonzero(~is_open & _held(col["inc_on"], t, inc.dwell_open)):
+            for i in np.flatnonzero(~is_open & _held(col["inc_on"], t, inc.dwell_open)).tolist():
                 tid = int(ids[i])
                 f = fields(i)
                 ep = self._new_episode(
-                    t, zone.name, "incursion", tid, inc.severity_for(f["cls"]), side_from(i),
-                    self._evidence_since(tid, col["inc_on"][i]), f,
+                    t,
+                    zone.name,
+                    "incursion",
+                    tid,
+                    inc.severity_for(f["cls"]),
+                    side_from(i),
+                    self._evidence_since(tid, col["inc_on"][i]),
+                    f,
                 )
                 self._emit(ep, "open", t, events)
                 touched.add(ep["alert_id"])
@@ -604,7 +637,7 @@ class AlertEngine:
             col["pred_off"] = _since((ttb > pred.horizon_close) | ~ok, col["pred_off"], t)
             is_open = np.isin(ids, self._open_ids(zone.name, "predicted_incursion"))
             closing = is_open & (entered | _held(col["pred_off"], t, pred.dwell_close))
-            for i in np.flatnonzero(closing):
+            for i in np.flatnonzero(closing).tolist():
                 tid = int(ids[i])
                 ep = self._open[self._by_zk[(zone.name, "predicted_incursion")][tid]]
                 ep["fields"] = fields(i)
@@ -613,12 +646,19 @@ class AlertEngine:
                     self._emit(ep, "close", t, events, "incursion")
                 else:
                     self._emit(ep, "close", t, events, "entered" if entered[i] else "cleared")
-            for i in np.flatnonzero(~is_open & ~entered & _held(col["pred_on"], t, pred.dwell_open)):
+            starting = ~is_open & ~entered & _held(col["pred_on"], t, pred.dwell_open)
+            for i in np.flatnonzero(starting).tolist():
                 tid = int(ids[i])
                 f = fields(i)
                 ep = self._new_episode(
-                    t, zone.name, "predicted_incursion", tid, pred.severity_for(f["cls"]),
-                    side_from(i), self._evidence_since(tid, col["pred_on"][i]), f,
+                    t,
+                    zone.name,
+                    "predicted_incursion",
+                    tid,
+                    pred.severity_for(f["cls"]),
+                    side_from(i),
+                    self._evidence_since(tid, col["pred_on"][i]),
+                    f,
                 )
                 self._emit(ep, "open", t, events)
                 touched.add(ep["alert_id"])
@@ -643,19 +683,27 @@ class AlertEngine:
                 moved_by = np.hypot(pos[:, 0] - col["loit_e"], pos[:, 1] - col["loit_n"])
                 away = (dist > loit.band) | (moved_by > loit.radius_close) | ~ok
             col["loit_off"] = _since(is_open & away, col["loit_off"], t)
-            for i in np.flatnonzero(is_open & _held(col["loit_off"], t, loit.dwell_close)):
+            for i in np.flatnonzero(is_open & _held(col["loit_off"], t, loit.dwell_close)).tolist():
                 tid = int(ids[i])
                 ep = self._open[self._by_zk[(zone.name, "loitering")][tid]]
                 ep["fields"] = fields(i)
                 self._emit(ep, "close", t, events, "loiter_ended")
                 col["loit_t"][i] = np.nan  # a new loiter needs a fresh dwell
                 col["loit_off"][i] = np.nan
-            for i in np.flatnonzero(~is_open & in_band & _held(col["loit_t"], t, loit.time)):
+            for i in np.flatnonzero(
+                ~is_open & in_band & _held(col["loit_t"], t, loit.time)
+            ).tolist():
                 tid = int(ids[i])
                 f = fields(i)
                 ep = self._new_episode(
-                    t, zone.name, "loitering", tid, loit.severity_for(f["cls"]), side_from(i),
-                    self._evidence_since(tid, col["loit_t"][i]), f,
+                    t,
+                    zone.name,
+                    "loitering",
+                    tid,
+                    loit.severity_for(f["cls"]),
+                    side_from(i),
+                    self._evidence_since(tid, col["loit_t"][i]),
+                    f,
                 )
                 self._emit(ep, "open", t, events)
                 touched.add(ep["alert_id"])
@@ -673,7 +721,10 @@ class AlertEngine:
                 i = row_of(tid)
                 ep["fields"] = fields(i)
                 severity = rule.severity_for(ep["fields"]["cls"])
-                due = rule.update_interval > 0 and t - ep["last_emit"] >= rule.update_interval - _EPS_T
+                due = (
+                    rule.update_interval > 0
+                    and t - ep["last_emit"] >= rule.update_interval - _EPS_T
+                )
                 if severity != ep["severity"] or due:
                     ep["severity"] = severity
                     self._emit(ep, "update", t, events)

@@ -78,7 +78,9 @@ class RulesError(ValueError):
 
 
 def _default_severity() -> Mapping[str, str]:
-    return MappingProxyType({"unknown": "medium", "person": "medium", "vehicle": "high", "drone": "high"})
+    return MappingProxyType(
+        {"unknown": "medium", "person": "medium", "vehicle": "high", "drone": "high"}
+    )
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,8 @@ class PredictedIncursionRule(_KindRule):
             raise RulesError(f"{where}.horizon", f"must be > 0, got {self.horizon}")
         if not self.horizon_close >= self.horizon:
             raise RulesError(
-                f"{where}.horizon_close", f"must be >= horizon={self.horizon}, got {self.horizon_close}"
+                f"{where}.horizon_close",
+                f"must be >= horizon={self.horizon}, got {self.horizon_close}",
             )
         if self.min_speed < 0:
             raise RulesError(f"{where}.min_speed", "must be >= 0")
@@ -335,7 +338,9 @@ class RuleSet:
                 raise RulesError(key, "unknown top-level key (expected 'version' and 'zones')")
         version = data.get("version", 1)
         if version != 1 or isinstance(version, bool):
-            raise RulesError("version", f"rules format version {version!r} not supported (expected 1)")
+            raise RulesError(
+                "version", f"rules format version {version!r} not supported (expected 1)"
+            )
         zones = data.get("zones", {})
         if not isinstance(zones, Mapping):
             raise RulesError("zones", "must be a table of zone tables")
@@ -364,11 +369,13 @@ def _merge_zone(base: ZoneRules, table: Mapping[str, Any], where: str) -> ZoneRu
     changes = {}
     for kind, sub in table.items():
         if kind not in KINDS:
-            raise RulesError(f"{where}.{kind}", f"unknown alert kind (expected one of {list(KINDS)})")
+            raise RulesError(
+                f"{where}.{kind}", f"unknown alert kind (expected one of {list(KINDS)})"
+            )
         if not isinstance(sub, Mapping):
             raise RulesError(f"{where}.{kind}", "must be a table")
         changes[kind] = _merge_kind(getattr(base, kind), sub, f"{where}.{kind}")
-    return dataclasses.replace(base, **changes)
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
 def _merge_kind(base: _KindRule, table: Mapping[str, Any], where: str) -> _KindRule:
@@ -387,7 +394,9 @@ def _merge_kind(base: _KindRule, table: Mapping[str, Any], where: str) -> _KindR
                 raise RulesError(path, f"must be a list of class names, got {value!r}")
             bad = [c for c in value if c not in CLASSES]
             if bad:
-                raise RulesError(path, f"unknown classes {bad} (expected names from {list(CLASSES)})")
+                raise RulesError(
+                    path, f"unknown classes {bad} (expected names from {list(CLASSES)})"
+                )
             changes[key] = tuple(value)
         elif key == "severity":
             if not isinstance(value, Mapping):
@@ -395,9 +404,13 @@ def _merge_kind(base: _KindRule, table: Mapping[str, Any], where: str) -> _KindR
             merged = dict(base.severity)
             for cls_name, level in value.items():
                 if cls_name not in CLASSES:
-                    raise RulesError(f"{path}.{cls_name}", f"unknown class (expected one of {list(CLASSES)})")
+                    raise RulesError(
+                        f"{path}.{cls_name}", f"unknown class (expected one of {list(CLASSES)})"
+                    )
                 if level not in SEVERITIES:
-                    raise RulesError(f"{path}.{cls_name}", f"severity {level!r} is not one of {list(SEVERITIES)}")
+                    raise RulesError(
+                        f"{path}.{cls_name}", f"severity {level!r} is not one of {list(SEVERITIES)}"
+                    )
                 merged[cls_name] = level
             changes[key] = MappingProxyType(merged)
         else:

@@ -179,7 +179,9 @@ class Zone:
         if geom.is_empty or not geom.area > 0:
             raise ZoneError(f"zone {self.name!r}: geometry is empty or has no area")
         if not shapely.is_valid(geom):
-            raise ZoneError(f"zone {self.name!r}: invalid geometry ({shapely.is_valid_reason(geom)})")
+            raise ZoneError(
+                f"zone {self.name!r}: invalid geometry ({shapely.is_valid_reason(geom)})"
+            )
         if not np.isfinite(shapely.get_coordinates(geom)).all():
             raise ZoneError(f"zone {self.name!r}: coordinates are not finite")
         # Prepared geometries make the repeated contains/intersection queries fast.
@@ -243,7 +245,9 @@ class Zone:
         if sides is None:
             return compass
         if isinstance(sides, Mapping):
-            if set(sides) != set(compass) or not all(isinstance(v, str) and v for v in sides.values()):
+            if set(sides) != set(compass) or not all(
+                isinstance(v, str) and v for v in sides.values()
+            ):
                 raise ZoneError(
                     f"zone {self.name!r}: side_names mapping must map exactly {list(compass)} "
                     f"(this zone's compass sides) to non-empty names, got {dict(sides)!r}"
@@ -304,7 +308,7 @@ class Zone:
 
     @property
     def axis(self) -> np.ndarray:
-        """Unit vector of the long axis, shape (2,); the normal is ``[-axis[1], axis[0]]`` up to sign."""
+        """Unit vector of the zone's long axis (east, north), shape (2,)."""
         return self._axis.copy()  # type: ignore[attr-defined]
 
     @property
@@ -356,7 +360,9 @@ class Zone:
         ndarray, shape (N,), bool
         """
         points = _as_points(points, "points")
-        return np.asarray(shapely.contains_xy(self.geometry, points[:, 0], points[:, 1]), dtype=bool)
+        return np.asarray(
+            shapely.contains_xy(self.geometry, points[:, 0], points[:, 1]), dtype=bool
+        )
 
     def distance(self, points: np.ndarray) -> np.ndarray:
         """Distance to the zone, metres: 0 inside or on the boundary.
@@ -384,7 +390,8 @@ class Zone:
         ndarray, shape (N,), float64
         """
         points = _as_points(points, "points")
-        d = np.asarray(shapely.distance(self._boundary, shapely.points(points)), dtype=float)  # type: ignore[attr-defined]
+        boundary = self._boundary  # type: ignore[attr-defined]
+        d = np.asarray(shapely.distance(boundary, shapely.points(points)), dtype=np.float64)
         return np.where(self.contains(points), d, -d)
 
     def probability_inside(self, pos: np.ndarray, P_pos: np.ndarray) -> np.ndarray:
@@ -517,15 +524,21 @@ class Zone:
         def poly(p: shapely.Polygon) -> list[list[list[float]]]:
             return [ring(p.exterior.coords)] + [ring(h.coords) for h in p.interiors]
 
+        geometry: dict[str, Any]
         if isinstance(self.geometry, shapely.MultiPolygon):
-            geometry = {"type": "MultiPolygon", "coordinates": [poly(p) for p in self.geometry.geoms]}
+            geometry = {
+                "type": "MultiPolygon",
+                "coordinates": [poly(p) for p in self.geometry.geoms],
+            }
         else:
             geometry = {"type": "Polygon", "coordinates": poly(self.geometry)}
         props = dict(self.properties)
         props.update(name=self.name, kind=self.kind)
         if self.side_names is not None:
             props["side_names"] = (
-                dict(self.side_names) if isinstance(self.side_names, Mapping) else list(self.side_names)
+                dict(self.side_names)
+                if isinstance(self.side_names, Mapping)
+                else list(self.side_names)
             )
         if self.axis_bearing is not None:
             props["axis_bearing"] = self.axis_bearing
@@ -546,8 +559,14 @@ def _rings_to_local(
         if arr.ndim != 2 or arr.shape[1] < 2 or arr.shape[0] < 4:
             raise ZoneError(f"{where}: ring {r} needs at least 4 [lon, lat] positions")
         arr = arr[:, :2]  # altitude, if any, is not used
-        if not np.isfinite(arr).all() or (np.abs(arr[:, 0]) > 180).any() or (np.abs(arr[:, 1]) > 90).any():
-            raise ZoneError(f"{where}: ring {r} has positions outside lon [-180, 180], lat [-90, 90]")
+        if (
+            not np.isfinite(arr).all()
+            or (np.abs(arr[:, 0]) > 180).any()
+            or (np.abs(arr[:, 1]) > 90).any()
+        ):
+            raise ZoneError(
+                f"{where}: ring {r} has positions outside lon [-180, 180], lat [-90, 90]"
+            )
         if densify_deg:
             arr = shapely.get_coordinates(shapely.segmentize(shapely.linestrings(arr), densify_deg))
         out.append(frame.to_local(arr))
@@ -625,6 +644,7 @@ class ZoneSet:
                 raise ZoneError(f"cannot read zones from {str(path)!r}: {exc}") from None
         if not isinstance(source, Mapping):
             raise ZoneError(f"zones must be a GeoJSON object, got {type(source).__name__}")
+        features: Any
         if source.get("type") == "Feature":
             features = [source]
         elif source.get("type") == "FeatureCollection":
@@ -632,7 +652,9 @@ class ZoneSet:
             if not isinstance(features, list):
                 raise ZoneError("FeatureCollection has no 'features' list")
         else:
-            raise ZoneError(f"expected a GeoJSON FeatureCollection or Feature, got type {source.get('type')!r}")
+            raise ZoneError(
+                f"expected a GeoJSON FeatureCollection or Feature, got type {source.get('type')!r}"
+            )
         zones = []
         for i, feat in enumerate(features):
             if not isinstance(feat, Mapping) or feat.get("type") != "Feature":

@@ -18,12 +18,24 @@ from fusion.alertlog import (
 
 def event(alert_id, ev, t, **extra):
     return {
-        "alert_id": alert_id, "kind": alert_id.split(":")[1], "event": ev, "severity": "high",
-        "zone": "zone-a", "track_id": int(alert_id.split(":")[2]), "t": t,
+        "alert_id": alert_id,
+        "kind": alert_id.split(":")[1],
+        "event": ev,
+        "severity": "high",
+        "zone": "zone-a",
+        "track_id": int(alert_id.split(":")[2]),
+        "t": t,
         "position": {"east": 1.5, "north": -2.25, "lon": 33.0, "lat": 35.0},
-        "velocity": {"east": 0.1, "north": 0.2}, "speed": 0.2236, "p_inside": 0.97,
-        "time_to_breach": None, "side": "north", "cls": "vehicle", "conf": 0.8,
-        "evidence": ["radar-2", "uav-1"], "opened_at": 1.0, **extra,
+        "velocity": {"east": 0.1, "north": 0.2},
+        "speed": 0.2236,
+        "p_inside": 0.97,
+        "time_to_breach": None,
+        "side": "north",
+        "cls": "vehicle",
+        "conf": 0.8,
+        "evidence": ["radar-2", "uav-1"],
+        "opened_at": 1.0,
+        **extra,
     }
 
 
@@ -60,7 +72,9 @@ def test_rebuild_open_alerts(tmp_path):
     write(path, EVENTS)
     open_, report = rebuild_open_alerts(path)
     assert report.ok
-    assert [(e["alert_id"], e["event"], e["t"]) for e in open_] == [("zone-a:incursion:1:0", "update", 3.0)]
+    assert [(e["alert_id"], e["event"], e["t"]) for e in open_] == [
+        ("zone-a:incursion:1:0", "update", 3.0)
+    ]
     assert open_alerts_from_events([]) == []
 
 

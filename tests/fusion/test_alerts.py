@@ -9,15 +9,30 @@ import pytest
 from fusion.alerts import AlertEngine
 from fusion.geo import LocalFrame
 from fusion.messages import CLASSES, pack_map
-from fusion.rules import KINDS, RuleSet, RulesError, load_rules
+from fusion.rules import KINDS, RulesError, RuleSet, load_rules
 from fusion.zones import Zone
 
 FRAME = LocalFrame(33.0, 35.0)
 SIGMA = 5.0  # position standard deviation of every track, metres
 
 EVENT_KEYS = {
-    "alert_id", "kind", "event", "severity", "zone", "track_id", "t", "position", "velocity",
-    "speed", "p_inside", "time_to_breach", "side", "cls", "conf", "evidence", "opened_at",
+    "alert_id",
+    "kind",
+    "event",
+    "severity",
+    "zone",
+    "track_id",
+    "t",
+    "position",
+    "velocity",
+    "speed",
+    "p_inside",
+    "time_to_breach",
+    "side",
+    "cls",
+    "conf",
+    "evidence",
+    "opened_at",
 }
 
 
@@ -33,7 +48,9 @@ def snapshot(positions, velocities, cls="person", sigma=SIGMA, ids=None):
     x = np.hstack([pos, vel])
     P = np.tile(np.diag([sigma**2, sigma**2, 1.0, 1.0]), (n, 1, 1))
     ids = np.arange(1, n + 1, dtype=np.int64) if ids is None else np.asarray(ids, np.int64)
-    return dict(ids=ids, x=x, P=P, cls=np.full(n, CLASSES.index(cls), np.uint8), conf=np.full(n, 0.9))
+    return dict(
+        ids=ids, x=x, P=P, cls=np.full(n, CLASSES.index(cls), np.uint8), conf=np.full(n, 0.9)
+    )
 
 
 def run(engine, states, dt=0.5, t0=0.0, sensors=("uav-1", "radar-2")):
@@ -84,7 +101,9 @@ def test_crossing_track_predicted_then_incursion_then_exit():
     assert exit_["position"]["north"] < -100
     close = [e for e in events if e["kind"] == "incursion" and e["event"] == "close"][0]
     assert close["reason"] == "left_zone" and close["opened_at"] == inc["t"]
-    pred_close = [e for e in events if e["kind"] == "predicted_incursion" and e["event"] == "close"][0]
+    pred_close = [
+        e for e in events if e["kind"] == "predicted_incursion" and e["event"] == "close"
+    ][0]
     assert pred_close["reason"] == "incursion" and pred_close["t"] == inc["t"]
     # Updates every 10 s while the incursion is open (about 40 s).
     assert 3 <= sum(e["kind"] == "incursion" and e["event"] == "update" for e in events) <= 5
@@ -141,7 +160,11 @@ def test_patrol_parallel_outside_raises_nothing():
     n = 600
     east = -1800 + 3.0 * 0.5 * np.arange(n)
     states = [
-        snapshot([east[k], 250.0 + rng.normal(0, 2)], [3.0 + rng.normal(0, 0.2), rng.normal(0, 0.2)], cls="vehicle")
+        snapshot(
+            [east[k], 250.0 + rng.normal(0, 2)],
+            [3.0 + rng.normal(0, 0.2), rng.normal(0, 0.2)],
+            cls="vehicle",
+        )
         for k in range(n)
     ]
     assert run(AlertEngine([strip_zone()], load_rules(), FRAME), states) == []
@@ -283,11 +306,20 @@ def test_zone_rules_override_star_field_by_field():
         ('[zones."a".incursion]\np_close = 0.8', 'zones."a".incursion.p_close'),
         ('[zones."*".incursion]\np_opn = 0.5', 'zones."*".incursion.p_opn'),
         ('[zones."a".incurson]\nenabled = true', 'zones."a".incurson'),
-        ('[zones."a".loitering]\nseverity = { person = "severe" }', 'zones."a".loitering.severity.person'),
-        ('[zones."a".loitering]\nseverity = { tank = "high" }', 'zones."a".loitering.severity.tank'),
+        (
+            '[zones."a".loitering]\nseverity = { person = "severe" }',
+            'zones."a".loitering.severity.person',
+        ),
+        (
+            '[zones."a".loitering]\nseverity = { tank = "high" }',
+            'zones."a".loitering.severity.tank',
+        ),
         ('[zones."a".exit]\nclasses = ["person", "cat"]', 'zones."a".exit.classes'),
         ('[zones."a".exit]\nenabled = 1', 'zones."a".exit.enabled'),
-        ('[zones."a".predicted_incursion]\nhorizon_close = 10', 'zones."a".predicted_incursion.horizon_close'),
+        (
+            '[zones."a".predicted_incursion]\nhorizon_close = 10',
+            'zones."a".predicted_incursion.horizon_close',
+        ),
         ('[zones."a".loitering]\nradius = -1', 'zones."a".loitering.radius'),
         ('[zones."a".incursion]\ndwell_open = nan', 'zones."a".incursion.dwell_open'),
         ("version = 2", "version"),

@@ -30,9 +30,18 @@ def collection():
     return {
         "type": "FeatureCollection",
         "features": [
-            feature("zone-a", {"type": "Polygon", "coordinates": [shell, hole]}, kind="buffer",
-                    side_names={"north": "blue", "south": "red"}, sector=7),
-            feature("zone-b", {"type": "MultiPolygon", "coordinates": [[part1], [part2]]}, kind="restricted"),
+            feature(
+                "zone-a",
+                {"type": "Polygon", "coordinates": [shell, hole]},
+                kind="buffer",
+                side_names={"north": "blue", "south": "red"},
+                sector=7,
+            ),
+            feature(
+                "zone-b",
+                {"type": "MultiPolygon", "coordinates": [[part1], [part2]]},
+                kind="restricted",
+            ),
         ],
     }
 
@@ -82,7 +91,10 @@ def _rings(geometry):
 def test_long_lonlat_edges_are_densified():
     # A 0.5 deg east-west edge: straight in lon/lat (RFC 7946) bows in the local frame.
     coords = [[[32.75, 35.1], [33.25, 35.1], [33.25, 35.2], [32.75, 35.2], [32.75, 35.1]]]
-    geo = {"type": "FeatureCollection", "features": [feature("z", {"type": "Polygon", "coordinates": coords})]}
+    geo = {
+        "type": "FeatureCollection",
+        "features": [feature("z", {"type": "Polygon", "coordinates": coords})],
+    }
     dense = ZoneSet.from_geojson(geo, FRAME)["z"]
     sparse = ZoneSet.from_geojson(geo, FRAME, densify_deg=None)["z"]
     mid = FRAME.to_local(np.array([[33.0, 35.1]]))
@@ -94,9 +106,15 @@ def test_long_lonlat_edges_are_densified():
     [
         ({"type": "Point", "coordinates": [33, 35]}, "not Polygon or MultiPolygon"),
         ({"type": "Polygon", "coordinates": [[[33, 35], [33.1, 35], [33, 35]]]}, "at least 4"),
-        ({"type": "Polygon", "coordinates": [[[33, 35], [33.1, 35], [33, 95], [33, 35]]]}, "outside lon"),
         (
-            {"type": "Polygon", "coordinates": [[[33, 35], [33.1, 35.1], [33.1, 35], [33, 35.1], [33, 35]]]},
+            {"type": "Polygon", "coordinates": [[[33, 35], [33.1, 35], [33, 95], [33, 35]]]},
+            "outside lon",
+        ),
+        (
+            {
+                "type": "Polygon",
+                "coordinates": [[[33, 35], [33.1, 35.1], [33.1, 35], [33, 35.1], [33, 35]]],
+            },
             "invalid geometry",
         ),
     ],
@@ -119,7 +137,9 @@ def test_zone_names_must_be_topic_safe_and_unique():
 def random_cov(rng, n, s_min=5.0, s_max=40.0):
     angle = rng.uniform(0, np.pi, n)
     s = rng.uniform(s_min, s_max, (n, 2))
-    R = np.stack([np.cos(angle), -np.sin(angle), np.sin(angle), np.cos(angle)], axis=1).reshape(n, 2, 2)
+    R = np.stack([np.cos(angle), -np.sin(angle), np.sin(angle), np.cos(angle)], axis=1).reshape(
+        n, 2, 2
+    )
     return R @ (s[:, :, None] ** 2 * np.eye(2)) @ R.transpose(0, 2, 1)
 
 
@@ -133,7 +153,9 @@ def monte_carlo(zone, pos, P, rng, samples):
 
 def test_probability_inside_matches_monte_carlo_along_straight_edges():
     rng = np.random.default_rng(2024)
-    zone = Zone.from_local("wide", np.array([[-5000, -1000], [5000, -1000], [5000, 1000], [-5000, 1000]]))
+    zone = Zone.from_local(
+        "wide", np.array([[-5000, -1000], [5000, -1000], [5000, 1000], [-5000, 1000]])
+    )
     n = 40
     # Points within +-60 m of the northern edge, away from the corners.
     pos = np.stack([rng.uniform(-3000, 3000, n), 1000 + rng.uniform(-60, 60, n)], axis=1)
@@ -202,13 +224,17 @@ def test_sides_of_strips_and_their_names():
     pts = np.array([[0, 500], [0, -500], [900, 150], [-900, -150], [0, 50], [0, -50]], float)
     np.testing.assert_array_equal(ew.side(pts), [1, -1, 1, -1, 1, -1])
     ns = Zone.from_local(
-        "ns", np.array([[-50, -1000], [50, -1000], [50, 1000], [-50, 1000]]), side_names=["blue", "red"]
+        "ns",
+        np.array([[-50, -1000], [50, -1000], [50, 1000], [-50, 1000]]),
+        side_names=["blue", "red"],
     )
     assert ns.compass_sides == ("east", "west") and ns.sides == ("blue", "red")
     np.testing.assert_array_equal(ns.side(np.array([[300, 0], [-300, 0]], float)), [1, -1])
     assert ns.side_name(1) == "blue" and ns.side_name(-1) == "red" and ns.side_name(0) is None
     with pytest.raises(ZoneError, match="side_names"):
-        Zone.from_local("bad", np.array([[0, 0], [10, 0], [10, 1], [0, 1]]), side_names={"east": "x"})
+        Zone.from_local(
+            "bad", np.array([[0, 0], [10, 0], [10, 1], [0, 1]]), side_names={"east": "x"}
+        )
 
 
 def test_sides_follow_a_bent_strip():
