@@ -134,14 +134,19 @@ def sector(
     position: np.ndarray, r_min: float, r_max: float, azimuth_deg: float, width_deg: float,
     n_arc: int = 33,
 ) -> np.ndarray:
-    """Polygon of a radar sector (an annular wedge, or a disc for a full circle), shape (K, 2)."""
+    """Polygon holding a radar sector (an annular wedge, or a disc for a full circle), shape (K, 2).
+
+    The polygon circumscribes the arcs, so everything the radar can see is inside it
+    (by at most ``r_max * (1 / cos(step / 2) - 1)``, a few metres, more).
+    """
     position = np.asarray(position, dtype=float)
     if width_deg >= 360.0:
-        b = np.linspace(0.0, 2 * np.pi, 4 * n_arc, endpoint=False)
-        return position + r_max * np.stack([np.sin(b), np.cos(b)], axis=1)
+        return circle(position, r_max, 4 * n_arc)
     half = np.deg2rad(width_deg) / 2
     b = np.deg2rad(azimuth_deg) + np.linspace(-half, half, n_arc)
-    outer = position + r_max * np.stack([np.sin(b), np.cos(b)], axis=1)
+    # Outer vertices pushed out so the chords clear the arc: the polygon holds the sector.
+    r_out = r_max / np.cos(half / (n_arc - 1))
+    outer = position + r_out * np.stack([np.sin(b), np.cos(b)], axis=1)
     if r_min <= 0.0:
         return np.vstack([position[None, :], outer])
     inner = position + r_min * np.stack([np.sin(b[::-1]), np.cos(b[::-1])], axis=1)
