@@ -43,7 +43,9 @@ def sensor_batches(spec: SensorSpec, traj: Trajectories | StateCache, scenario: 
         yield (last, batch, frame) if with_frames else (last, batch)
 
 
-def iter_feed(scenario: Scenario, truth: Truth | None = None) -> Iterator[tuple[float, DetectionBatch]]:
+def iter_feed(
+    scenario: Scenario, truth: Truth | None = None
+) -> Iterator[tuple[float, DetectionBatch]]:
     """Every sensor's batches merged by delivery time, lazily.
 
     Ties are broken by the sensor's position in the scenario, then its sequence
@@ -69,7 +71,9 @@ def iter_feed(scenario: Scenario, truth: Truth | None = None) -> Iterator[tuple[
         yield t, batch
 
 
-def generate_feed(scenario: Scenario, truth: Truth | None = None) -> list[tuple[float, DetectionBatch]]:
+def generate_feed(
+    scenario: Scenario, truth: Truth | None = None
+) -> list[tuple[float, DetectionBatch]]:
     """All of :func:`iter_feed` as a list, sorted by delivery time (stable)."""
     return list(iter_feed(scenario, truth))
 

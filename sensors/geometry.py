@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
+from numpy.typing import ArrayLike
 
 # Zone edges are tabulated at this spacing along the zone axis and interpolated between.
 _EDGE_STEP_M = 50.0
@@ -80,26 +81,28 @@ class ZoneFrame:
         ):
             object.__setattr__(self, name, value)
 
-    def edges(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def edges(self, u: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper ``w`` of the zone at along-axis positions ``u``, each shape of ``u``."""
+        u = np.asarray(u, dtype=float)
         return np.interp(u, self._u_grid, self._w_lo), np.interp(u, self._u_grid, self._w_hi)
 
-    def to_local(self, u: np.ndarray, w: np.ndarray) -> np.ndarray:
+    def to_local(self, u: ArrayLike, w: ArrayLike) -> np.ndarray:
         """Zone coordinates, each shape (...), to east/north, shape (..., 2)."""
         u = np.asarray(u, dtype=float)[..., None]
         w = np.asarray(w, dtype=float)[..., None]
         return self.center + u * self.axis + w * self.normal
 
-    def outside(self, u: np.ndarray, side: np.ndarray, distance: np.ndarray) -> np.ndarray:
+    def outside(self, u: ArrayLike, side: ArrayLike, distance: ArrayLike) -> np.ndarray:
         """Points ``distance`` metres beyond the edge on ``side`` (+1 or -1), shape (..., 2)."""
         lo, hi = self.edges(u)
+        distance = np.asarray(distance, dtype=float)
         w = np.where(np.asarray(side) > 0, hi + distance, lo - distance)
         return self.to_local(u, w)
 
-    def inside(self, u: np.ndarray, fraction: np.ndarray) -> np.ndarray:
-        """Points at ``fraction`` (0 = lower edge, 1 = upper edge) across the zone, shape (..., 2)."""
+    def inside(self, u: ArrayLike, fraction: ArrayLike) -> np.ndarray:
+        """Points ``fraction`` of the way across the zone (0 = lower edge), shape (..., 2)."""
         lo, hi = self.edges(u)
-        return self.to_local(u, lo + np.asarray(fraction) * (hi - lo))
+        return self.to_local(u, lo + np.asarray(fraction, dtype=float) * (hi - lo))
 
     def side_of(self, points: np.ndarray) -> np.ndarray:
         """+1 or -1 for points outside the zone: which side of it they lie on, shape (P,).

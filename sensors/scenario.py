@@ -403,7 +403,9 @@ def _parse(doc: dict[str, Any], source: str, base_dir: Path) -> Scenario:
     top = _Table(doc, "")
     name = top.string("name", "scenario")
     if not _NAME.match(name):
-        raise ScenarioError("name", f"{name!r} must match [A-Za-z0-9_-]{{1,64}} (it is a topic part)")
+        raise ScenarioError(
+            "name", f"{name!r} must match [A-Za-z0-9_-]{{1,64}} (it is a topic part)"
+        )
     origin_arr = top.points("origin")
     if origin_arr.shape != (1, 2):
         raise ScenarioError("origin", "must be [lon, lat]")
@@ -509,7 +511,9 @@ def _parse_zone(t: _Table, frame: LocalFrame, base_dir: Path) -> ZoneSpec:
     if (not isinstance(sides_raw, list) or len(sides_raw) != 2
             or not all(isinstance(s, str) and _NAME.match(s) for s in sides_raw)
             or sides_raw[0] == sides_raw[1]):
-        raise ScenarioError(t.name("sides"), "must be two different names, e.g. [\"north\", \"south\"]")
+        raise ScenarioError(
+            t.name("sides"), 'must be two different names, e.g. ["north", "south"]'
+        )
     t.done()
     return ZoneSpec(name, kind, (sides_raw[0], sides_raw[1]), np.ascontiguousarray(local))
 
@@ -596,7 +600,7 @@ def _parse_sensor(t: _Table) -> list[SensorSpec]:
     sid = t.string("id")
     if not _SENSOR_ID.match(sid):
         raise ScenarioError(t.name("id"), f"{sid!r} must match [A-Za-z0-9_.:-]{{1,64}}")
-    common = {
+    common: dict[str, Any] = {
         "id": sid,
         "kind": kind,
         "pd": _parse_pd(t),
@@ -631,7 +635,7 @@ def _parse_sensor(t: _Table) -> list[SensorSpec]:
         )]
     elif kind == "satellite":
         sw = t.table("swath")
-        swath = {
+        swath: dict[str, Any] = {
             "center": sw.point("center"),
             "heading": sw.number("heading", 90.0),
             "length": sw.number("length", lo=0.0, strict_lo=True),
@@ -660,11 +664,15 @@ def _parse_sensor(t: _Table) -> list[SensorSpec]:
             seg = np.diff(line, axis=0)
             cum = np.concatenate([[0.0], np.cumsum(np.hypot(seg[:, 0], seg[:, 1]))])
             along = s * cum[-1]
-            pos = np.stack([np.interp(along, cum, line[:, 0]), np.interp(along, cum, line[:, 1])], 1)
+            pos = np.stack(
+                [np.interp(along, cum, line[:, 0]), np.interp(along, cum, line[:, 1])], axis=1
+            )
             width = len(str(count - 1))
             specs = [
-                UgsSpec(**{**common, "id": f"{sid}-{k:0{width}d}"}, position=(float(p[0]), float(p[1])),
-                        radius=radius, rate=rate)
+                UgsSpec(
+                    **{**common, "id": f"{sid}-{k:0{width}d}"},
+                    position=(float(p[0]), float(p[1])), radius=radius, rate=rate,
+                )
                 for k, p in enumerate(pos)
             ]
             for s_ in specs:
@@ -678,7 +686,9 @@ def _parse_sensor(t: _Table) -> list[SensorSpec]:
 
 def _parse_route(t: _Table) -> np.ndarray:
     if t.has("waypoints") == t.has("racetrack"):
-        raise ScenarioError(t.name("racetrack"), "a drone needs exactly one of racetrack or waypoints")
+        raise ScenarioError(
+            t.name("racetrack"), "a drone needs exactly one of racetrack or waypoints"
+        )
     if t.has("waypoints"):
         return t.points("waypoints", min_count=2)
     rt = t.table("racetrack")

@@ -583,10 +583,9 @@ def decode_truth(payload: bytes) -> tuple[float, np.ndarray, np.ndarray, np.ndar
     t = obj.get("t")
     if not isinstance(t, float | int) or isinstance(t, bool) or not np.isfinite(t):
         raise WireError("schema", "truth time 't' is missing or not a finite number")
-    raw = [obj.get(k) for k in ("ids", "x", "cls")]
-    if not all(isinstance(r, bytes) for r in raw):
+    ids_b, x_b, cls_b = obj.get("ids"), obj.get("x"), obj.get("cls")
+    if not (isinstance(ids_b, bytes) and isinstance(x_b, bytes) and isinstance(cls_b, bytes)):
         raise WireError("schema", "truth arrays 'ids', 'x', 'cls' must be binary")
-    ids_b, x_b, cls_b = raw
     n = len(ids_b) // 8
     if len(ids_b) != 8 * n or len(x_b) != 32 * n or len(cls_b) != n:
         raise WireError("shape", "truth arrays do not describe the same number of targets")
