@@ -53,16 +53,44 @@ def assign(
     if track.size == 0:
         empty = np.empty(0, dtype=np.intp)
         return empty, empty
-    # Only tracks with at least one gated pair take part; the rest simply miss.
+    # A pair whose track and detection are in no other gated pair is its own
+    # connected component: the only choice is to take it or not. In steady state that
+    # is nearly every pair, so they are settled here and the solver only sees the
+    # contested clusters.
+    track_degree = np.bincount(track, minlength=n_tracks)
+    detection_degree = np.bincount(detection, minlength=n_detections)
+    isolated = (track_degree[track] == 1) & (detection_degree[detection] == 1)
+    direct = isolated & (cost < miss_cost[track])
+    contested = ~isolated
+    solved_track, solved_detection = _solve(
+        track[contested], detection[contested], cost[contested], miss_cost
+    )
+    out_track = np.concatenate([track[direct], solved_track])
+    out_detection = np.concatenate([detection[direct], solved_detection])
+    order = np.argsort(out_track, kind="stable")
+    return out_track[order], out_detection[order]
+
+
+def _solve(
+    track: np.ndarray,
+    detection: np.ndarray,
+    cost: np.ndarray,
+    miss_cost: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact assignment of the contested pairs with one sparse LAPJVsp call."""
+    if track.size == 0:
+        empty = np.empty(0, dtype=np.intp)
+        return empty, empty
     involved, local_track = np.unique(track, return_inverse=True)
-    k = involved.size
+    candidates, local_detection = np.unique(detection, return_inverse=True)
+    k, m = involved.size, candidates.size
     rows = np.concatenate([local_track, np.arange(k)])
-    cols = np.concatenate([detection, n_detections + np.arange(k)])
+    cols = np.concatenate([local_detection, m + np.arange(k)])
     weights = np.concatenate([cost, miss_cost[involved]])
     # Every full matching has exactly k edges, so a constant shift keeps the optimum
     # and makes every weight non-zero, which LAPJVsp requires.
     weights = weights - weights.min() + 1.0
-    graph = csr_array((weights, (rows, cols)), shape=(k, n_detections + k))
+    graph = csr_array((weights, (rows, cols)), shape=(k, m + k))
     row, col = min_weight_full_bipartite_matching(graph)
-    real = col < n_detections
-    return involved[row[real]].astype(np.intp), col[real].astype(np.intp)
+    real = col < m
+    return involved[row[real]].astype(np.intp), candidates[col[real]].astype(np.intp)
