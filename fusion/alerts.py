@@ -377,26 +377,47 @@ class AlertEngine:
         when = np.full((ids.size, _RING), -np.inf)
         code[found] = self._ev_code[idx[found]]
         when[found] = self._ev_t[idx[found]]
-        upd_set: set[int] = set()
-        if sensor_id is not None and updated_ids is not None and ids.size:
-            updated = np.asarray(updated_ids, np.int64).ravel()
-            if sensor_id not in self._sensor_code:
-                self._sensor_code[sensor_id] = len(self._sensors)
-                self._sensors.append(sensor_id)
-            c = self._sensor_code[sensor_id]
-            rows = np.flatnonzero(np.isin(ids, updated))
-            if rows.size:
-                match = code[rows] == c
-                # The sensor's own slot if it has one, else the stalest slot.
-                slot = np.where(match.any(axis=1), match.argmax(axis=1), when[rows].argmin(axis=1))
-                code[rows, slot] = c
-                when[rows, slot] = t
-                upd_set = set(ids[rows].tolist())
+        order = np.argsort(ids, kind="stable")
+        self._trk_ids, self._ev_code, self._ev_t = ids[order], code[order], when[order]
+        self.record_evidence(t, updated_ids, sensor_id)
+
+    def record_evidence(
+        self, t: float, updated_ids: np.ndarray | None, sensor_id: str | None
+    ) -> None:
+        """Note that ``sensor_id`` updated these tracks at ``t``, without a full step.
+
+        The service calls this for batches between rule evaluations, so evidence is
+        complete even when rules are evaluated less often than batches arrive. Tracks
+        the engine has not seen in a snapshot yet are skipped.
+
+        Parameters
+        ----------
+        t : float
+        updated_ids : ndarray, shape (U,), int64
+        sensor_id : str
+        """
+        if sensor_id is None or updated_ids is None or self._trk_ids.size == 0:
+            return
+        updated = np.asarray(updated_ids, np.int64).ravel()
+        if updated.size == 0:
+            return
+        if sensor_id not in self._sensor_code:
+            self._sensor_code[sensor_id] = len(self._sensors)
+            self._sensors.append(sensor_id)
+        c = self._sensor_code[sensor_id]
+        idx = np.minimum(np.searchsorted(self._trk_ids, updated), self._trk_ids.size - 1)
+        rows = np.unique(idx[self._trk_ids[idx] == updated])
+        if rows.size == 0:
+            return
+        match = self._ev_code[rows] == c
+        # The sensor's own slot if it has one, else the stalest slot.
+        slot = np.where(match.any(axis=1), match.argmax(axis=1), self._ev_t[rows].argmin(axis=1))
+        self._ev_code[rows, slot] = c
+        self._ev_t[rows, slot] = t
+        upd_set = set(self._trk_ids[rows].tolist())
         for ep in self._open.values():
             if ep["kind"] in _CONDITION_KINDS and ep["track_id"] in upd_set:
                 ep["evidence"].add(sensor_id)
-        order = np.argsort(ids, kind="stable")
-        self._trk_ids, self._ev_code, self._ev_t = ids[order], code[order], when[order]
 
     def _evidence_since(self, tid: int, since: float) -> set[str]:
         i = int(np.searchsorted(self._trk_ids, tid))

@@ -1,0 +1,542 @@
+"""The tracker service: ZeroMQ in, tracks and alerts out.
+
+This is the one module in ``fusion`` that owns sockets. The numeric core (tracker,
+zones, alert rules) never sees one; :class:`Pipeline` holds the per-message logic
+(validation, reordering, tracking, alerting, counters) with no sockets either, so
+replay and tests drive it in-process, and :class:`TrackerService` is the thin loop
+around it.
+
+Sockets
+-------
+- SUB on every ``det_connect`` endpoint (connects) and ``det_bind`` (binds), subscribed
+  to ``det.``: detection batches.
+- PUB on ``publish``: ``alert.<zone>.<kind>``, ``track.update``, ``status``.
+- ROUTER on ``snapshot``: a request ``{"type": "open_alerts"}`` is answered with the
+  currently open alerts (the snapshot half of the ZeroMQ guide's Clone pattern; the
+  client subscribes first, then asks, so nothing falls between the two).
+
+Ordering
+--------
+Batches are held in a reorder buffer keyed by measurement time and released once
+newer data has pushed the watermark ``reorder_window`` seconds past them, or once they
+have waited ``reorder_window`` seconds of wall-clock time (so a quiet feed is not held
+forever). A batch older than what the tracker already processed is *late*: it is
+counted and still fused (the tracker's out-of-sequence update); a batch older than
+``max_lateness`` is rejected as ``too_old``, with its count in ``status``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+import threading
+import time
+import traceback
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zmq
+
+from fusion.alertlog import AlertLog, rebuild_open_alerts
+from fusion.alerts import AlertEngine
+from fusion.config import ConfigError, from_mapping, load_toml
+from fusion.messages import DetectionBatch, WireError, decode_batch, pack_map, unpack_map
+from fusion.tracker import Tracker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Endpoints and timing of the service; the ``[service]`` table of a TOML file.
+
+    Attributes
+    ----------
+    det_connect, det_bind : tuple of str
+        Endpoints the detection SUB socket connects to / binds.
+    publish : str
+        Endpoint the PUB socket (alerts, tracks, status) binds.
+    snapshot : str
+        Endpoint the ROUTER socket for open-alert requests binds; "" for none.
+    reorder_window : float
+        Seconds batches are held to be put in measurement-time order.
+    alert_interval : float
+        Measurement-time seconds between alert-rule evaluations; batches in between
+        only add evidence. Rules run at once when a batch deletes tracks.
+    max_lateness : float
+        Batches older than the newest processed time by more than this are rejected.
+    max_future : float
+        Batches newer than the newest accepted time by more than this are rejected.
+    track_interval, status_interval : float
+        Wall-clock seconds between track pictures / status messages.
+    alert_log : str
+        Path of the durable alert log; "" for none.
+    sensors : tuple of str
+        Allowed sensor ids; empty allows any well-formed id.
+    """
+
+    det_connect: tuple[str, ...] = ()
+    det_bind: tuple[str, ...] = ()
+    publish: str = "tcp://127.0.0.1:5560"
+    snapshot: str = "tcp://127.0.0.1:5561"
+    reorder_window: float = 0.5
+    alert_interval: float = 0.5
+    max_lateness: float = 300.0
+    max_future: float = 3600.0
+    track_interval: float = 1.0
+    status_interval: float = 2.0
+    alert_log: str = ""
+    sensors: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("reorder_window", "alert_interval", "max_lateness", "max_future"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"service.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("track_interval", "status_interval"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"service.{name} must be > 0, got {getattr(self, name)}")
+
+    @classmethod
+    def from_toml(cls, path: str | Path, table: str = "service") -> ServiceConfig:
+        return from_mapping(cls, load_toml(path).get(table, {}), table)
+
+
+def percentiles(values: Iterable[float]) -> dict[str, float]:
+    """p50, p99 and max of ``values`` in milliseconds (zeros when empty)."""
+    a = np.fromiter(values, dtype=float)
+    if a.size == 0:
+        return {"p50": 0.0, "p99": 0.0, "max": 0.0}
+    p50, p99 = np.percentile(a, [50, 99])
+    return {"p50": float(p50) * 1e3, "p99": float(p99) * 1e3, "max": float(a.max()) * 1e3}
+
+
+@dataclass
+class Pipeline:
+    """Everything between a received message and the alerts it causes; no sockets.
+
+    Parameters
+    ----------
+    tracker : Tracker
+    engine : AlertEngine
+    config : ServiceConfig
+    emit : callable
+        ``emit(topic: bytes, payload: bytes)`` for every outgoing message.
+    alert_log : AlertLog, optional
+        Alerts are appended here before they are emitted.
+    clock : callable
+        Wall clock in seconds (``time.monotonic``); injectable for tests.
+    """
+
+    tracker: Tracker
+    engine: AlertEngine
+    config: ServiceConfig = field(default_factory=ServiceConfig)
+    emit: Callable[[bytes, bytes], None] = lambda topic, payload: None
+    alert_log: AlertLog | None = None
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        self.counters: Counter[str] = Counter()
+        self.rejected: Counter[str] = Counter()
+        self.gaps: Counter[str] = Counter()
+        self.alerts_by_kind: Counter[str] = Counter()
+        self.last_seq: dict[str, int] = {}
+        self.latencies: deque[float] = deque(maxlen=2048)
+        self.newest_accepted = -math.inf
+        self.processed_until = -math.inf
+        self._rules_evaluated_at = -math.inf
+        self._heap: list[tuple[float, int, float, DetectionBatch]] = []
+        self._arrivals = 0
+        self._allowed = frozenset(self.config.sensors)
+        self.started = self.clock()
+
+    # -- intake ---------------------------------------------------------------------
+
+    def receive(self, frames: list[bytes], t_recv: float | None = None) -> bool:
+        """Validate one multipart message and queue it; False (and counted) if rejected.
+
+        Never raises because of the message's content.
+        """
+        t_recv = self.clock() if t_recv is None else t_recv
+        try:
+            batch = self._accept(frames)
+        except WireError as exc:
+            self.rejected[exc.reason] += 1
+            if self.rejected[exc.reason] <= 5 or self.rejected[exc.reason] % 1000 == 0:
+                log.warning(
+                    "rejected message (%d so far for %s): %s",
+                    self.rejected[exc.reason],
+                    exc.reason,
+                    exc,
+                )
+            return False
+        heapq.heappush(self._heap, (batch.t, self._arrivals, t_recv, batch))
+        self._arrivals += 1
+        self.newest_accepted = max(self.newest_accepted, batch.t)
+        self.counters["received"] += 1
+        return True
+
+    def _accept(self, frames: list[bytes]) -> DetectionBatch:
+        if len(frames) != 2:
+            raise WireError("frames", f"expected [topic, payload], got {len(frames)} frames")
+        topic, payload = frames
+        batch = decode_batch(payload)
+        if bytes(topic) != batch.topic:
+            raise WireError("topic", f"topic {bytes(topic)[:80]!r} does not match {batch.topic!r}")
+        if self._allowed and batch.sensor_id not in self._allowed:
+            raise WireError("unknown_sensor", f"sensor {batch.sensor_id!r} is not configured")
+        # The first batch sets the time reference; later ones are held to it.
+        if (
+            math.isfinite(self.newest_accepted)
+            and batch.t > self.newest_accepted + self.config.max_future
+        ):
+            raise WireError(
+                "future",
+                f"time {batch.t:.3f} is more than {self.config.max_future:g} s "
+                f"after the newest accepted {self.newest_accepted:.3f}",
+            )
+        if batch.t < self.processed_until - self.config.max_lateness:
+            raise WireError(
+                "too_old",
+                f"time {batch.t:.3f} is more than {self.config.max_lateness:g} s "
+                f"before the newest processed {self.processed_until:.3f}",
+            )
+        last = self.last_seq.get(batch.sensor_id)
+        if last is not None:
+            if batch.seq <= last:
+                raise WireError(
+                    "duplicate", f"sensor {batch.sensor_id} sent seq {batch.seq} after {last}"
+                )
+            if batch.seq > last + 1:
+                self.gaps[batch.sensor_id] += batch.seq - last - 1
+                log.warning(
+                    "sensor %s: %d message(s) missing before seq %d",
+                    batch.sensor_id,
+                    batch.seq - last - 1,
+                    batch.seq,
+                )
+        self.last_seq[batch.sensor_id] = batch.seq
+        return batch
+
+    # -- release and processing -----------------------------------------------------
+
+    def next_release_in(self) -> float | None:
+        """Wall-clock seconds until the oldest held batch is due; None when empty."""
+        if not self._heap:
+            return None
+        oldest_recv = min(entry[2] for entry in self._heap[:8])
+        return max(0.0, oldest_recv + self.config.reorder_window - self.clock())
+
+    def release(self, flush: bool = False) -> int:
+        """Process every batch that is due (all of them with ``flush``); return how many."""
+        done = 0
+        now = self.clock()
+        window = self.config.reorder_window
+        while self._heap:
+            t, _, t_recv, batch = self._heap[0]
+            due = flush or t <= self.newest_accepted - window or now - t_recv >= window
+            if not due:
+                break
+            heapq.heappop(self._heap)
+            self._process(batch, t_recv)
+            done += 1
+        return done
+
+    def _process(self, batch: DetectionBatch, t_recv: float) -> None:
+        try:
+            late = batch.t < self.processed_until
+            result = self.tracker.process(batch)
+            if late:
+                self.counters["late_batches"] += 1
+                if self.counters["late_batches"] <= 5:
+                    log.info(
+                        "late batch from %s (%.1f s behind): fused out of sequence into "
+                        "%d track(s)",
+                        batch.sensor_id,
+                        self.processed_until - batch.t,
+                        result.n_late,
+                    )
+            self.processed_until = max(self.processed_until, batch.t)
+            now = self.tracker.latest_time
+            if result.deleted.size or now - self._rules_evaluated_at >= self.config.alert_interval:
+                self._evaluate_rules(result.updated, batch.sensor_id, result.deleted)
+            else:
+                self.engine.record_evidence(now, result.updated, batch.sensor_id)
+            self.counters["batches"] += 1
+            self.counters["detections"] += len(batch)
+            self.latencies.append(self.clock() - t_recv)
+        except Exception:  # never let one batch stop the service
+            self.rejected["internal"] += 1
+            log.error(
+                "internal error on a batch from %s:\n%s", batch.sensor_id, traceback.format_exc()
+            )
+
+    def _evaluate_rules(
+        self,
+        updated: np.ndarray | None = None,
+        sensor_id: str | None = None,
+        deleted: np.ndarray | None = None,
+    ) -> None:
+        """Run the alert rules on every confirmed track, predicted to the newest time."""
+        now = self.tracker.latest_time
+        snap = self.tracker.confirmed(at=now)
+        events = self.engine.step(
+            now,
+            snap.ids,
+            snap.x,
+            snap.P,
+            snap.cls,
+            snap.conf,
+            updated_ids=updated,
+            sensor_id=sensor_id,
+            deleted_ids=deleted,
+        )
+        self._rules_evaluated_at = now
+        self._publish_alerts(events)
+
+    def _publish_alerts(self, events: list[dict[str, Any]]) -> None:
+        if not events:
+            return
+        if self.alert_log is not None:
+            self.alert_log.append_many(events)  # durable before anyone hears of it
+        for event in events:
+            self.alerts_by_kind[f"{event['kind']}.{event['event']}"] += 1
+            topic = f"alert.{event['zone']}.{event['kind']}".encode("ascii")
+            self.emit(topic, pack_map({"type": "alert", **event}))
+
+    # -- outgoing pictures ----------------------------------------------------------
+
+    def track_message(self) -> bytes:
+        """The confirmed track picture, columnar like detection batches."""
+        snap = self.tracker.confirmed()
+        P_pos = snap.P[:, :2, :2]
+        return pack_map(
+            {
+                "type": "tracks",
+                "t": float(self.tracker.latest_time) if len(self.tracker) else None,
+                "n": len(snap),
+                "ids": snap.ids.astype("<i8").tobytes(),
+                "x": snap.x.astype("<f8").tobytes(),
+                "P_pos": np.stack([P_pos[:, 0, 0], P_pos[:, 0, 1], P_pos[:, 1, 1]], 1)
+                .astype("<f8")
+                .tobytes(),
+                "t_state": snap.t.astype("<f8").tobytes(),
+                "cls": snap.cls.astype("u1").tobytes(),
+                "conf": snap.conf.astype("<f4").tobytes(),
+            }
+        )
+
+    def status(self) -> dict[str, Any]:
+        """Counters for operators: what came in, what was refused, how fast."""
+        return {
+            "type": "status",
+            "uptime": self.clock() - self.started,
+            "received": self.counters["received"],
+            "batches": self.counters["batches"],
+            "detections": self.counters["detections"],
+            "rejected": dict(self.rejected),
+            "rejected_total": sum(self.rejected.values()),
+            "gaps": dict(self.gaps),
+            "late_batches": self.counters["late_batches"],
+            "oosm_updates": self.tracker.stats["oosm_updates"],
+            "held": len(self._heap),
+            "live_tracks": len(self.tracker),
+            "confirmed_tracks": int(np.count_nonzero(self.tracker.tracks.status)),
+            "tracks_confirmed_total": self.tracker.stats["confirmed"],
+            "open_alerts": len(self.engine.open_alerts()),
+            "alerts": dict(self.alerts_by_kind),
+            "latency_ms": percentiles(self.latencies),
+            "t": None if math.isinf(self.processed_until) else self.processed_until,
+        }
+
+    def timer(self, t_wall: float) -> None:
+        """Let dwell times and holds run out while no batch arrives."""
+        if math.isfinite(self.tracker.latest_time):
+            try:
+                self._evaluate_rules()
+            except Exception:
+                self.rejected["internal"] += 1
+                log.error("internal error in the alert timer:\n%s", traceback.format_exc())
+
+
+class TrackerService:
+    """The socket loop around a :class:`Pipeline`.
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+    config : ServiceConfig
+    context : zmq.Context, optional
+        Shared context; a private one is made (and terminated) if omitted.
+    """
+
+    def __init__(
+        self, pipeline: Pipeline, config: ServiceConfig, context: zmq.Context | None = None
+    ):
+        if not (config.det_connect or config.det_bind):
+            raise ConfigError(
+                "service: give at least one detection endpoint (det_connect or det_bind)"
+            )
+        self.pipeline = pipeline
+        self.config = config
+        self._own_context = context is None
+        self.context = context or zmq.Context()
+        self.stop_event = threading.Event()
+        self.ready = threading.Event()
+
+    def stop(self) -> None:
+        """Ask the loop to finish (safe from signal handlers and other threads)."""
+        self.stop_event.set()
+
+    def run(self) -> dict[str, Any]:
+        """Serve until :meth:`stop`; flush what is held, publish a last status, return it."""
+        cfg, pipe = self.config, self.pipeline
+        ctx = self.context
+        try:
+            with (
+                ctx.socket(zmq.SUB) as sub,
+                ctx.socket(zmq.PUB) as pub,
+                ctx.socket(zmq.ROUTER) as router,
+            ):
+                for sock in (sub, pub, router):
+                    sock.setsockopt(zmq.LINGER, 1000)  # let the last status and alerts out
+                sub.setsockopt(zmq.RCVHWM, 100_000)
+                pub.setsockopt(zmq.SNDHWM, 100_000)
+                sub.setsockopt(zmq.SUBSCRIBE, b"det.")
+                for endpoint in cfg.det_bind:
+                    sub.bind(endpoint)
+                for endpoint in cfg.det_connect:
+                    sub.connect(endpoint)
+                pub.bind(cfg.publish)
+                if cfg.snapshot:
+                    router.bind(cfg.snapshot)
+                pipe.emit = lambda topic, payload: pub.send_multipart([topic, payload])
+                poller = zmq.Poller()
+                poller.register(sub, zmq.POLLIN)
+                poller.register(router, zmq.POLLIN)
+                log.info(
+                    "tracking: detections on %s, publishing on %s, snapshots on %s",
+                    ", ".join(cfg.det_bind + cfg.det_connect),
+                    cfg.publish,
+                    cfg.snapshot or "-",
+                )
+                self.ready.set()
+                next_tracks = next_status = time.monotonic()
+                while not self.stop_event.is_set():
+                    wait = pipe.next_release_in()
+                    timeout = 100.0 if wait is None else min(100.0, wait * 1e3)
+                    events = dict(poller.poll(timeout))
+                    if sub in events:
+                        # bounded, so timers and the reorder release still run under load
+                        self._drain(sub, limit=1000)
+                    if router in events:
+                        self._answer(router)
+                    pipe.release()
+                    now = time.monotonic()
+                    if now >= next_tracks:
+                        pipe.timer(now)
+                        pub.send_multipart([b"track.update", pipe.track_message()])
+                        next_tracks = now + cfg.track_interval
+                    if now >= next_status:
+                        pub.send_multipart([b"status", pack_map(pipe.status())])
+                        next_status = now + cfg.status_interval
+                # Flush what we owe: what is queued on the socket, then the reorder buffer.
+                self._drain(sub, deadline=time.monotonic() + 5.0)
+                pipe.release(flush=True)
+                pipe.timer(time.monotonic())
+                pub.send_multipart([b"track.update", pipe.track_message()])
+                final = pipe.status()
+                final["final"] = True
+                pub.send_multipart([b"status", pack_map(final)])
+                log.info(
+                    "stopped: %d batches, %d detections, %d rejected, %d late",
+                    final["batches"],
+                    final["detections"],
+                    final["rejected_total"],
+                    final["late_batches"],
+                )
+                return final
+        finally:
+            if pipe.alert_log is not None:
+                pipe.alert_log.close()
+            if self._own_context:
+                ctx.term()
+
+    def _drain(
+        self, sub: zmq.Socket, limit: int | None = None, deadline: float | None = None
+    ) -> int:
+        """Receive what is queued on ``sub`` (up to ``limit`` messages or ``deadline``)."""
+        n = 0
+        while limit is None or n < limit:
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            try:
+                frames = sub.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            self.pipeline.receive(frames)
+            n += 1
+            if n % 256 == 0:
+                self.pipeline.release()
+        return n
+
+    def _answer(self, router: zmq.Socket) -> None:
+        """Answer open-alert requests; malformed requests get an error reply, never a crash."""
+        while True:
+            try:
+                frames = router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            identity, body = frames[0], frames[-1]
+            try:
+                request = unpack_map(body)
+                if request.get("type") != "open_alerts":
+                    raise WireError("request", f"unknown request type {request.get('type')!r}")
+                reply = {
+                    "type": "open_alerts",
+                    "alerts": self.pipeline.engine.open_alerts(),
+                    "t": self.pipeline.status()["t"],
+                }
+            except WireError as exc:
+                self.pipeline.rejected[f"request_{exc.reason}"] += 1
+                reply = {"type": "error", "reason": exc.reason, "message": str(exc)}
+            router.send_multipart([identity, b"", pack_map(reply)])
+
+
+def restore_open_alerts(engine: AlertEngine, path: str | Path) -> int:
+    """Read an existing alert log and report what it holds; returns the open count.
+
+    The engine's episode state is rebuilt from checkpoints (not yet in this service),
+    so here the log is verified (a corrupt tail is cut and reported) and its open
+    alerts are logged for the operator.
+    """
+    if not Path(path).exists():
+        return 0
+    open_events, report = rebuild_open_alerts(path)
+    if not report.ok:
+        log.warning("alert log %s: %s", path, report.detail)
+    if open_events:
+        log.info("alert log %s holds %d open alert(s) from a previous run", path, len(open_events))
+    return len(open_events)
+
+
+def decode_alert(payload: bytes) -> dict[str, Any]:
+    """Decode an ``alert.*`` payload into its event dict (``v`` and ``type`` removed)."""
+    obj = unpack_map(payload)
+    obj.pop("v", None)
+    obj.pop("type", None)
+    return obj
+
+
+__all__ = [
+    "Pipeline",
+    "ServiceConfig",
+    "TrackerService",
+    "decode_alert",
+    "percentiles",
+    "restore_open_alerts",
+]

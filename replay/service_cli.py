@@ -1,0 +1,201 @@
+"""``bufferzone track`` (the service) and ``bufferzone alerts`` (a subscriber)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from dataclasses import replace
+from typing import Any
+
+from fusion.alertlog import AlertLog
+from fusion.alerts import AlertEngine
+from fusion.client import AlertClient
+from fusion.config import ConfigError
+from fusion.geo import LocalFrame
+from fusion.rules import SEVERITIES, load_rules
+from fusion.service import Pipeline, ServiceConfig, TrackerService, restore_open_alerts
+from fusion.tracker import Tracker, TrackerConfig
+from fusion.zones import ZoneSet
+
+log = logging.getLogger("bufferzone.track")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "track",
+        help="run the tracker service: detections in, tracks and alerts out",
+        description="Subscribe to det.* feeds, track, and publish alert.<zone>.<kind>, "
+        "track.update and status messages.",
+    )
+    p.add_argument("--config", metavar="TOML", help="file with [service] and [tracker] tables")
+    p.add_argument(
+        "--scenario",
+        metavar="NAME|TOML",
+        help="take zones and origin from a scenario ('default' for the embedded one)",
+    )
+    p.add_argument("--zones", metavar="GEOJSON", help="zones as GeoJSON in lon/lat")
+    p.add_argument("--origin", metavar="LON,LAT", help="origin of the local frame (with --zones)")
+    p.add_argument("--rules", metavar="TOML", help="alert rules (default: the shipped rules)")
+    p.add_argument(
+        "--connect",
+        action="append",
+        default=[],
+        metavar="ENDPOINT",
+        help="connect to a sensor publisher (repeatable)",
+    )
+    p.add_argument(
+        "--bind",
+        action="append",
+        default=[],
+        metavar="ENDPOINT",
+        help="bind for sensor publishers to connect to (repeatable)",
+    )
+    p.add_argument("--publish", metavar="ENDPOINT", help="PUB endpoint for alerts/tracks/status")
+    p.add_argument("--snapshot", metavar="ENDPOINT", help="endpoint answering open-alert requests")
+    p.add_argument("--alert-log", metavar="FILE", help="durable alert log")
+    p.add_argument("--reorder-window", type=float, metavar="S", help="seconds held for reordering")
+    p.set_defaults(func=run_track)
+
+    a = subparsers.add_parser(
+        "alerts",
+        help="subscribe to the alert stream and print it",
+        description="Print one line per alert event (or JSON lines), starting with the open alerts.",
+    )
+    a.add_argument(
+        "--connect", required=True, metavar="ENDPOINT", help="the service's PUB endpoint"
+    )
+    a.add_argument("--snapshot", metavar="ENDPOINT", help="the service's snapshot endpoint")
+    a.add_argument("--zone", action="append", metavar="NAME", help="only this zone (repeatable)")
+    a.add_argument(
+        "--kind", action="append", metavar="KIND", help="only this alert kind (repeatable)"
+    )
+    a.add_argument("--min-severity", choices=SEVERITIES, help="only at or above this level")
+    a.add_argument("--json", action="store_true", help="print JSON lines")
+    a.add_argument("--timeout", type=float, metavar="S", help="exit after S seconds without alerts")
+    a.add_argument("--count", type=int, metavar="N", help="exit after N alerts")
+    a.set_defaults(func=run_alerts)
+
+
+def _zones_and_frame(args: argparse.Namespace) -> tuple[ZoneSet, LocalFrame]:
+    if args.zones:
+        if not args.origin:
+            raise ConfigError("--zones needs --origin LON,LAT for the local frame")
+        lon, lat = (float(v) for v in args.origin.split(","))
+        frame = LocalFrame(lon, lat)
+        return ZoneSet.from_geojson(args.zones, frame), frame
+    from sensors.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario or "default")
+    geojson = scenario.zones_geojson()
+    for feature in geojson["features"]:
+        props = feature.setdefault("properties", {})
+        if "sides" in props and "side_names" not in props:
+            props["side_names"] = props["sides"]
+    return ZoneSet.from_geojson(geojson, scenario.frame), scenario.frame
+
+
+def build_service(args: argparse.Namespace) -> TrackerService:
+    service_config = ServiceConfig.from_toml(args.config) if args.config else ServiceConfig()
+    tracker_config = TrackerConfig.from_toml(args.config) if args.config else TrackerConfig()
+    overrides: dict[str, Any] = {}
+    if args.connect:
+        overrides["det_connect"] = tuple(args.connect)
+    if args.bind:
+        overrides["det_bind"] = tuple(args.bind)
+    for name in ("publish", "snapshot", "alert_log", "reorder_window"):
+        value = getattr(args, name)
+        if value is not None:
+            overrides[name] = value
+    service_config = replace(service_config, **overrides)
+    zones, frame = _zones_and_frame(args)
+    engine = AlertEngine(zones, load_rules(args.rules), frame)
+    alert_log = None
+    if service_config.alert_log:
+        restore_open_alerts(engine, service_config.alert_log)
+        alert_log = AlertLog(service_config.alert_log)
+    pipeline = Pipeline(Tracker(tracker_config), engine, service_config, alert_log=alert_log)
+    return TrackerService(pipeline, service_config)
+
+
+def run_track(args: argparse.Namespace) -> int:
+    try:
+        service = build_service(args)
+    except (ConfigError, ValueError, OSError) as exc:
+        print(f"bufferzone track: {exc}", file=sys.stderr)
+        return 2
+    log.warning(
+        "running WITHOUT authentication: any host that reaches these endpoints can "
+        "publish detections and read alerts"
+    )
+
+    def stop(signum: int, _frame: Any) -> None:
+        log.info("signal %d: stopping", signum)
+        service.stop()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    final = service.run()
+    print(json.dumps(final), file=sys.stdout, flush=True)
+    return 0
+
+
+def format_alert(alert: dict[str, Any]) -> str:
+    """One readable line per alert event."""
+    pos = alert.get("position") or {}
+    where = (
+        f"{pos['lat']:.5f},{pos['lon']:.5f}"
+        if pos.get("lat") is not None
+        else f"E{pos.get('east', 0):.0f} N{pos.get('north', 0):.0f}"
+    )
+    ttb = alert.get("time_to_breach")
+    parts = [
+        f"t={alert.get('t', 0):8.1f}",
+        f"{alert.get('event', '?').upper():6}",
+        f"{alert.get('kind', '?'):19}",
+        f"{alert.get('severity', '?'):8}",
+        f"{alert.get('zone', '?')}",
+        f"track {alert.get('track_id')}",
+        f"{alert.get('cls', 'unknown')}({alert.get('conf', 0):.2f})",
+        f"from {alert.get('side', '?')}",
+        f"p_in={alert.get('p_inside', 0):.2f}",
+        f"at {where}",
+        f"{alert.get('speed', 0):.1f} m/s",
+    ]
+    if ttb is not None:
+        parts.append(f"breach in {ttb:.0f}s")
+    parts.append("evidence=" + ",".join(alert.get("evidence", [])))
+    if alert.get("snapshot"):
+        parts.append("(already open)")
+    return " ".join(parts)
+
+
+def run_alerts(args: argparse.Namespace) -> int:
+    client = AlertClient(
+        args.connect, args.snapshot, args.zone, args.kind, args.min_severity, timeout=args.timeout
+    )
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    seen = 0
+    stream = iter(client)
+    try:
+        for alert in stream:
+            seen += 1
+            line = json.dumps(alert, sort_keys=True) if args.json else format_alert(alert)
+            print(line, flush=True)
+            if args.count is not None and seen >= args.count:
+                break
+    except KeyboardInterrupt:
+        pass
+    except TimeoutError as exc:
+        print(f"bufferzone alerts: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        stream.close()  # type: ignore[attr-defined]
+    log.debug("printed %d alert events", seen)
+    return 0
