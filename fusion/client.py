@@ -11,6 +11,7 @@ misses nothing that happens between the two. Snapshot alerts come first, marked
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -39,6 +40,8 @@ class AlertClient:
     snapshot_timeout : float
         Seconds to wait for the snapshot reply.
     context : zmq.Context, optional
+    stop : threading.Event, optional
+        Set it (from another thread) to end the iteration within ~100 ms.
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class AlertClient:
         timeout: float | None = None,
         snapshot_timeout: float = 5.0,
         context: zmq.Context | None = None,
+        stop: threading.Event | None = None,
     ):
         self.publish = publish
         self.snapshot = snapshot
@@ -63,6 +67,7 @@ class AlertClient:
         self.context = context or zmq.Context()
         self.stats = {"alerts": 0, "rejected": 0, "snapshot": 0}
         self.status: dict[str, Any] | None = None
+        self.stop = stop or threading.Event()
 
     def _wanted(self, alert: dict[str, Any]) -> bool:
         if self.zones is not None and alert.get("zone") not in self.zones:
@@ -112,7 +117,7 @@ class AlertClient:
                             self.stats["snapshot"] += 1
                             yield {**alert, "snapshot": True}
                 last = time.monotonic()
-                while True:
+                while not self.stop.is_set():
                     if not sub.poll(100):
                         if self.timeout is not None and time.monotonic() - last > self.timeout:
                             return

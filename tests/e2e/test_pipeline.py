@@ -96,7 +96,8 @@ def test_crossing_target_alerts_and_patrol_does_not(tmp_path, context):
             watch.connect(pub)
             assert watch.poll(60_000), "the service never published a status"
             watch.recv_multipart()
-        client = AlertClient(pub, snap, timeout=4.0, context=context)
+        done = threading.Event()
+        client = AlertClient(pub, snap, context=context, stop=done)
         stream = iter(client)
         collector = threading.Thread(target=lambda: alerts.extend(stream), daemon=True)
         collector.start()
@@ -109,7 +110,8 @@ def test_crossing_target_alerts_and_patrol_does_not(tmp_path, context):
         stop(service)
         out, err = service.communicate(timeout=30)
         assert service.returncode == 0, err.decode()[-2000:]
-        collector.join(45)
+        done.set()
+        collector.join(10)
         assert not collector.is_alive()
     finally:
         for proc in (sensors, service):
