@@ -1,15 +1,26 @@
 """Batched Kalman kernels for the nearly-constant-velocity model in two dimensions.
 
-Pure functions whose leading axis indexes independent filters. State is
+Pure functions over many independent filters. State is
 ``x = [east, north, v_east, v_north]``; a measurement is a position, so
 ``H = [I 0]``. The numerics follow ``filterpy.kalman.KalmanFilter`` (the reference
 oracle in the tests): same ``Q`` as ``filterpy.common.Q_discrete_white_noise(dim=2,
 block_size=2, order_by_dim=False)`` and the Joseph-form covariance update.
 
+Two layouts of the same maths:
+
+* the public functions (:func:`predict`, :func:`update`, ...) take the usual
+  batch-first arrays, ``x`` (N, 4) and ``P`` (N, 4, 4);
+* the hot-path kernels :func:`predict_batch_last` and :func:`update_batch_last` take
+  batch-last arrays, ``x`` (4, N) and ``P`` (4, 4, N), which is how the track table
+  stores them. There every matrix entry ``P[i, j]`` is one contiguous (N,) vector, so
+  each numpy call loops over the N filters. Batch-first, a blockwise expression on
+  (N, 2, 2) sub-blocks runs inner loops two elements long and is several times
+  slower; general (N, 4, 4) matmuls are slower still.
+
 The covariance algebra is written on 2x2 blocks ``P = [[A, B], [B', C]]`` (position,
 position-velocity, velocity) because ``F`` and ``H`` are sparse: a blockwise product
-costs a handful of vectorised multiply-adds, where a general ``F @ P @ F.T`` over
-(N, 4, 4) stacks costs several batched matmuls.
+costs a handful of vectorised multiply-adds, where a general ``F @ P @ F.T`` costs
+several batched matmuls.
 
 References: Bar-Shalom, Li, Kirubarajan, *Estimation with Applications to Tracking and
 Navigation* (2001), sec. 6.3 (DWNA model) and 5.2; Labbe, *Kalman and Bayesian Filters
@@ -64,6 +75,7 @@ def predict(
     """Predict each filter ``dt[i]`` seconds ahead.
 
     ``x' = F x`` and ``P' = F P F' + Q``, with ``F`` the constant-velocity transition.
+    Batch-first front end of :func:`predict_batch_last`.
 
     Parameters
     ----------
@@ -79,23 +91,57 @@ def predict(
     x_pred : ndarray, shape (N, 4)
     P_pred : ndarray, shape (N, 4, 4)
     """
-    dt = np.asarray(dt, dtype=float)
-    d = dt[:, None]
-    x_pred = x.copy()
-    x_pred[:, :2] += d * x[:, 2:]  # position += dt * velocity
+    x_pred, P_pred = predict_batch_last(x.T, P.transpose(1, 2, 0), dt, accel_var)
+    return np.ascontiguousarray(x_pred.T), np.ascontiguousarray(P_pred.transpose(2, 0, 1))
 
-    dd = dt[:, None, None]
-    A = P[:, :2, :2]
-    B = P[:, :2, 2:]
-    C = P[:, 2:, 2:]
-    BC = B + dd * C
+
+def predict_batch_last(
+    x: np.ndarray, P: np.ndarray, dt: np.ndarray, accel_var: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`predict` on batch-last arrays: ``x' = F x``, ``P' = F P F' + Q``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (4, N)
+    P : ndarray, shape (4, 4, N)
+    dt : ndarray, shape (N,)
+        Per-filter interval in seconds; a negative value predicts backwards.
+    accel_var : float
+        White acceleration noise variance, (m/s^2)^2.
+
+    Returns
+    -------
+    x_pred : ndarray, shape (4, N)
+    P_pred : ndarray, shape (4, 4, N)
+        New arrays; the inputs are not modified.
+    """
+    dt = np.asarray(dt, dtype=float)
+    x_pred = x.copy()
+    x_pred[:2] += dt * x[2:]  # position += dt * velocity
+
+    # F P F' on blocks, F = [[I, dt I], [0, I]]:
+    # [[A + dt (B + B') + dt^2 C, B + dt C], [(B + dt C)', C]]
+    # and A + dt (B + B') + dt^2 C = A + dt (B' + (B + dt C)).
+    A, B, C = P[:2, :2], P[:2, 2:], P[2:, 2:]
+    BC = dt * C
+    BC += B  # B + dt C
     P_pred = np.empty_like(P)
-    # F P F' on blocks: [[A + dt (B + B') + dt^2 C, B + dt C], [(B + dt C)', C]]
-    P_pred[:, :2, :2] = A + dd * (B + B.transpose(0, 2, 1)) + dd * dd * C
-    P_pred[:, :2, 2:] = BC
-    P_pred[:, 2:, :2] = BC.transpose(0, 2, 1)
-    P_pred[:, 2:, 2:] = C
-    P_pred += process_noise(dt, accel_var)
+    top_left = BC + B.transpose(1, 0, 2)
+    top_left *= dt
+    top_left += A
+    P_pred[:2, :2] = top_left
+    P_pred[:2, 2:] = BC
+    P_pred[2:, :2] = BC.transpose(1, 0, 2)
+    P_pred[2:, 2:] = C
+    # + Q: sigma_a^2 [[dt^4/4 I, dt^3/2 I], [dt^3/2 I, dt^2 I]] (|dt| when retrodicting)
+    q_vv = accel_var * dt * dt
+    q_pv = 0.5 * np.abs(dt) * q_vv
+    q_pp = 0.25 * dt * dt * q_vv
+    for i in (0, 1):  # the two axes: Q only touches the diagonals of its blocks
+        P_pred[i, i] += q_pp
+        P_pred[i, i + 2] += q_pv
+        P_pred[i + 2, i] += q_pv
+        P_pred[i + 2, i + 2] += q_vv
     return x_pred, P_pred
 
 
@@ -125,9 +171,8 @@ def update(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Update each filter with one position measurement (``H = [I 0]``).
 
-    Joseph form ``P = (I - K H) P (I - K H)' + K R K'``: it stays symmetric
-    positive-definite under round-off and for a suboptimal ``K``, which the simple
-    ``(I - K H) P`` does not guarantee over thousands of updates.
+    Joseph form ``P = (I - K H) P (I - K H)' + K R K'``; batch-first front end of
+    :func:`update_batch_last`.
 
     Parameters
     ----------
@@ -145,18 +190,95 @@ def update(
     x_post : ndarray, shape (N, 4)
     P_post : ndarray, shape (N, 4, 4)
     """
-    y = z - x[:, :2]  # y = z - H x
-    PHT = P[:, :, :2]  # P H'
-    S = P[:, :2, :2] + R  # S = H P H' + R
-    S_inv, _ = inv2(S)
-    K = PHT @ S_inv  # K = P H' S^-1
-    x_post = x + (K @ y[:, :, None])[:, :, 0]  # x = x + K y
-    I_KH = np.broadcast_to(np.eye(4), P.shape).copy()
-    I_KH[:, :, :2] -= K  # I - K H
-    P_post = I_KH @ P @ I_KH.transpose(0, 2, 1) + K @ R @ K.transpose(0, 2, 1)
+    x_post, P_post = update_batch_last(x.T, P.transpose(1, 2, 0), z.T, R.transpose(1, 2, 0))
+    return np.ascontiguousarray(x_post.T), np.ascontiguousarray(P_post.transpose(2, 0, 1))
+
+
+def _mm(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Batched product of small batch-last matrices with inner dimension 2.
+
+    Parameters
+    ----------
+    X : ndarray, shape (a, 2, N)
+    Y : ndarray, shape (2, c, N)
+
+    Returns
+    -------
+    XY : ndarray, shape (a, c, N)
+    """
+    # Two broadcast multiply-adds whose inner loops run over N; every product in the
+    # update has inner dimension 2 because H = [I 0] picks two of the four states.
+    XY = X[:, 0, None] * Y[None, 0]
+    XY += X[:, 1, None] * Y[None, 1]
+    return XY
+
+
+def update_batch_last(
+    x: np.ndarray, P: np.ndarray, z: np.ndarray, R: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`update` on batch-last arrays, Joseph form written on blocks.
+
+    Joseph form ``P = (I - K H) P (I - K H)' + K R K'``: it stays symmetric
+    positive-definite under round-off and for a suboptimal ``K``, which the simple
+    ``(I - K H) P`` does not guarantee over thousands of updates.
+
+    With ``H = [I 0]``, ``K = [K1; K2]`` (position and velocity rows) and
+    ``M = I - K H = [[I - K1, 0], [-K2, I]]``, the first two columns of ``M`` are
+    ``M_0 = [I - K1; -K2]`` and the last two are ``[0; I]``, so
+
+    ``M P = M_0 P_top + [0; P_bottom]`` and ``(M P) M' = (M P)_left M_0' + [0, (M P)_right]``
+
+    where ``P_top`` is the first two rows of ``P``. Each product has inner dimension
+    2 (:func:`_mm`), a quarter of the work of general 4x4 products.
+
+    Parameters
+    ----------
+    x : ndarray, shape (4, N)
+        Predicted states.
+    P : ndarray, shape (4, 4, N)
+        Predicted covariances.
+    z : ndarray, shape (2, N)
+        Measured positions.
+    R : ndarray, shape (2, 2, N)
+        Measurement covariances.
+
+    Returns
+    -------
+    x_post : ndarray, shape (4, N)
+    P_post : ndarray, shape (4, 4, N)
+        New arrays; the inputs are not modified.
+    """
+    y = z - x[:2]  # y = z - H x
+    S = P[:2, :2] + R  # S = H P H' + R
+    S_inv = _inv2_batch_last(S)
+    K = _mm(P[:, :2], S_inv)  # K = P H' S^-1, shape (4, 2, N)
+    x_post = x + _mm(K, y[:, None])[:, 0]  # x = x + K y
+
+    M0 = -K  # M_0 = [I - K1; -K2], the first two columns of M = I - K H
+    M0[0, 0] += 1.0
+    M0[1, 1] += 1.0
+    MP = _mm(M0, P[:2])  # M P = M_0 P_top + [0; P_bottom]
+    MP[2:] += P[2:]
+    P_post = _mm(MP[:, :2], M0.transpose(1, 0, 2))  # (M P) M' = (M P)_left M_0'
+    P_post[:, 2:] += MP[:, 2:]  # + [0, (M P)_right]
+    P_post += _mm(_mm(K, R), K.transpose(1, 0, 2))  # + K R K'
     # Round-off in the products leaves P a few ulps off symmetric; over long runs that
     # drift compounds, so restore symmetry exactly (a change far below 1e-9 relative).
-    return x_post, 0.5 * (P_post + P_post.transpose(0, 2, 1))
+    P_post += P_post.transpose(1, 0, 2).copy()
+    P_post *= 0.5
+    return x_post, P_post
+
+
+def _inv2_batch_last(S: np.ndarray) -> np.ndarray:
+    """Inverse of symmetric 2x2 matrices in closed form, shape (2, 2, N) -> (2, 2, N)."""
+    a, b, c = S[0, 0], S[0, 1], S[1, 1]
+    det = a * c - b * b
+    S_inv = np.empty_like(S)
+    np.divide(c, det, out=S_inv[0, 0])
+    np.divide(a, det, out=S_inv[1, 1])
+    np.divide(-b, det, out=S_inv[0, 1])
+    S_inv[1, 0] = S_inv[0, 1]
+    return S_inv
 
 
 def retrodict(
@@ -164,11 +286,19 @@ def retrodict(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Retrodict current states to an earlier measurement time, for out-of-sequence updates.
 
-    One-lag approximation of Bar-Shalom's algorithm Bl1 ("Update with out-of-sequence
-    measurements in tracking: exact solution", IEEE T-AES 38(3), 2002): the state at
-    ``t_k - lag`` is ``x_b = F(-lag) x``, its covariance
+    A one-lag retrodiction in the spirit of Bar-Shalom's algorithm B ("Update with
+    out-of-sequence measurements in tracking: exact solution", IEEE T-AES 38(3), 2002):
+    the state at ``t_k - lag`` is ``x_b = F(-lag) x``, its covariance
     ``P_b = F(-lag) (P + Q(lag)) F(-lag)'`` and the cross-covariance of the current
-    state with it ``P_xb = (P - Q(lag)) F(-lag)'``.
+    state with it ``P_xb = P F(-lag)'``.
+
+    The exact cross-covariance subtracts ``cov(x_k, w)``, the part of the process noise
+    ``w`` over the lag that the current state already carries. Without the innovations
+    of the updates in between (which we do not keep) that term is unknown, and the
+    common stand-in ``Q(lag)`` breaks positive-definiteness whenever updates have
+    shrunk ``P`` below ``Q(lag)`` (a satellite pass minutes late). Taking it as zero
+    keeps the joint covariance of ``(x_k, z)`` valid, so ``P - K S K'`` is always
+    positive-definite; the price is a slightly too trusting weight on old data.
 
     Parameters
     ----------
@@ -190,7 +320,7 @@ def retrodict(
     _, P_b = predict(x, P + Q, -lag, 0.0)
     F_back_T = np.broadcast_to(np.eye(4), P.shape).copy()
     F_back_T[:, 2, 0] = F_back_T[:, 3, 1] = -lag
-    P_xb = (P - Q) @ F_back_T
+    P_xb = P @ F_back_T
     return x_b, P_b, P_xb
 
 

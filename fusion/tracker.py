@@ -202,9 +202,9 @@ class Tracker:
         """
         t = batch.t
         self.latest_time = max(self.latest_time, t)
-        rows = self._visible_rows(batch)
-        late = self.tracks.t[rows] > t
-        z_pred, P_pos, oosm = self._predict(rows, late, t)
+        rows, sel = self._visible_rows(batch)
+        late = self.tracks.t[sel] > t
+        z_pred, P_pos, oosm = self._predict(rows, sel, late, t)
         # One gate at the wider exclusion threshold serves both association (pairs
         # inside the real gate) and the initiation exclusion (all of them).
         wide = gate(z_pred, P_pos, batch.z, batch.R, self._gamma_exclusion)
@@ -217,7 +217,7 @@ class Tracker:
         updated = self.tracks.id[rows[track]]
         hit = np.zeros(rows.size, dtype=bool)
         hit[track] = True
-        confirmed = self._record_scan(rows, hit, t)
+        confirmed = self._record_scan(rows, sel, hit)
         initiated = self._initiate(batch, rows, wide, detection)
         deleted = self._delete(rows)
         self.stats["batches"] += 1
@@ -228,40 +228,57 @@ class Tracker:
             confirmed=confirmed,
             deleted=deleted,
             n_visible=int(rows.size),
-            n_late=int(late.sum()),
+            n_late=int(np.count_nonzero(late)),
         )
 
     # -- steps ----------------------------------------------------------------------
 
-    def _visible_rows(self, batch: DetectionBatch) -> np.ndarray:
-        """Rows of the tracks the batch's sensor could have seen."""
+    def _visible_rows(self, batch: DetectionBatch) -> tuple[np.ndarray, slice | np.ndarray]:
+        """Rows of the tracks the batch's sensor could have seen.
+
+        Returns the rows (intp) and a selector for them: the slice of all live rows
+        when every track is visible (the usual all-seeing scan), so that the steps
+        below work on views of the table instead of gathered copies.
+        """
         tracks = self.tracks
         lag = tracks.t - batch.t
         candidates = lag <= self.config.max_oosm_lag
-        if batch.coverage is None:
-            return np.flatnonzero(candidates)
-        position = tracks.x[:, :2] - tracks.x[:, 2:] * lag[:, None]
-        return np.flatnonzero(candidates & points_in_polygon(position, batch.coverage))
+        if batch.coverage is not None:
+            position = tracks.x[:2] - tracks.x[2:] * lag
+            candidates &= points_in_polygon(position.T, batch.coverage)
+        rows = np.flatnonzero(candidates)
+        return rows, (slice(0, tracks.n) if rows.size == tracks.n else rows)
 
     def _predict(
-        self, rows: np.ndarray, late: np.ndarray, t: float
-    ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        self, rows: np.ndarray, sel: slice | np.ndarray, late: np.ndarray, t: float
+    ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
         """Predict on-time tracks to ``t`` (kept) and retrodict late ones (not kept).
 
-        Returns the predicted measurement and position covariance of every visible
-        track, and the retrodiction ``(x_b, P_b, P_xb)`` of the late ones.
+        Returns the predicted measurement (V, 2) and position covariance (V, 2, 2) of
+        every visible track (views of batch-last arrays), and the retrodiction
+        ``(x_b, P_b, P_xb)`` (batch-first) of the late ones, or None when none is late.
         """
         tracks = self.tracks
+        if not late.any():
+            x, P = kalman.predict_batch_last(
+                tracks.x[:, sel], tracks.P[:, :, sel], t - tracks.t[sel], self._accel_var
+            )
+            tracks.x[:, sel], tracks.P[:, :, sel], tracks.t[sel] = x, P, t
+            return x[:2].T, P[:2, :2].transpose(2, 0, 1), None
+        # Out-of-sequence batch (rare): the general path.
         now = rows[~late]
-        x, P = kalman.predict(tracks.x[now], tracks.P[now], t - tracks.t[now], self._accel_var)
-        tracks.x[now], tracks.P[now], tracks.t[now] = x, P, t
+        x, P = kalman.predict_batch_last(
+            tracks.x[:, now], tracks.P[:, :, now], t - tracks.t[now], self._accel_var
+        )
+        tracks.x[:, now], tracks.P[:, :, now], tracks.t[now] = x, P, t
         back = rows[late]
         x_b, P_b, P_xb = kalman.retrodict(
-            tracks.x[back], tracks.P[back], tracks.t[back] - t, self._accel_var
+            tracks.x[:, back].T, tracks.P[:, :, back].transpose(2, 0, 1),
+            tracks.t[back] - t, self._accel_var,
         )
         # Visible tracks keep their row order; late ones read the retrodicted state.
-        z_pred = tracks.x[rows, :2]
-        P_pos = tracks.P[rows, :2, :2]
+        z_pred = tracks.x[:2, rows].T.copy()
+        P_pos = tracks.P[:2, :2, rows].transpose(2, 0, 1).copy()
         z_pred[late] = x_b[:, :2]
         P_pos[late] = P_b[:, :2, :2]
         return z_pred, P_pos, (x_b, P_b, P_xb)
@@ -276,8 +293,10 @@ class Tracker:
         """
         if R.shape[0] == 0 or P_pos.shape[0] == 0:
             return np.zeros(P_pos.shape[0])
-        S = P_pos + R.mean(axis=0)
-        det = S[:, 0, 0] * S[:, 1, 1] - S[:, 0, 1] ** 2
+        R_mean = R.mean(axis=0)
+        # S = P_pos + mean R, kept as its three distinct entries per track
+        det = (P_pos[:, 0, 0] + R_mean[0, 0]) * (P_pos[:, 1, 1] + R_mean[1, 1])
+        det -= (P_pos[:, 0, 1] + R_mean[0, 1]) ** 2
         return np.full(P_pos.shape[0], self._gamma + np.log(det.max()))
 
     def _update(
@@ -287,16 +306,20 @@ class Tracker:
         track: np.ndarray,
         detection: np.ndarray,
         batch: DetectionBatch,
-        oosm: tuple[np.ndarray, np.ndarray, np.ndarray],
+        oosm: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
     ) -> None:
         tracks = self.tracks
-        is_late = late[track]
-        now_rows = rows[track[~is_late]]
-        now_det = detection[~is_late]
-        tracks.x[now_rows], tracks.P[now_rows] = kalman.update(
-            tracks.x[now_rows], tracks.P[now_rows], batch.z[now_det], batch.R[now_det]
+        if oosm is None:
+            now_rows, now_det = rows[track], detection
+        else:
+            is_late = late[track]
+            now_rows, now_det = rows[track[~is_late]], detection[~is_late]
+        x, P = kalman.update_batch_last(
+            tracks.x[:, now_rows], tracks.P[:, :, now_rows],
+            batch.z[now_det].T, batch.R[now_det].transpose(1, 2, 0),
         )
-        if is_late.any():
+        tracks.x[:, now_rows], tracks.P[:, :, now_rows] = x, P
+        if oosm is not None and is_late.any():
             # position of each assigned late track within the retrodicted arrays
             late_index = np.cumsum(late) - 1
             k = late_index[track[is_late]]
@@ -304,29 +327,29 @@ class Tracker:
             back_det = detection[is_late]
             x_b, P_b, P_xb = (a[k] for a in oosm)
             x, P = kalman.update_out_of_sequence(
-                tracks.x[back_rows], tracks.P[back_rows], x_b, P_b, P_xb,
-                batch.z[back_det], batch.R[back_det],
+                tracks.x[:, back_rows].T, tracks.P[:, :, back_rows].transpose(2, 0, 1),
+                x_b, P_b, P_xb, batch.z[back_det], batch.R[back_det],
             )
             # The one-lag approximation can lose definiteness on long lags; such an
             # update is dropped (and counted) rather than corrupting the track.
             ok = np.linalg.eigvalsh(P).min(axis=1) > 0
-            tracks.x[back_rows[ok]], tracks.P[back_rows[ok]] = x[ok], P[ok]
+            tracks.x[:, back_rows[ok]] = x[ok].T
+            tracks.P[:, :, back_rows[ok]] = P[ok].transpose(1, 2, 0)
             self.stats["oosm_updates"] += int(ok.sum())
             self.stats["oosm_rejected"] += int((~ok).sum())
         assigned = rows[track]
         tracks.t_hit[assigned] = np.maximum(tracks.t_hit[assigned], batch.t)
         if batch.cls is not None:
             weight = np.ones(detection.size) if batch.conf is None else batch.conf[detection]
-            evidence = tracks.class_evidence
-            np.add.at(evidence, (assigned, batch.cls[detection]), weight)
+            np.add.at(tracks.class_evidence, (batch.cls[detection], assigned), weight)
 
-    def _record_scan(self, rows: np.ndarray, hit: np.ndarray, t: float) -> np.ndarray:
+    def _record_scan(self, rows: np.ndarray, sel: slice | np.ndarray, hit: np.ndarray) -> np.ndarray:
         """Shift hit/miss history of the visible tracks; return ids newly confirmed."""
         tracks = self.tracks
-        tracks.history[rows] = ((tracks.history[rows] << np.uint32(1)) | hit) & self._window_mask
-        tracks.scans[rows] += 1
-        tracks.misses_in_row[rows] = np.where(hit, 0, tracks.misses_in_row[rows] + 1)
-        tentative = rows[tracks.status[rows] == TENTATIVE]
+        tracks.history[sel] = ((tracks.history[sel] << np.uint32(1)) | hit) & self._window_mask
+        tracks.scans[sel] += 1
+        tracks.misses_in_row[sel] = np.where(hit, 0, tracks.misses_in_row[sel] + 1)
+        tentative = rows[tracks.status[sel] == TENTATIVE]
         hits = np.bitwise_count(tracks.history[tentative])
         promote = tentative[hits >= self.config.confirm_m]
         tracks.status[promote] = CONFIRMED
@@ -348,16 +371,16 @@ class Tracker:
         new = np.flatnonzero(free)
         if new.size == 0:
             return np.empty(0, dtype=np.int64)
-        x = np.zeros((new.size, 4))
-        x[:, :2] = batch.z[new]
-        P = np.zeros((new.size, 4, 4))
-        P[:, :2, :2] = batch.R[new]
-        P[:, 2, 2] = P[:, 3, 3] = self.config.init_velocity_std**2
+        x = np.zeros((4, new.size))
+        x[:2] = batch.z[new].T
+        P = np.zeros((4, 4, new.size))
+        P[:2, :2] = batch.R[new].transpose(1, 2, 0)
+        P[2, 2] = P[3, 3] = self.config.init_velocity_std**2
         first = self.tracks.n
         ids = self.tracks.add(x, P, batch.t)
         if batch.cls is not None:
             weight = np.ones(new.size) if batch.conf is None else batch.conf[new]
-            self.tracks.class_evidence[first + np.arange(new.size), batch.cls[new]] = weight
+            self.tracks.class_evidence[batch.cls[new], first + np.arange(new.size)] = weight
         self.stats["initiated"] += new.size
         return ids
 
@@ -368,7 +391,7 @@ class Tracker:
         seen = np.minimum(tracks.scans, cfg.confirm_n)
         misses_in_window = seen - np.bitwise_count(tracks.history)
         silent = self.latest_time - tracks.t_hit
-        P_pos_var = np.maximum(tracks.P[:, 0, 0], tracks.P[:, 1, 1])
+        P_pos_var = np.maximum(tracks.P[0, 0], tracks.P[1, 1])
         reasons = {
             "unconfirmed": tentative & (misses_in_window > cfg.confirm_n - cfg.confirm_m),
             "tentative_coast": tentative & (silent > cfg.tentative_max_coast_time),
@@ -396,11 +419,12 @@ class Tracker:
         """
         tracks = self.tracks
         rows = np.flatnonzero(tracks.status == CONFIRMED) if confirmed_only else np.arange(len(tracks))
-        x, P, t = tracks.x[rows], tracks.P[rows], tracks.t[rows]
+        x, P, t = tracks.x[:, rows], tracks.P[:, :, rows], tracks.t[rows]
         if at is not None:
-            x, P = kalman.predict(x, P, at - t, self._accel_var)
+            x, P = kalman.predict_batch_last(x, P, at - t, self._accel_var)
             t = np.full(rows.size, float(at))
-        evidence = tracks.class_evidence[rows].astype(np.float64)
+        x, P = np.ascontiguousarray(x.T), np.ascontiguousarray(P.transpose(2, 0, 1))
+        evidence = tracks.class_evidence[:, rows].T.astype(np.float64)
         total = evidence.sum(axis=1)
         cls = np.where(total > 0, evidence.argmax(axis=1), 0).astype(np.uint8)
         conf = np.divide(evidence.max(axis=1), total, out=np.zeros(rows.size), where=total > 0)

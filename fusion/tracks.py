@@ -3,6 +3,12 @@
 No Python object per track. Live tracks occupy rows ``0 .. n-1`` of arrays whose
 capacity doubles when full; deletion compacts the rows in order, so iteration order
 (and therefore every result) is deterministic.
+
+The track index is the *last* axis of every column: the state column ``x`` is
+(4, capacity) and the covariance ``P`` is (4, 4, capacity). Each state and covariance
+entry is then one contiguous vector over the tracks, which is what the batch-last
+Kalman kernels (:func:`fusion.kalman.predict_batch_last`) loop over. Checkpoints
+(:meth:`TrackTable.state_dict`) keep the usual batch-first shapes, (n, 4) and (n, 4, 4).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from fusion.messages import CLASSES
 TENTATIVE = np.int8(0)
 CONFIRMED = np.int8(1)
 
-# name -> (trailing shape, dtype) of each per-track column
+# name -> (per-track shape, dtype) of each column; stored as (*shape, capacity)
 COLUMNS: dict[str, tuple[tuple[int, ...], type]] = {
     "id": ((), np.int64),  # never reused
     "x": ((4,), np.float64),  # east, north, v_east, v_north
@@ -36,7 +42,8 @@ class TrackTable:
     Attributes
     ----------
     n : int
-        Number of live tracks; rows ``[0, n)`` of every column are valid.
+        Number of live tracks; rows ``[0, n)`` (the last axis) of every column are
+        valid.
     next_id : int
         The id the next new track gets.
     """
@@ -45,23 +52,27 @@ class TrackTable:
         self.n = 0
         self.next_id = 1
         self._columns: dict[str, np.ndarray] = {
-            name: np.zeros((max(capacity, 1), *shape), dtype=dtype)
+            name: np.zeros((*shape, max(capacity, 1)), dtype=dtype)
             for name, (shape, dtype) in COLUMNS.items()
         }
 
     @property
     def capacity(self) -> int:
-        return int(self._columns["id"].shape[0])
+        return int(self._columns["id"].shape[-1])
 
     def __getattr__(self, name: str) -> np.ndarray:
-        # Views of the live rows: table.x is (n, 4), table.P is (n, 4, 4), ...
+        # Views of the live rows: table.x is (4, n), table.P is (4, 4, n), table.t is (n,)
         columns = self.__dict__.get("_columns")
         if columns is None or name not in columns:
             raise AttributeError(name)
-        return columns[name][: self.n]
+        return columns[name][..., : self.n]
 
     def __len__(self) -> int:
         return self.n
+
+    def nbytes(self) -> int:
+        """Bytes held by all columns at the current capacity."""
+        return sum(column.nbytes for column in self._columns.values())
 
     def _reserve(self, extra: int) -> None:
         needed = self.n + extra
@@ -71,8 +82,8 @@ class TrackTable:
         while capacity < needed:
             capacity *= 2
         for name, column in self._columns.items():
-            grown = np.zeros((capacity, *column.shape[1:]), dtype=column.dtype)
-            grown[: self.n] = column[: self.n]
+            grown = np.zeros((*column.shape[:-1], capacity), dtype=column.dtype)
+            grown[..., : self.n] = column[..., : self.n]
             self._columns[name] = grown
 
     def add(self, x: np.ndarray, P: np.ndarray, t: float) -> np.ndarray:
@@ -80,8 +91,9 @@ class TrackTable:
 
         Parameters
         ----------
-        x : ndarray, shape (K, 4)
-        P : ndarray, shape (K, 4, 4)
+        x : ndarray, shape (4, K)
+        P : ndarray, shape (4, 4, K)
+            Batch-last, like the table.
         t : float
             Time of the states (the detections' measurement time).
 
@@ -89,49 +101,58 @@ class TrackTable:
         -------
         ids : ndarray, shape (K,), int64
         """
-        k = x.shape[0]
+        k = x.shape[-1]
         self._reserve(k)
         rows = slice(self.n, self.n + k)
         ids = np.arange(self.next_id, self.next_id + k, dtype=np.int64)
         c = self._columns
         c["id"][rows] = ids
-        c["x"][rows] = x
-        c["P"][rows] = P
+        c["x"][:, rows] = x
+        c["P"][:, :, rows] = P
         c["t"][rows] = c["t_hit"][rows] = c["t_born"][rows] = t
         c["status"][rows] = TENTATIVE
         c["history"][rows] = 1  # the initiating detection is a hit
         c["scans"][rows] = 1
         c["misses_in_row"][rows] = 0
-        c["class_evidence"][rows] = 0.0
+        c["class_evidence"][:, rows] = 0.0
         self.n += k
         self.next_id += k
         return ids
 
     def remove(self, rows: np.ndarray) -> None:
-        """Delete the given rows, keeping the remaining tracks in order."""
+        """Delete the given rows, keeping the remaining tracks in order.
+
+        Only the rows from the first deleted one on move. Most deletions are young
+        tentative tracks started on clutter, which sit at the end of the table, so
+        this usually touches a small tail instead of every column in full.
+        """
         if rows.size == 0:
             return
-        keep = np.ones(self.n, dtype=bool)
-        keep[rows] = False
-        kept = int(keep.sum())
+        first = int(rows.min())
+        keep = np.ones(self.n - first, dtype=bool)
+        keep[rows - first] = False
+        moved = np.flatnonzero(keep) + first
+        kept = first + moved.size
         for column in self._columns.values():
-            column[:kept] = column[: self.n][keep]
+            column[..., first:kept] = column[..., moved]
         self.n = kept
 
     def state_dict(self) -> dict[str, np.ndarray | int]:
-        """Copy of the live rows and the id counter, for checkpoints."""
+        """Copy of the live rows (batch-first, e.g. ``P`` (n, 4, 4)) and the id counter."""
         state: dict[str, np.ndarray | int] = {
-            name: column[: self.n].copy() for name, column in self._columns.items()
+            name: np.moveaxis(column[..., : self.n], -1, 0).copy()
+            for name, column in self._columns.items()
         }
         state["next_id"] = self.next_id
         return state
 
     @classmethod
     def from_state_dict(cls, state: dict[str, np.ndarray | int]) -> TrackTable:
+        """Rebuild a table from :meth:`state_dict`'s output."""
         n = int(np.asarray(state["id"]).shape[0])
         table = cls(capacity=max(1024, n))
         for name in COLUMNS:
-            table._columns[name][:n] = state[name]
+            table._columns[name][..., :n] = np.moveaxis(np.asarray(state[name]), 0, -1)
         table.n = n
         table.next_id = int(state["next_id"])  # type: ignore[arg-type]
         return table
