@@ -7,6 +7,12 @@ chi-square test on the Mahalanobis distance
     d^2 = y' S^-1 y,  y = z - H x,  S = H P H' + R,
 
 so the work grows with the number of plausible pairs, not tracks x detections.
+
+The pre-gate is a spatial hash: detections go into square cells, kept in a hash
+table sorted by slot, and each track looks up the cells that its radius overlaps.
+Everything is a handful of whole-array numpy calls (no tree to build, no Python loop
+per track or per cell); the few tracks whose radius spans many cells (long coasts)
+use k-d trees instead, and tiny problems test every pair.
 """
 
 from __future__ import annotations
@@ -17,8 +23,12 @@ import numpy as np
 from scipy.spatial import cKDTree
 from scipy.stats import chi2
 
-# Below this many track x detection pairs, testing every pair beats building trees.
+# Below this many track x detection pairs, testing every pair beats any index.
 DENSE_PAIR_LIMIT = 4096
+# A track whose radius overlaps more grid cells than this goes to the k-d tree path.
+MAX_CELLS_PER_TRACK = 64
+# Fibonacci hashing constant (2^64 / golden ratio), spreads cell keys over the slots.
+_HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 
 
 def gate_threshold(probability: float, dof: int = 2) -> float:
@@ -63,7 +73,7 @@ def _max_eigenvalue(M: np.ndarray) -> np.ndarray:
     return 0.5 * (a + c) + np.sqrt(0.25 * (a - c) ** 2 + b * b)
 
 
-def _spatial_pairs(
+def _tree_pairs(
     z_pred: np.ndarray, radius: np.ndarray, z: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pairs closer than each track's radius, via k-d trees.
@@ -83,6 +93,96 @@ def _spatial_pairs(
         track_parts.append(members[pairs["i"][keep]])
         det_parts.append(pairs["j"][keep].astype(np.intp))
     return np.concatenate(track_parts), np.concatenate(det_parts)
+
+
+def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For items with ``counts[i]`` children: parent index and rank of each child.
+
+    ``counts`` (K,) -> ``parent`` (sum counts,), ``rank`` (sum counts,) with
+    ``rank`` running 0 .. counts[i] - 1 within each parent.
+    """
+    parent = np.repeat(np.arange(counts.size), counts)
+    first = np.cumsum(counts) - counts  # index of each parent's first child
+    rank = np.arange(parent.size) - first[parent]
+    return parent, rank
+
+
+def _grid_pairs(
+    z_pred: np.ndarray, radius: np.ndarray, z: np.ndarray, cell: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs closer than each track's radius, via a spatial hash of the detections.
+
+    Detections fall into square cells of side ``cell``; a cell's key is unique over
+    the detections' bounding grid, and its slot in a power-of-two hash table is a
+    Fibonacci hash of the key. Detections are sorted by slot once, so a slot's
+    detections are one contiguous run found from a cumulative count. Each track
+    visits the cells overlapped by its radius's bounding box; hash collisions bring
+    in detections of other cells, which the key comparison drops, so every pair is
+    found exactly once.
+
+    Returns
+    -------
+    track, detection : ndarray, shape (G,), intp
+        Pairs within the radius, grouped by track in increasing order.
+    wide : ndarray, intp
+        Tracks that overlap more than ``MAX_CELLS_PER_TRACK`` cells, not searched.
+    """
+    origin = z.min(axis=0)
+    det_cell = np.floor((z - origin) / cell).astype(np.int64)  # (M, 2), >= 0
+    n_cy = int(det_cell[:, 1].max()) + 1
+    n_cx = int(det_cell[:, 0].max()) + 1
+    det_key = det_cell[:, 0] * n_cy + det_cell[:, 1]
+    bits = max(int(z.shape[0]).bit_length() + 1, 4)  # load factor at most 1/2
+    shift = np.uint64(64 - bits)
+    det_slot = ((det_key.astype(np.uint64) * _HASH_MULTIPLIER) >> shift).astype(np.intp)
+    by_slot = np.argsort(det_slot, kind="stable")
+    slot_end = np.cumsum(np.bincount(det_slot, minlength=1 << bits))
+
+    # Cell ranges of each track's bounding box, clipped to the detections' grid.
+    lo = np.floor((z_pred - radius[:, None] - origin) / cell).astype(np.int64)
+    hi = np.floor((z_pred + radius[:, None] - origin) / cell).astype(np.int64)
+    np.maximum(lo, 0, out=lo)
+    np.minimum(hi, [n_cx - 1, n_cy - 1], out=hi)
+    span = np.maximum(hi - lo + 1, 0)
+    n_cells = span[:, 0] * span[:, 1]
+    too_wide = n_cells > MAX_CELLS_PER_TRACK
+    n_cells[too_wide] = 0
+
+    # One query per (track, cell) ...
+    q_track, q_rank = _expand(n_cells)
+    q_span_y = span[q_track, 1]
+    q_key = (lo[q_track, 0] + q_rank // q_span_y) * n_cy + lo[q_track, 1] + q_rank % q_span_y
+    q_slot = ((q_key.astype(np.uint64) * _HASH_MULTIPLIER) >> shift).astype(np.intp)
+    q_end = slot_end[q_slot]
+    q_count = q_end - np.where(q_slot > 0, slot_end[q_slot - 1], 0)
+    hit = np.flatnonzero(q_count)  # most queries land in empty slots
+    # ... and one candidate per detection in that query's slot.
+    c_query, c_rank = _expand(q_count[hit])
+    c_query = hit[c_query]
+    det = by_slot[q_end[c_query] - q_count[c_query] + c_rank]
+    track = q_track[c_query]
+    same_cell = det_key[det] == q_key[c_query]
+    track, det = track[same_cell], det[same_cell]
+    dx = z[det, 0] - z_pred[track, 0]
+    dy = z[det, 1] - z_pred[track, 1]
+    near = dx * dx + dy * dy <= radius[track] ** 2
+    return track[near], det[near], np.flatnonzero(too_wide)
+
+
+def _spatial_pairs(
+    z_pred: np.ndarray, radius: np.ndarray, z: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs closer than each track's radius: the hash grid, k-d trees for wide tracks.
+
+    The cell side is twice the 90th percentile radius, so nine tracks in ten overlap
+    at most 2 x 2 cells and the rest a few more.
+    """
+    cell = 2.0 * float(np.quantile(radius, 0.9))
+    track, det, wide = _grid_pairs(z_pred, radius, z, max(cell, 1e-6))
+    if wide.size == 0:
+        return track, det
+    wide_track, wide_det = _tree_pairs(z_pred[wide], radius[wide], z)
+    return np.concatenate([track, wide[wide_track]]), np.concatenate([det, wide_det])
 
 
 def gate(
@@ -127,15 +227,20 @@ def gate(
         # lambda_max(P + R) <= lambda_max(P) + max_j lambda_max(R_j).
         radius = np.sqrt(threshold * (_max_eigenvalue(P_pos) + _max_eigenvalue(R).max()))
         ti, dj = _spatial_pairs(z_pred, radius, z)
-        order = np.lexsort((dj, ti))
-        ti, dj = ti[order], dj[order]
     y0 = z[dj, 0] - z_pred[ti, 0]
     y1 = z[dj, 1] - z_pred[ti, 1]
     # S = H P H' + R per pair, kept as its three distinct entries
-    a = P_pos[ti, 0, 0] + R[dj, 0, 0]
-    b = P_pos[ti, 0, 1] + R[dj, 0, 1]
-    c = P_pos[ti, 1, 1] + R[dj, 1, 1]
+    a = P_pos[:, 0, 0][ti] + R[:, 0, 0][dj]
+    b = P_pos[:, 0, 1][ti] + R[:, 0, 1][dj]
+    c = P_pos[:, 1, 1][ti] + R[:, 1, 1][dj]
     det = a * c - b * b
     d2 = (c * y0 * y0 - 2.0 * b * y0 * y1 + a * y1 * y1) / det  # y' S^-1 y
-    inside = d2 <= threshold
-    return GatedPairs(ti[inside], dj[inside], d2[inside], np.log(det[inside]))
+    inside = np.flatnonzero(d2 <= threshold)
+    ti, dj = ti[inside], dj[inside]
+    # Sort by track, then detection; the dense and grid paths are already nearly in
+    # that order, so the sort only runs when some track has pairs out of order.
+    key = ti * m + dj
+    if key.size > 1 and np.any(key[1:] < key[:-1]):
+        order = np.argsort(key, kind="stable")
+        ti, dj, inside = ti[order], dj[order], inside[order]
+    return GatedPairs(ti, dj, d2[inside], np.log(det[inside]))

@@ -33,6 +33,15 @@ from fusion.messages import CLASSES, DetectionBatch
 from fusion.tracks import CONFIRMED, TENTATIVE, TrackTable
 
 
+def _columns(a: np.ndarray, sel: slice | np.ndarray) -> np.ndarray:
+    """The tracks ``sel`` of a batch-last column ``a`` (..., n), kept batch-last.
+
+    A slice gives a view; an index array a copy via ``np.take``, because fancy
+    indexing on the last axis would lay the copy out batch-first in memory.
+    """
+    return a[..., sel] if isinstance(sel, slice) else np.take(a, sel, axis=-1)
+
+
 @dataclass(frozen=True)
 class TrackerConfig:
     """Tracker parameters; load from the ``[tracker]`` table of a TOML file.
@@ -261,7 +270,7 @@ class Tracker:
         tracks = self.tracks
         if not late.any():
             x, P = kalman.predict_batch_last(
-                tracks.x[:, sel], tracks.P[:, :, sel], t - tracks.t[sel], self._accel_var
+                _columns(tracks.x, sel), _columns(tracks.P, sel), t - tracks.t[sel], self._accel_var
             )
             tracks.x[:, sel], tracks.P[:, :, sel], tracks.t[sel] = x, P, t
             return x[:2].T, P[:2, :2].transpose(2, 0, 1), None
@@ -314,9 +323,11 @@ class Tracker:
         else:
             is_late = late[track]
             now_rows, now_det = rows[track[~is_late]], detection[~is_late]
+        # np.take keeps the gathered copies batch-last in memory; fancy indexing on
+        # the last axis would lay them out batch-first and slow the kernel fivefold.
         x, P = kalman.update_batch_last(
-            tracks.x[:, now_rows], tracks.P[:, :, now_rows],
-            batch.z[now_det].T, batch.R[now_det].transpose(1, 2, 0),
+            np.take(tracks.x, now_rows, axis=-1), np.take(tracks.P, now_rows, axis=-1),
+            np.take(batch.z.T, now_det, axis=-1), np.take(batch.R.transpose(1, 2, 0), now_det, axis=-1),
         )
         tracks.x[:, now_rows], tracks.P[:, :, now_rows] = x, P
         if oosm is not None and is_late.any():
