@@ -7,6 +7,23 @@ It subscribes first and then asks the service for the currently open alerts (the
 ZeroMQ guide's Clone pattern), so a late subscriber starts with the open alerts and
 misses nothing that happens between the two. Snapshot alerts come first, marked
 ``"snapshot": True``.
+
+Gaps and restarts
+-----------------
+Every alert carries ``run`` (random per service start) and ``seq`` (per topic), the
+snapshot reply and every ``status`` carry the newest ``alert_seq`` per topic. The
+client uses them to:
+
+- drop alerts already contained in the snapshot (``seq`` not above the snapshot's);
+- count a *gap* when ``seq`` jumps, or when ``status`` names a newer ``seq`` on a
+  subscribed topic than was received (a PUB high-water-mark drop, which the service
+  cannot see; counted here, per subscriber, in :attr:`AlertClient.stats`);
+- see a *restart* when ``run`` changes (or ``uptime`` goes backwards), and a missed
+  heartbeat when no ``status`` came for three status intervals.
+
+After any of these it asks for the snapshot again (yielding it with
+``"resync": True``), so a subscriber that lived through a service crash ends with the
+right open alerts. ZeroMQ reconnects the SUB socket by itself.
 """
 
 from __future__ import annotations
@@ -20,6 +37,7 @@ import zmq
 
 from fusion.messages import WireError, pack_map, unpack_map
 from fusion.rules import severity_rank
+from fusion.security import CurveKeys
 
 
 class AlertClient:
@@ -42,6 +60,18 @@ class AlertClient:
     context : zmq.Context, optional
     stop : threading.Event, optional
         Set it (from another thread) to end the iteration within ~100 ms.
+    curve : CurveKeys, optional
+        This client's key pair and the service's public key, for a secured service.
+
+    Attributes
+    ----------
+    stats : dict
+        ``alerts`` yielded, ``rejected`` undecodable messages, ``snapshot`` alerts from
+        snapshots, ``gaps`` alert messages missed, ``restarts`` service restarts seen,
+        ``heartbeats_missed``, ``resyncs`` snapshots re-requested, ``duplicates``
+        alerts dropped as already in a snapshot.
+    status : dict or None
+        The newest ``status`` message.
     """
 
     def __init__(
@@ -55,6 +85,7 @@ class AlertClient:
         snapshot_timeout: float = 5.0,
         context: zmq.Context | None = None,
         stop: threading.Event | None = None,
+        curve: CurveKeys | None = None,
     ):
         self.publish = publish
         self.snapshot = snapshot
@@ -65,10 +96,19 @@ class AlertClient:
         self.snapshot_timeout = snapshot_timeout
         self._own_context = context is None
         self.context = context or zmq.Context()
-        self.stats = {"alerts": 0, "rejected": 0, "snapshot": 0}
+        self.stats = {
+            "alerts": 0, "rejected": 0, "snapshot": 0, "gaps": 0, "restarts": 0,
+            "heartbeats_missed": 0, "resyncs": 0, "duplicates": 0,
+        }
         self.status: dict[str, Any] | None = None
         self.stop = stop or threading.Event()
+        self.curve = curve
+        self._run: str | None = None
+        self._seq: dict[str, int] = {}
+        self._synced = False
 
+    def _subscribed(self, topic: str) -> bool:
+        return any(topic.encode().startswith(t) for t in self._topics())
     def _wanted(self, alert: dict[str, Any]) -> bool:
         if self.zones is not None and alert.get("zone") not in self.zones:
             return False
@@ -92,6 +132,8 @@ class AlertClient:
     def _fetch_snapshot(self) -> list[dict[str, Any]]:
         with self.context.socket(zmq.DEALER) as req:
             req.setsockopt(zmq.LINGER, 0)
+            if self.curve is not None:
+                self.curve.apply_client(req)
             req.connect(self.snapshot)
             req.send_multipart([b"", pack_map({"type": "open_alerts"})])
             if not req.poll(self.snapshot_timeout * 1e3):
@@ -101,25 +143,101 @@ class AlertClient:
             reply = unpack_map(req.recv_multipart()[-1])
         if reply.get("type") != "open_alerts":
             raise WireError("request", f"snapshot request refused: {reply.get('message')}")
+        if isinstance(reply.get("alert_seq"), dict):
+            # Alerts up to these numbers are in the snapshot; later ones are news.
+            self._seq = {str(k): int(v) for k, v in reply["alert_seq"].items()}
+            self._run = reply.get("run", self._run)
+            self._synced = True
         return list(reply.get("alerts", []))
+
+    def _snapshot_alerts(self, resync: bool) -> Iterator[dict[str, Any]]:
+        if resync:
+            self.stats["resyncs"] += 1
+        for alert in self._fetch_snapshot():
+            if self._wanted(alert):
+                self.stats["snapshot"] += 1
+                yield {**alert, "snapshot": True, **({"resync": True} if resync else {})}
+
+    def _check_status(self, status: dict[str, Any]) -> bool:
+        """Note a status message; True if it shows a restart or lost alerts."""
+        previous, self.status = self.status, status
+        run = status.get("run")
+        restarted = (run is not None and self._run is not None and run != self._run) or (
+            previous is not None
+            and isinstance(status.get("uptime"), float | int)
+            and isinstance(previous.get("uptime"), float | int)
+            and status["uptime"] < previous["uptime"]
+        )
+        if restarted:
+            self.stats["restarts"] += 1
+            self._run, self._seq, self._synced = run, {}, False
+            return True
+        if run is not None:
+            self._run = run
+        lost = False
+        for topic, seq in (status.get("alert_seq") or {}).items():
+            topic = str(topic)
+            if not self._subscribed(topic) or not isinstance(seq, int):
+                continue
+            have = self._seq.get(topic)
+            if have is None and not self._synced:
+                self._seq[topic] = seq  # first sight without a snapshot: a baseline
+                continue
+            have = have or 0
+            if seq > have:
+                self.stats["gaps"] += seq - have
+                self._seq[topic] = seq
+                lost = True
+        return lost
+
+    def _check_alert(self, topic: str, message: dict[str, Any]) -> str:
+        """'ok', 'duplicate', or 'resync' (a gap or a new run) for an alert message."""
+        run, seq = message.pop("run", None), message.pop("seq", None)
+        if not isinstance(seq, int):
+            return "ok"  # an older service without sequence numbers
+        if run is not None and self._run is not None and run != self._run:
+            self.stats["restarts"] += 1
+            self._run, self._seq, self._synced = run, {topic: seq}, False
+            return "resync"
+        self._run = run if run is not None else self._run
+        have = self._seq.get(topic)
+        if have is not None and seq <= have:
+            self.stats["duplicates"] += 1
+            return "duplicate"
+        self._seq[topic] = seq
+        if have is not None and seq > have + 1:
+            self.stats["gaps"] += seq - have - 1
+            return "resync"
+        return "ok"
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         try:
             with self.context.socket(zmq.SUB) as sub:
                 sub.setsockopt(zmq.LINGER, 0)
+                if self.curve is not None:
+                    self.curve.apply_client(sub)
                 for topic in self._topics():
                     sub.setsockopt(zmq.SUBSCRIBE, topic)
                 sub.setsockopt(zmq.SUBSCRIBE, b"status")
                 sub.connect(self.publish)
                 if self.snapshot:
-                    for alert in self._fetch_snapshot():
-                        if self._wanted(alert):
-                            self.stats["snapshot"] += 1
-                            yield {**alert, "snapshot": True}
-                last = time.monotonic()
+                    yield from self._snapshot_alerts(resync=False)
+                last = last_status = time.monotonic()
+                resync_pending = False
                 while not self.stop.is_set():
                     if not sub.poll(100):
-                        if self.timeout is not None and time.monotonic() - last > self.timeout:
+                        now = time.monotonic()
+                        interval = (self.status or {}).get("status_interval")
+                        if (
+                            isinstance(interval, float | int)
+                            and not resync_pending
+                            and now - last_status > 3 * interval
+                        ):
+                            # The service went quiet: whatever happened meanwhile, the
+                            # open set is re-read once it talks again.
+                            self.stats["heartbeats_missed"] += 1
+                            resync_pending = True
+                        if self.timeout is not None and now - last > self.timeout:
                             return
                         continue
                     topic, *rest = sub.recv_multipart()
@@ -131,10 +249,25 @@ class AlertClient:
                         self.stats["rejected"] += 1
                         continue
                     if topic == b"status":
-                        self.status = message
+                        last_status = time.monotonic()
+                        if self._check_status(message):
+                            resync_pending = True
+                        if resync_pending and self.snapshot:
+                            try:
+                                yield from self._snapshot_alerts(resync=True)
+                                resync_pending = False
+                            except (TimeoutError, WireError):
+                                pass  # the service is not answering yet; next status
+                        elif resync_pending:
+                            resync_pending = False
                         continue
                     message.pop("v", None)
                     message.pop("type", None)
+                    verdict = self._check_alert(topic.decode("ascii", "replace"), message)
+                    if verdict == "duplicate":
+                        continue
+                    if verdict == "resync":
+                        resync_pending = True
                     if self._wanted(message):
                         last = time.monotonic()
                         self.stats["alerts"] += 1

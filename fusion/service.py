@@ -30,6 +30,7 @@ from __future__ import annotations
 import heapq
 import logging
 import math
+import os
 import threading
 import time
 import traceback
@@ -42,11 +43,27 @@ from typing import Any
 import numpy as np
 import zmq
 
-from fusion.alertlog import AlertLog, rebuild_open_alerts
+from fusion.alertlog import AlertLog, read_alert_log, rebuild_open_alerts
 from fusion.alerts import AlertEngine
+from fusion.checkpoint import CheckpointError, load_checkpoint, reconcile, save_checkpoint
 from fusion.config import ConfigError, from_mapping, load_toml
-from fusion.messages import DetectionBatch, WireError, decode_batch, pack_map, unpack_map
+from fusion.messages import (
+    CLASSES,
+    DetectionBatch,
+    WireError,
+    decode_batch,
+    encode_batch,
+    pack_map,
+    unpack_map,
+)
+from fusion.security import (
+    DOMAIN_DETECTIONS,
+    DOMAIN_SUBSCRIBERS,
+    INSECURE_BANNER,
+    CurveServer,
+)
 from fusion.tracker import Tracker
+from fusion.tracks import CONFIRMED
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +84,7 @@ class ServiceConfig:
         Seconds batches are held to be put in measurement-time order.
     alert_interval : float
         Measurement-time seconds between alert-rule evaluations; batches in between
-        only add evidence. Rules run at once when a batch deletes tracks.
+        only add evidence, and their deleted tracks are handed to the next evaluation.
     max_lateness : float
         Batches older than the newest processed time by more than this are rejected.
     max_future : float
@@ -78,6 +95,13 @@ class ServiceConfig:
         Path of the durable alert log; "" for none.
     sensors : tuple of str
         Allowed sensor ids; empty allows any well-formed id.
+    max_sensors : int
+        Distinct sensor ids remembered at most; batches from further ids are rejected
+        (``too_many_sensors``) so invented ids cannot grow the per-sensor tables.
+    checkpoint : str
+        Path of the checkpoint file (tracker, alert engine, counters); "" for none.
+    checkpoint_interval : float
+        Wall-clock seconds between checkpoints.
     """
 
     det_connect: tuple[str, ...] = ()
@@ -92,12 +116,15 @@ class ServiceConfig:
     status_interval: float = 2.0
     alert_log: str = ""
     sensors: tuple[str, ...] = ()
+    max_sensors: int = 10_000
+    checkpoint: str = ""
+    checkpoint_interval: float = 10.0
 
     def __post_init__(self) -> None:
         for name in ("reorder_window", "alert_interval", "max_lateness", "max_future"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"service.{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("track_interval", "status_interval"):
+        for name in ("track_interval", "status_interval", "checkpoint_interval"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"service.{name} must be > 0, got {getattr(self, name)}")
 
@@ -130,6 +157,18 @@ class Pipeline:
         Alerts are appended here before they are emitted.
     clock : callable
         Wall clock in seconds (``time.monotonic``); injectable for tests.
+    authorize : callable, optional
+        ``authorize(sensor_id, user_id) -> bool``: may the connection authenticated as
+        ``user_id`` (the CURVE ``User-Id``) send for this sensor? Refusals are counted
+        as ``spoofed_sensor``. None (insecure mode) accepts every sender.
+
+    Notes
+    -----
+    Every alert message carries ``run`` (random per service start) and ``seq`` (per
+    topic, from 1), and ``status`` carries the newest ``alert_seq`` per topic: a
+    subscriber sees a restart as a new ``run`` and a loss (a PUB high-water-mark drop
+    or a reconnect) as a gap in ``seq``. The PUB socket cannot see its own drops, so
+    those counts live in each subscriber (:class:`fusion.client.AlertClient`).
     """
 
     tracker: Tracker
@@ -138,6 +177,7 @@ class Pipeline:
     emit: Callable[[bytes, bytes], None] = lambda topic, payload: None
     alert_log: AlertLog | None = None
     clock: Callable[[], float] = time.monotonic
+    authorize: Callable[[str, str | None], bool] | None = None
 
     def __post_init__(self) -> None:
         self.counters: Counter[str] = Counter()
@@ -149,21 +189,39 @@ class Pipeline:
         self.newest_accepted = -math.inf
         self.processed_until = -math.inf
         self._rules_evaluated_at = -math.inf
+        # Track ids deleted since the last rule evaluation (so lost_inside says "deleted").
+        self._pending_deleted: list[np.ndarray] = []
         self._heap: list[tuple[float, int, float, DetectionBatch]] = []
         self._arrivals = 0
         self._allowed = frozenset(self.config.sensors)
         self.started = self.clock()
+        self.run_id = os.urandom(6).hex()
+        self.alert_seq: Counter[str] = Counter()
+        self.checkpoints = {"written": 0, "failed": 0, "bytes": 0}
+        self.restored: dict[str, Any] = {}
+        self.status_extra: Callable[[], dict[str, Any]] = dict
 
     # -- intake ---------------------------------------------------------------------
 
-    def receive(self, frames: list[bytes], t_recv: float | None = None) -> bool:
+    def receive(
+        self, frames: list[bytes], t_recv: float | None = None, user_id: str | None = None
+    ) -> bool:
         """Validate one multipart message and queue it; False (and counted) if rejected.
+
+        Parameters
+        ----------
+        frames : list of bytes
+            ``[topic, payload]``.
+        t_recv : float, optional
+            Arrival time on :attr:`clock` (now if omitted).
+        user_id : str, optional
+            The authenticated sender (CURVE ``User-Id``), checked by :attr:`authorize`.
 
         Never raises because of the message's content.
         """
         t_recv = self.clock() if t_recv is None else t_recv
         try:
-            batch = self._accept(frames)
+            batch = self._accept(frames, user_id)
         except WireError as exc:
             self.rejected[exc.reason] += 1
             if self.rejected[exc.reason] <= 5 or self.rejected[exc.reason] % 1000 == 0:
@@ -180,15 +238,26 @@ class Pipeline:
         self.counters["received"] += 1
         return True
 
-    def _accept(self, frames: list[bytes]) -> DetectionBatch:
+    def _accept(self, frames: list[bytes], user_id: str | None = None) -> DetectionBatch:
         if len(frames) != 2:
             raise WireError("frames", f"expected [topic, payload], got {len(frames)} frames")
         topic, payload = frames
         batch = decode_batch(payload)
         if bytes(topic) != batch.topic:
             raise WireError("topic", f"topic {bytes(topic)[:80]!r} does not match {batch.topic!r}")
+        if self.authorize is not None and not self.authorize(batch.sensor_id, user_id):
+            # Before any per-sensor bookkeeping: a spoofer must not move the real
+            # sensor's sequence number or time reference.
+            raise WireError(
+                "spoofed_sensor",
+                f"key {user_id} is not registered for sensor {batch.sensor_id!r}",
+            )
         if self._allowed and batch.sensor_id not in self._allowed:
             raise WireError("unknown_sensor", f"sensor {batch.sensor_id!r} is not configured")
+        if batch.sensor_id not in self.last_seq and len(self.last_seq) >= self.config.max_sensors:
+            raise WireError(
+                "too_many_sensors", f"already {len(self.last_seq)} sensors; {batch.sensor_id!r} refused"
+            )
         # The first batch sets the time reference; later ones are held to it.
         if (
             math.isfinite(self.newest_accepted)
@@ -262,8 +331,10 @@ class Pipeline:
                     )
             self.processed_until = max(self.processed_until, batch.t)
             now = self.tracker.latest_time
-            if result.deleted.size or now - self._rules_evaluated_at >= self.config.alert_interval:
-                self._evaluate_rules(result.updated, batch.sensor_id, result.deleted)
+            if result.deleted.size:
+                self._pending_deleted.append(result.deleted)
+            if now - self._rules_evaluated_at >= self.config.alert_interval:
+                self._evaluate_rules(result.updated, batch.sensor_id)
             else:
                 self.engine.record_evidence(now, result.updated, batch.sensor_id)
             self.counters["batches"] += 1
@@ -279,11 +350,12 @@ class Pipeline:
         self,
         updated: np.ndarray | None = None,
         sensor_id: str | None = None,
-        deleted: np.ndarray | None = None,
     ) -> None:
         """Run the alert rules on every confirmed track, predicted to the newest time."""
         now = self.tracker.latest_time
         snap = self.tracker.confirmed(at=now)
+        deleted = np.concatenate(self._pending_deleted) if self._pending_deleted else None
+        self._pending_deleted.clear()
         events = self.engine.step(
             now,
             snap.ids,
@@ -305,8 +377,10 @@ class Pipeline:
             self.alert_log.append_many(events)  # durable before anyone hears of it
         for event in events:
             self.alerts_by_kind[f"{event['kind']}.{event['event']}"] += 1
-            topic = f"alert.{event['zone']}.{event['kind']}".encode("ascii")
-            self.emit(topic, pack_map({"type": "alert", **event}))
+            name = f"alert.{event['zone']}.{event['kind']}"
+            self.alert_seq[name] += 1
+            message = {"type": "alert", **event, "run": self.run_id, "seq": self.alert_seq[name]}
+            self.emit(name.encode("ascii"), pack_map(message))
 
     # -- outgoing pictures ----------------------------------------------------------
 
@@ -351,7 +425,64 @@ class Pipeline:
             "alerts": dict(self.alerts_by_kind),
             "latency_ms": percentiles(self.latencies),
             "t": None if math.isinf(self.processed_until) else self.processed_until,
+            "run": self.run_id,
+            "status_interval": self.config.status_interval,
+            "alert_seq": dict(self.alert_seq),
+            "sensors_seen": len(self.last_seq),
+            "checkpoints": dict(self.checkpoints),
+            "restored": self.restored,
+            **self.status_extra(),
         }
+
+    # -- checkpoints ----------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: tracker, alert engine, counters, held batches.
+
+        ``log_records`` is how many records the alert log held at this instant; see
+        :mod:`fusion.checkpoint` for how a restart reconciles the two.
+        """
+        finite = lambda v: None if math.isinf(v) else float(v)  # noqa: E731
+        return {
+            "tracker": self.tracker.state_dict(),
+            "tracker_stats": dict(self.tracker.stats),
+            "engine": self.engine.state_dict(),
+            "log_records": 0 if self.alert_log is None else self.alert_log.records,
+            "counters": dict(self.counters),
+            "rejected": dict(self.rejected),
+            "gaps": dict(self.gaps),
+            "alerts_by_kind": dict(self.alerts_by_kind),
+            "alert_seq": dict(self.alert_seq),
+            "last_seq": dict(self.last_seq),
+            "newest_accepted": finite(self.newest_accepted),
+            "processed_until": finite(self.processed_until),
+            "rules_evaluated_at": finite(self._rules_evaluated_at),
+            # Received but not yet processed: kept as wire bytes, re-queued on restore.
+            "held": [encode_batch(entry[3]) for entry in sorted(self._heap)],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume from :meth:`state_dict` (already reconciled with the alert log)."""
+        back = lambda v: -math.inf if v is None else float(v)  # noqa: E731
+        self.tracker.load_state_dict(state["tracker"])
+        self.tracker.stats.update(state.get("tracker_stats", {}))
+        if state.get("engine") is not None:
+            self.engine.load_state_dict(state["engine"])
+        self.counters = Counter(state["counters"])
+        self.rejected = Counter(state["rejected"])
+        self.gaps = Counter(state["gaps"])
+        self.alerts_by_kind = Counter(state["alerts_by_kind"])
+        self.alert_seq = Counter(state["alert_seq"])
+        self.last_seq = {k: int(v) for k, v in state["last_seq"].items()}
+        self.newest_accepted = back(state["newest_accepted"])
+        self.processed_until = back(state["processed_until"])
+        self._rules_evaluated_at = back(state["rules_evaluated_at"])
+        now = self.clock()
+        self._heap = []
+        for payload in state.get("held", []):
+            batch = decode_batch(payload)
+            heapq.heappush(self._heap, (batch.t, self._arrivals, now, batch))
+            self._arrivals += 1
 
     def timer(self, t_wall: float) -> None:
         """Let dwell times and holds run out while no batch arrives."""
@@ -371,11 +502,20 @@ class TrackerService:
     pipeline : Pipeline
     config : ServiceConfig
     context : zmq.Context, optional
-        Shared context; a private one is made (and terminated) if omitted.
+        Shared context; a private one is made (and terminated) if omitted. With
+        ``security`` the ZAP authenticator runs on it, and libzmq allows one per
+        context: one secured service per context.
+    security : CurveServer, optional
+        CurveZMQ on every socket, with allow-lists and the sensor-key policy; without
+        it the service runs in the clear and says so loudly.
     """
 
     def __init__(
-        self, pipeline: Pipeline, config: ServiceConfig, context: zmq.Context | None = None
+        self,
+        pipeline: Pipeline,
+        config: ServiceConfig,
+        context: zmq.Context | None = None,
+        security: CurveServer | None = None,
     ):
         if not (config.det_connect or config.det_bind):
             raise ConfigError(
@@ -387,6 +527,29 @@ class TrackerService:
         self.context = context or zmq.Context()
         self.stop_event = threading.Event()
         self.ready = threading.Event()
+        self.security = security
+        if security is not None:
+            pipeline.authorize = security.policy
+            pipeline.status_extra = lambda: {
+                "secure": True, "auth_denied": security.denied_counts()
+            }
+        else:
+            pipeline.status_extra = lambda: {"secure": False, "auth_denied": {}}
+
+    def checkpoint(self) -> bool:
+        """Write the pipeline's state to ``config.checkpoint`` now; False if it failed."""
+        if not self.config.checkpoint:
+            return False
+        pipe = self.pipeline
+        try:
+            size = save_checkpoint(self.config.checkpoint, pipe.state_dict())
+        except Exception:  # a full disk must not stop tracking; it is counted and logged
+            pipe.checkpoints["failed"] += 1
+            log.error("checkpoint to %s failed:\n%s", self.config.checkpoint, traceback.format_exc())
+            return False
+        pipe.checkpoints["written"] += 1
+        pipe.checkpoints["bytes"] = size
+        return True
 
     def stop(self) -> None:
         """Ask the loop to finish (safe from signal handlers and other threads)."""
@@ -396,6 +559,11 @@ class TrackerService:
         """Serve until :meth:`stop`; flush what is held, publish a last status, return it."""
         cfg, pipe = self.config, self.pipeline
         ctx = self.context
+        if self.security is None:
+            log.warning(INSECURE_BANNER)
+        else:
+            self.security.start(ctx)  # ZAP handler first: a bind before it admits anyone
+            log.info("%s", self.security.summary)
         try:
             with (
                 ctx.socket(zmq.SUB) as sub,
@@ -407,6 +575,10 @@ class TrackerService:
                 sub.setsockopt(zmq.RCVHWM, 100_000)
                 pub.setsockopt(zmq.SNDHWM, 100_000)
                 sub.setsockopt(zmq.SUBSCRIBE, b"det.")
+                if self.security is not None:
+                    self.security.secure(sub, DOMAIN_DETECTIONS)
+                    self.security.secure(pub, DOMAIN_SUBSCRIBERS)
+                    self.security.secure(router, DOMAIN_SUBSCRIBERS)
                 for endpoint in cfg.det_bind:
                     sub.bind(endpoint)
                 for endpoint in cfg.det_connect:
@@ -426,6 +598,7 @@ class TrackerService:
                 )
                 self.ready.set()
                 next_tracks = next_status = time.monotonic()
+                next_checkpoint = next_tracks + cfg.checkpoint_interval
                 while not self.stop_event.is_set():
                     wait = pipe.next_release_in()
                     timeout = 100.0 if wait is None else min(100.0, wait * 1e3)
@@ -444,11 +617,15 @@ class TrackerService:
                     if now >= next_status:
                         pub.send_multipart([b"status", pack_map(pipe.status())])
                         next_status = now + cfg.status_interval
+                    if cfg.checkpoint and now >= next_checkpoint:
+                        self.checkpoint()
+                        next_checkpoint = time.monotonic() + cfg.checkpoint_interval
                 # Flush what we owe: what is queued on the socket, then the reorder buffer.
                 self._drain(sub, deadline=time.monotonic() + 5.0)
                 pipe.release(flush=True)
                 pipe.timer(time.monotonic())
                 pub.send_multipart([b"track.update", pipe.track_message()])
+                self.checkpoint()
                 final = pipe.status()
                 final["final"] = True
                 pub.send_multipart([b"status", pack_map(final)])
@@ -463,6 +640,8 @@ class TrackerService:
         finally:
             if pipe.alert_log is not None:
                 pipe.alert_log.close()
+            if self.security is not None:
+                self.security.stop()
             if self._own_context:
                 ctx.term()
 
@@ -475,10 +654,17 @@ class TrackerService:
             if deadline is not None and time.monotonic() > deadline:
                 break
             try:
-                frames = sub.recv_multipart(zmq.NOBLOCK)
+                # copy=False keeps the frames' metadata: the authenticated User-Id.
+                parts = sub.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
-            self.pipeline.receive(frames)
+            user_id = None
+            if self.security is not None:
+                try:
+                    user_id = parts[0].get("User-Id")
+                except zmq.ZMQError:
+                    user_id = None
+            self.pipeline.receive([p.bytes for p in parts], user_id=user_id)
             n += 1
             if n % 256 == 0:
                 self.pipeline.release()
@@ -496,15 +682,92 @@ class TrackerService:
                 request = unpack_map(body)
                 if request.get("type") != "open_alerts":
                     raise WireError("request", f"unknown request type {request.get('type')!r}")
+                pipe = self.pipeline
                 reply = {
                     "type": "open_alerts",
-                    "alerts": self.pipeline.engine.open_alerts(),
-                    "t": self.pipeline.status()["t"],
+                    "alerts": pipe.engine.open_alerts(),
+                    "t": None if math.isinf(pipe.processed_until) else pipe.processed_until,
+                    # what the snapshot already holds, so clients drop older alerts
+                    "run": pipe.run_id,
+                    "alert_seq": dict(pipe.alert_seq),
                 }
             except WireError as exc:
                 self.pipeline.rejected[f"request_{exc.reason}"] += 1
                 reply = {"type": "error", "reason": exc.reason, "message": str(exc)}
             router.send_multipart([identity, b"", pack_map(reply)])
+
+
+def restore_pipeline(pipeline: Pipeline, checkpoint: str | Path = "",
+                     log_path: str | Path = "") -> dict[str, Any]:
+    """Resume ``pipeline`` from a checkpoint and the alert log (see :mod:`fusion.checkpoint`).
+
+    Call it after the pipeline's :class:`AlertLog` is open (opening it cuts a damaged
+    tail off and reports it). Returns what was restored; also kept in
+    ``pipeline.restored`` and so in ``status``.
+    """
+    result: dict[str, Any] = {}
+    state: dict[str, Any] | None = None
+    if checkpoint and Path(checkpoint).exists():
+        try:
+            state = load_checkpoint(checkpoint)
+            result["checkpoint"] = str(checkpoint)
+        except CheckpointError as exc:
+            log.error("%s; starting from the alert log alone", exc)
+            result["checkpoint_error"] = str(exc)
+    events: list[dict[str, Any]] = []
+    if log_path and Path(log_path).exists():
+        events, report = read_alert_log(log_path)
+        if not report.ok:
+            log.error("alert log %s: %s (records after it are not used)", log_path, report.detail)
+        result["log"] = report.detail
+        recovery = getattr(pipeline.alert_log, "recovery", None)
+        if recovery is not None and recovery.truncated:
+            log.error("alert log %s had a damaged tail, cut off: %s", log_path, recovery.detail)
+            result["log_truncated"] = recovery.detail
+    if state is None and not events:
+        pipeline.restored = result
+        return result
+    if state is None:
+        state = pipeline.state_dict()  # the empty state, as of the log's beginning
+        state["log_records"] = 0
+    engine = pipeline.engine
+
+    def hold_of(zone: str, kind: str) -> float | None:
+        try:
+            hold = getattr(engine.rules.for_zone(zone), kind).hold
+        except AttributeError:
+            return None
+        return float(hold)
+
+    engine_state, tracker_state, rec = reconcile(
+        state.get("engine"), state["tracker"], events, int(state.get("log_records", 0)),
+        hold_of, CLASSES, int(CONFIRMED),
+    )
+    state["engine"], state["tracker"] = engine_state, tracker_state
+    for topic_ev in events[int(state.get("log_records", 0)):]:
+        state["alert_seq"][f"alert.{topic_ev['zone']}.{topic_ev['kind']}"] = (
+            state["alert_seq"].get(f"alert.{topic_ev['zone']}.{topic_ev['kind']}", 0) + 1
+        )
+        key = f"{topic_ev['kind']}.{topic_ev['event']}"
+        state["alerts_by_kind"][key] = state["alerts_by_kind"].get(key, 0) + 1
+    if rec.newest_t is not None:
+        for name in ("processed_until", "newest_accepted"):
+            if state[name] is None or state[name] < rec.newest_t:
+                state[name] = rec.newest_t
+    pipeline.load_state_dict(state)
+    result.update(rec.as_dict())
+    result["open_alerts"] = len(engine.open_alerts())
+    if rec.log_short_by:
+        log.error("alert log holds %d record(s) fewer than the checkpoint expects",
+                  rec.log_short_by)
+    log.info(
+        "restored: %d open alert(s), %d log record(s) after the checkpoint "
+        "(%d reopened, %d closed), %d track(s) rebuilt from alerts",
+        result["open_alerts"], rec.later_events, len(rec.reopened), len(rec.closed),
+        len(rec.tracks_restored),
+    )
+    pipeline.restored = result
+    return result
 
 
 def restore_open_alerts(engine: AlertEngine, path: str | Path) -> int:
@@ -539,4 +802,5 @@ __all__ = [
     "decode_alert",
     "percentiles",
     "restore_open_alerts",
+    "restore_pipeline",
 ]

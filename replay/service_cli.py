@@ -16,7 +16,8 @@ from fusion.client import AlertClient
 from fusion.config import ConfigError
 from fusion.geo import LocalFrame
 from fusion.rules import SEVERITIES, load_rules
-from fusion.service import Pipeline, ServiceConfig, TrackerService, restore_open_alerts
+from fusion.security import CurveServer, SecurityConfig, load_keys
+from fusion.service import Pipeline, ServiceConfig, TrackerService, restore_pipeline
 from fusion.tracker import Tracker, TrackerConfig
 from fusion.zones import ZoneSet
 
@@ -57,6 +58,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--snapshot", metavar="ENDPOINT", help="endpoint answering open-alert requests")
     p.add_argument("--alert-log", metavar="FILE", help="durable alert log")
     p.add_argument("--reorder-window", type=float, metavar="S", help="seconds held for reordering")
+    p.add_argument("--checkpoint", metavar="FILE",
+                   help="checkpoint file (.npz): resumed from at start, rewritten periodically")
+    p.add_argument("--checkpoint-interval", type=float, metavar="S",
+                   help="seconds between checkpoints (default 10)")
+    p.add_argument("--security", metavar="TOML",
+                   help="file with a [security] table: CURVE keys and allow-lists "
+                   "(default: the [security] table of --config, if any)")
     p.set_defaults(func=run_track)
 
     a = subparsers.add_parser(
@@ -76,7 +84,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--json", action="store_true", help="print JSON lines")
     a.add_argument("--timeout", type=float, metavar="S", help="exit after S seconds without alerts")
     a.add_argument("--count", type=int, metavar="N", help="exit after N alerts")
+    add_curve_client_options(a)
     a.set_defaults(func=run_alerts)
+
+
+def add_curve_client_options(p: argparse.ArgumentParser) -> None:
+    """``--key`` and ``--server-key``: connect as a CURVE client of a secured service."""
+    p.add_argument("--key", metavar="FILE",
+                   help="this client's key pair (<name>.key_secret from 'bufferzone keys')")
+    p.add_argument("--server-key", metavar="FILE",
+                   help="the service's public key (<name>.key); needed with --key")
+
+
+def curve_client_keys(args: argparse.Namespace) -> Any:
+    """The CurveKeys of ``--key``/``--server-key``, or None (in the clear)."""
+    if not args.key and not args.server_key:
+        return None
+    if not (args.key and args.server_key):
+        raise ConfigError("--key and --server-key go together")
+    return load_keys(args.key, args.server_key)
 
 
 def _zones_and_frame(args: argparse.Namespace) -> tuple[ZoneSet, LocalFrame]:
@@ -105,7 +131,8 @@ def build_service(args: argparse.Namespace) -> TrackerService:
         overrides["det_connect"] = tuple(args.connect)
     if args.bind:
         overrides["det_bind"] = tuple(args.bind)
-    for name in ("publish", "snapshot", "alert_log", "reorder_window"):
+    for name in ("publish", "snapshot", "alert_log", "reorder_window", "checkpoint",
+                 "checkpoint_interval"):
         value = getattr(args, name)
         if value is not None:
             overrides[name] = value
@@ -114,10 +141,13 @@ def build_service(args: argparse.Namespace) -> TrackerService:
     engine = AlertEngine(zones, load_rules(args.rules), frame)
     alert_log = None
     if service_config.alert_log:
-        restore_open_alerts(engine, service_config.alert_log)
-        alert_log = AlertLog(service_config.alert_log)
+        alert_log = AlertLog(service_config.alert_log)  # cuts and reports a damaged tail
     pipeline = Pipeline(Tracker(tracker_config), engine, service_config, alert_log=alert_log)
-    return TrackerService(pipeline, service_config)
+    restore_pipeline(pipeline, service_config.checkpoint, service_config.alert_log)
+    security_file = args.security or args.config
+    security = SecurityConfig.from_toml(security_file) if security_file else SecurityConfig()
+    server = CurveServer(security) if security.enabled else None
+    return TrackerService(pipeline, service_config, security=server)
 
 
 def run_track(args: argparse.Namespace) -> int:
@@ -126,10 +156,7 @@ def run_track(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError, OSError) as exc:
         print(f"bufferzone track: {exc}", file=sys.stderr)
         return 2
-    log.warning(
-        "running WITHOUT authentication: any host that reaches these endpoints can "
-        "publish detections and read alerts"
-    )
+    # TrackerService.run logs the loud banner when it runs without authentication.
 
     def stop(signum: int, _frame: Any) -> None:
         log.info("signal %d: stopping", signum)
@@ -173,8 +200,14 @@ def format_alert(alert: dict[str, Any]) -> str:
 
 
 def run_alerts(args: argparse.Namespace) -> int:
+    try:
+        curve = curve_client_keys(args)
+    except ConfigError as exc:
+        print(f"bufferzone alerts: {exc}", file=sys.stderr)
+        return 2
     client = AlertClient(
-        args.connect, args.snapshot, args.zone, args.kind, args.min_severity, timeout=args.timeout
+        args.connect, args.snapshot, args.zone, args.kind, args.min_severity,
+        timeout=args.timeout, curve=curve,
     )
 
     def interrupt(signum: int, _frame: Any) -> None:
@@ -197,5 +230,5 @@ def run_alerts(args: argparse.Namespace) -> int:
         return 1
     finally:
         stream.close()  # type: ignore[attr-defined]
-    log.debug("printed %d alert events", seen)
+    log.info("printed %d alert events; stream: %s", seen, client.stats)
     return 0

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 
 import zmq
 
+from fusion.config import ConfigError
+from fusion.security import load_keys
 from sensors.feed import iter_messages
 from sensors.publisher import publish
 from sensors.scenario import ScenarioError, load_scenario
@@ -58,6 +60,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="seconds to wait for them before starting anyway (default 10)")
     p.add_argument("--linger", type=float, default=2.0, metavar="S",
                    help="seconds allowed at exit to flush queued messages (default 2)")
+    p.add_argument("--key", metavar="FILE",
+                   help="CURVE key pair of this publisher (<name>.key_secret from 'bufferzone keys')")
+    p.add_argument("--server-key", metavar="FILE",
+                   help="the tracker service's public key (<name>.key); needed with --key")
     p.set_defaults(func=run)
 
 
@@ -99,12 +105,22 @@ def run(args: argparse.Namespace) -> int:
     if args.truth_out:
         truth.save(args.truth_out)
         log.info("truth written to %s", args.truth_out)
+    curve = None
+    if args.key or args.server_key:
+        if not (args.key and args.server_key):
+            log.error("--key and --server-key go together")
+            return 2
+        try:
+            curve = load_keys(args.key, args.server_key)
+        except ConfigError as exc:
+            log.error("%s", exc)
+            return 2
     stop = threading.Event()
     messages = iter_messages(scenario, truth, include_truth=args.truth)
     with zmq.Context() as ctx, _stop_on_signals(stop):
         publish(
             ctx, messages, args.bind or args.connect, bind=args.bind is not None,
             speed=args.speed, stop=stop, wait_subscribers=args.wait_subscribers,
-            wait_timeout=args.wait_timeout, linger_ms=int(args.linger * 1000),
+            wait_timeout=args.wait_timeout, linger_ms=int(args.linger * 1000), curve=curve,
         )
     return 0

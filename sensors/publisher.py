@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import zmq
 
+from fusion.security import CurveKeys
+
 log = logging.getLogger(__name__)
 
 # Longest the loop goes without looking at the stop event, seconds.
@@ -113,6 +115,7 @@ def publish(
     wait_timeout: float = 10.0,
     linger_ms: int = 2000,
     ready: threading.Event | None = None,
+    curve: CurveKeys | None = None,
 ) -> PublishStats:
     """Publish ``(t_delivery, topic, payload)`` messages, paced or as fast as possible.
 
@@ -141,6 +144,10 @@ def publish(
         How long closing the socket may take to flush messages still queued.
     ready : threading.Event, optional
         Set once the socket is bound or connected (tests use it to know when to connect).
+    curve : CurveKeys, optional
+        Publish as a CURVE client of a secured service (whether the socket binds or
+        connects): this sensor's key pair and the service's public key. ZeroMQ redoes
+        the handshake on every reconnect, so a restarted service is rejoined as is.
 
     Returns
     -------
@@ -155,6 +162,8 @@ def publish(
         sock.setsockopt(zmq.XPUB_VERBOSE, 1)
         sock.setsockopt(zmq.XPUB_NODROP, 1)
         sock.setsockopt(zmq.SNDHWM, _SNDHWM)
+        if curve is not None:
+            curve.apply_client(sock)
         if bind:
             sock.bind(endpoint)
         else:

@@ -1,0 +1,43 @@
+"""``bufferzone keys``: make CURVE key pairs for the service, sensors and subscribers."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fusion.security import create_keys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``keys`` sub-command."""
+    p = subparsers.add_parser(
+        "keys",
+        help="create CURVE key pairs (<name>.key public, <name>.key_secret private)",
+        description=(
+            "Create one key pair per NAME in DIR. Give the service its .key_secret "
+            "([security] server_key) and every client the service's .key; register "
+            "client public keys in the [security] table (sensors, subscribers). "
+            "Secret files are made readable by their owner only."
+        ),
+    )
+    p.add_argument("directory", metavar="DIR", help="where to write the key files")
+    p.add_argument("names", nargs="+", metavar="NAME", help="key names, e.g. server radar-1 ops")
+    p.add_argument("--force", action="store_true", help="replace existing keys of these names")
+    p.set_defaults(func=run_keys)
+
+
+def run_keys(args: argparse.Namespace) -> int:
+    """Entry point of ``bufferzone keys``."""
+    for name in args.names:
+        if not name or "/" in name or name.startswith("."):
+            print(f"bufferzone keys: bad key name {name!r}", file=sys.stderr)
+            return 2
+    for name in args.names:
+        try:
+            public, secret = create_keys(Path(args.directory), name, overwrite=args.force)
+        except FileExistsError as exc:
+            print(f"bufferzone keys: {exc} (use --force to replace it)", file=sys.stderr)
+            return 1
+        print(f"{name}: public {public}  secret {secret}")
+    return 0
