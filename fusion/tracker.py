@@ -327,7 +327,8 @@ class Tracker:
         # the last axis would lay them out batch-first and slow the kernel fivefold.
         x, P = kalman.update_batch_last(
             np.take(tracks.x, now_rows, axis=-1), np.take(tracks.P, now_rows, axis=-1),
-            np.take(batch.z.T, now_det, axis=-1), np.take(batch.R.transpose(1, 2, 0), now_det, axis=-1),
+            np.take(batch.z.T, now_det, axis=-1),
+            np.take(batch.R.transpose(1, 2, 0), now_det, axis=-1),
         )
         tracks.x[:, now_rows], tracks.P[:, :, now_rows] = x, P
         if oosm is not None and is_late.any():
@@ -354,7 +355,9 @@ class Tracker:
             weight = np.ones(detection.size) if batch.conf is None else batch.conf[detection]
             np.add.at(tracks.class_evidence, (batch.cls[detection], assigned), weight)
 
-    def _record_scan(self, rows: np.ndarray, sel: slice | np.ndarray, hit: np.ndarray) -> np.ndarray:
+    def _record_scan(
+        self, rows: np.ndarray, sel: slice | np.ndarray, hit: np.ndarray
+    ) -> np.ndarray:
         """Shift hit/miss history of the visible tracks; return ids newly confirmed."""
         tracks = self.tracks
         tracks.history[sel] = ((tracks.history[sel] << np.uint32(1)) | hit) & self._window_mask
