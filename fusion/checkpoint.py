@@ -211,19 +211,42 @@ def _episode_from_event(ev: Mapping[str, Any], hold: float | None) -> dict[str, 
     }
 
 
+def _set_row(tracker_state: dict[str, Any], r: int, ep: Mapping[str, Any]) -> None:
+    f = ep["fields"]
+    tracker_state["x"][r] = [f["east"] or 0.0, f["north"] or 0.0,
+                             f["v_east"] or 0.0, f["v_north"] or 0.0]
+    tracker_state["P"][r] = _RESTORED_P
+    t = float(ep["last_emit"])
+    for name in ("t", "t_hit"):
+        if name in tracker_state:
+            tracker_state[name][r] = t
+    if "misses_in_row" in tracker_state:
+        tracker_state["misses_in_row"][r] = 0
+
+
 def _restore_tracks(tracker_state: dict[str, Any], episodes: Sequence[Mapping[str, Any]],
                     classes: Sequence[str], status_confirmed: int) -> list[int]:
-    """Append a confirmed track for each episode whose track is missing (rows by id)."""
-    have = set(np.asarray(tracker_state["id"]).tolist())
+    """Bring the tracks of open alerts up to the log (rows stay sorted by id).
+
+    A missing track is appended as a confirmed track; a present one whose state is
+    older than its alert's latest logged event takes that event's position and
+    velocity (otherwise a restart after a long gap would coast it into deletion).
+    Returns the ids of the appended tracks.
+    """
+    ids = np.asarray(tracker_state["id"])
+    row_of = {int(tid): r for r, tid in enumerate(ids.tolist())}
     rows: dict[int, Mapping[str, Any]] = {}
     for ep in episodes:  # the latest event of a track wins
         tid = int(ep["track_id"])
-        if tid not in have:
-            if tid not in rows or ep["last_emit"] >= rows[tid]["last_emit"]:
-                rows[tid] = ep
-    if not rows:
+        if tid not in rows or ep["last_emit"] >= rows[tid]["last_emit"]:
+            rows[tid] = ep
+    for tid, ep in rows.items():
+        r = row_of.get(tid)
+        if r is not None and float(ep["last_emit"]) > float(tracker_state["t"][r]):
+            _set_row(tracker_state, r, ep)
+    new = sorted(tid for tid in rows if tid not in row_of)
+    if not new:
         return []
-    new = sorted(rows)
     k = len(new)
     for name, col in list(tracker_state.items()):
         if isinstance(col, np.ndarray) and col.ndim >= 1 and name != "latest_time":
@@ -234,13 +257,7 @@ def _restore_tracks(tracker_state: dict[str, Any], episodes: Sequence[Mapping[st
         ep, r = rows[tid], n0 + j
         f = ep["fields"]
         tracker_state["id"][r] = tid
-        tracker_state["x"][r] = [f["east"] or 0.0, f["north"] or 0.0,
-                                 f["v_east"] or 0.0, f["v_north"] or 0.0]
-        tracker_state["P"][r] = _RESTORED_P
-        t = float(ep["last_emit"])
-        for name in ("t", "t_hit"):
-            if name in tracker_state:
-                tracker_state[name][r] = t
+        _set_row(tracker_state, r, ep)
         if "t_born" in tracker_state:
             tracker_state["t_born"][r] = float(ep["opened_at"])
         if "status" in tracker_state:
