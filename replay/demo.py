@@ -22,6 +22,7 @@ from typing import Any
 import zmq
 
 from fusion.messages import WireError, unpack_map
+from fusion.security import create_keys, load_keys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--scenario", default="default", help="scenario name or TOML (default: default)")
     p.add_argument("--speed", type=float, default=10.0, help="multiple of real time (default 10)")
     p.add_argument("--workdir", help="keep sockets, alert log and outputs here (default: temp dir)")
+    p.add_argument("--secure", action="store_true",
+                   help="CurveZMQ everywhere: make keys for the service, the sensors and the "
+                   "subscribers in <workdir>/keys and register them")
     p.set_defaults(func=run_demo)
 
 
@@ -89,6 +93,28 @@ def summary_lines(status: dict[str, Any], wall: float) -> list[str]:
     return lines
 
 
+def make_demo_keys(work: Path) -> dict[str, list[str]]:
+    """Keys and a [security] file for the demo; returns the extra CLI args per process."""
+    keys = work / "keys"
+    for name in ("server", "sensors", "alerts", "demo"):
+        if not (keys / f"{name}.key_secret").exists():
+            create_keys(keys, name)
+    (work / "security.toml").write_text(
+        "[security]\n"
+        'server_key = "keys/server.key_secret"\n'
+        'keys_dir = "keys"\n'
+        'subscribers = ["alerts", "demo"]\n'
+        "[security.sensors]\n"
+        '"*" = ["sensors"]  # one simulator process speaks for every sensor\n'
+    )
+    server = str(keys / "server.key")
+    return {
+        "track": ["--security", str(work / "security.toml")],
+        "sensors": ["--key", str(keys / "sensors.key_secret"), "--server-key", server],
+        "alerts": ["--key", str(keys / "alerts.key_secret"), "--server-key", server],
+    }
+
+
 def run_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bufferzone-") as tmp:
@@ -98,9 +124,16 @@ def run_demo(args: argparse.Namespace) -> int:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         procs: list[subprocess.Popen] = []
         ctx = zmq.Context()
+        extra: dict[str, list[str]] = {"track": [], "sensors": [], "alerts": []}
+        if getattr(args, "secure", False):
+            extra = make_demo_keys(work)
+            print(f"[demo] CURVE on: keys in {work / 'keys'}", flush=True)
         try:
             with ctx.socket(zmq.SUB) as status_sub:
                 status_sub.setsockopt(zmq.LINGER, 0)
+                if extra["track"]:
+                    load_keys(work / "keys" / "demo.key_secret",
+                              work / "keys" / "server.key").apply_client(status_sub)
                 status_sub.setsockopt(zmq.SUBSCRIBE, b"status")
                 status_sub.connect(pub)
                 print(f"[demo] starting the tracker service (sockets in {work})", flush=True)
@@ -117,6 +150,7 @@ def run_demo(args: argparse.Namespace) -> int:
                         snap,
                         "--alert-log",
                         str(work / "alerts.log"),
+                        *extra["track"],
                     ],
                     env=env,
                     stdout=subprocess.DEVNULL,
@@ -126,7 +160,10 @@ def run_demo(args: argparse.Namespace) -> int:
                     print("[demo] the tracker service did not come up", file=sys.stderr)
                     return 1
                 print("[demo] starting the alert subscriber", flush=True)
-                procs.append(_spawn(["alerts", "--connect", pub, "--snapshot", snap], env=env))
+                procs.append(
+                    _spawn(["alerts", "--connect", pub, "--snapshot", snap, *extra["alerts"]],
+                           env=env)
+                )
                 print(
                     f"[demo] starting the sensors at {args.speed:g}x real time "
                     "(building the scenario's feed first)",
@@ -142,6 +179,7 @@ def run_demo(args: argparse.Namespace) -> int:
                         str(args.speed),
                         "--truth-out",
                         str(work / "truth.npz"),
+                        *extra["sensors"],
                     ],
                     env=env,
                 )
