@@ -127,7 +127,8 @@ def write_report(command: list[str]) -> None:
         "# Hot-path benchmarks",
         "",
         f"Machine: {cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}, "
-        f"numpy {np.__version__}, scipy {scipy.__version__}.",
+        f"numpy {np.__version__}, scipy {scipy.__version__}; load average at the end "
+        f"{os.getloadavg()[0]:.2f} (other work on the machine widens the IQRs).",
         "",
         f"Command: `{shown}` (runs `{' '.join(command[1:4])} benchmarks/test_hot_path.py "
         f"--benchmark-json=benchmarks/results/hot_path.json`).",

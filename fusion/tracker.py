@@ -413,11 +413,16 @@ class Tracker:
             "coast": ~tentative & (silent > cfg.max_coast_time),
             "uncertain": P_pos_var > cfg.max_position_std**2,
         }
-        doomed = np.zeros(tracks.n, dtype=bool)
+        doomed = np.logical_or.reduce(list(reasons.values()))
+        if not doomed.any():
+            # Most small batches delete nothing: skip the per-reason accounting.
+            for reason in reasons:
+                self.stats[f"deleted_{reason}"] += 0
+            return np.empty(0, dtype=np.int64)
+        counted = np.zeros(tracks.n, dtype=bool)
         for reason, mask in reasons.items():  # a handful of reasons, not a loop per track
-            fresh = mask & ~doomed
-            self.stats[f"deleted_{reason}"] += int(fresh.sum())
-            doomed |= mask
+            self.stats[f"deleted_{reason}"] += int(np.count_nonzero(mask & ~counted))
+            counted |= mask
         dead = np.flatnonzero(doomed)
         ids = tracks.id[dead].copy()
         tracks.remove(dead)
