@@ -1,0 +1,44 @@
+"""The performance paths give the same answers as the plain ones."""
+
+import numpy as np
+from filterpy.kalman import KalmanFilter
+
+from fusion import kalman
+from fusion.gating import gate, gate_threshold
+
+GAMMA = gate_threshold(0.99)
+
+
+def test_blocked_update_matches_filterpy_across_block_boundaries():
+    rng = np.random.default_rng(2)
+    n = 2 * kalman.UPDATE_BLOCK + 37  # three blocks, the last one ragged
+    x = rng.normal(scale=[1000, 1000, 10, 10], size=(n, 4))
+    A = rng.normal(size=(n, 4, 4))
+    P = A @ A.transpose(0, 2, 1) + np.eye(4) * 25.0
+    z = x[:, :2] + rng.normal(scale=20.0, size=(n, 2))
+    B = rng.normal(size=(n, 2, 2)) * 10
+    R = B @ B.transpose(0, 2, 1) + np.eye(2) * 100.0
+    x_post, P_post = kalman.update(x, P, z, R)
+    # spot-check filters on both sides of each block boundary
+    for i in (0, kalman.UPDATE_BLOCK - 1, kalman.UPDATE_BLOCK, 2 * kalman.UPDATE_BLOCK, n - 1):
+        kf = KalmanFilter(dim_x=4, dim_z=2)
+        kf.x, kf.P, kf.H = x[i].copy(), P[i].copy(), np.eye(2, 4)
+        kf.update(z[i], R=R[i])
+        np.testing.assert_allclose(x_post[i], kf.x, rtol=1e-9, atol=1e-9 * np.abs(kf.x).max())
+        np.testing.assert_allclose(P_post[i], kf.P, rtol=1e-9, atol=1e-9 * np.abs(kf.P).max())
+
+
+def test_hash_grid_with_very_wide_tracks_finds_every_pair():
+    rng = np.random.default_rng(8)
+    z_pred = rng.uniform(0, 20_000, size=(3000, 2))
+    z = rng.uniform(0, 20_000, size=(2500, 2))
+    variance = np.full(3000, 400.0)
+    variance[:5] = 1e8  # coasting tracks whose gate spans far more than 64 grid cells
+    P_pos = np.eye(2) * variance[:, None, None]
+    R = np.broadcast_to(np.eye(2) * 100.0, (2500, 2, 2)).copy()
+    fast = gate(z_pred, P_pos, z, R, GAMMA, dense_pair_limit=0)
+    full = gate(z_pred, P_pos, z, R, GAMMA, dense_pair_limit=10**9)
+    assert np.isin(np.arange(5), fast.track).all()  # the wide ones were searched
+    np.testing.assert_array_equal(fast.track, full.track)
+    np.testing.assert_array_equal(fast.detection, full.detection)
+    np.testing.assert_allclose(fast.d2, full.d2)
