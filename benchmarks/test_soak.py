@@ -17,7 +17,6 @@ import os
 import threading
 import time
 
-import numpy as np
 import pytest
 import zmq
 

@@ -96,7 +96,9 @@ class SecurityConfig:
         known = {"server_key", "keys_dir", "subscribers", "sensors"}
         unknown = sorted(set(table) - known)
         if unknown:
-            raise ConfigError(f"unknown field security.{unknown[0]} (known: {', '.join(sorted(known))})")
+            raise ConfigError(
+                f"unknown field security.{unknown[0]} (known: {', '.join(sorted(known))})"
+            )
         for name in ("server_key", "keys_dir"):
             if not isinstance(table.get(name, ""), str):
                 raise ConfigError(f"security.{name}: expected a string")

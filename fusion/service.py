@@ -256,7 +256,8 @@ class Pipeline:
             raise WireError("unknown_sensor", f"sensor {batch.sensor_id!r} is not configured")
         if batch.sensor_id not in self.last_seq and len(self.last_seq) >= self.config.max_sensors:
             raise WireError(
-                "too_many_sensors", f"already {len(self.last_seq)} sensors; {batch.sensor_id!r} refused"
+                "too_many_sensors",
+                f"already {len(self.last_seq)} sensors; {batch.sensor_id!r} refused",
             )
         # The first batch sets the time reference; later ones are held to it.
         if (
@@ -545,7 +546,9 @@ class TrackerService:
             size = save_checkpoint(self.config.checkpoint, pipe.state_dict())
         except Exception:  # a full disk must not stop tracking; it is counted and logged
             pipe.checkpoints["failed"] += 1
-            log.error("checkpoint to %s failed:\n%s", self.config.checkpoint, traceback.format_exc())
+            log.error(
+                "checkpoint to %s failed:\n%s", self.config.checkpoint, traceback.format_exc()
+            )
             return False
         pipe.checkpoints["written"] += 1
         pipe.checkpoints["bytes"] = size

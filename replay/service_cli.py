@@ -59,7 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--alert-log", metavar="FILE", help="durable alert log")
     p.add_argument("--reorder-window", type=float, metavar="S", help="seconds held for reordering")
     p.add_argument("--checkpoint", metavar="FILE",
-                   help="checkpoint file (.npz): resumed from at start, rewritten periodically")
+                   help="checkpoint file (.npz): resumed from at start, "
+                   "rewritten periodically")
     p.add_argument("--checkpoint-interval", type=float, metavar="S",
                    help="seconds between checkpoints (default 10)")
     p.add_argument("--security", metavar="TOML",

@@ -61,7 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--linger", type=float, default=2.0, metavar="S",
                    help="seconds allowed at exit to flush queued messages (default 2)")
     p.add_argument("--key", metavar="FILE",
-                   help="CURVE key pair of this publisher (<name>.key_secret from 'bufferzone keys')")
+                   help="CURVE key pair of this publisher "
+                   "(<name>.key_secret from 'bufferzone keys')")
     p.add_argument("--server-key", metavar="FILE",
                    help="the tracker service's public key (<name>.key); needed with --key")
     p.set_defaults(func=run)

@@ -22,7 +22,8 @@ def make(strip_zones, tmp_path, emitted):
                         checkpoint=str(tmp_path / "state.npz"))
     log = AlertLog(cfg.alert_log)
     pipe = Pipeline(Tracker(), AlertEngine(strip_zones), cfg, alert_log=log,
-                    emit=lambda t, p: emitted.append(unpack_map(p)) if t.startswith(b"alert.") else None,
+                    emit=lambda t, p: (emitted.append(unpack_map(p))
+                                       if t.startswith(b"alert.") else None),
                     clock=FakeClock())
     return pipe, log
 

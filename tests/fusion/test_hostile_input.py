@@ -50,11 +50,12 @@ def frames_strategy():
 
 
 def make_pipeline(zones):
-    return Pipeline(Tracker(), AlertEngine(zones), ServiceConfig(det_bind=("inproc://x",), reorder_window=0.0,
-                                                     max_sensors=64), clock=FakeClock())
+    config = ServiceConfig(det_bind=("inproc://x",), reorder_window=0.0, max_sensors=64)
+    return Pipeline(Tracker(), AlertEngine(zones), config, clock=FakeClock())
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(frames=frames_strategy())
 def test_receive_never_raises_and_counts_every_reject(strip_zones, frames):
     pipe = make_pipeline(strip_zones)
@@ -107,7 +108,9 @@ def test_memory_stays_bounded_over_a_large_fuzz_run(strip_zones):
     assert growth < 2_000_000, f"grew by {growth} bytes"
 
 
-def test_future_old_and_replayed_batches_are_rejected_over_the_socket(running_service, context):
+def test_future_old_and_replayed_batches_are_rejected_over_the_socket(  # noqa: F811
+    running_service, context
+):
     import zmq
 
     from fusion.messages import unpack_map
