@@ -14,6 +14,7 @@ import sys
 # Modules that each add sub-commands. Order is the order of ``bufferzone --help``.
 COMMAND_MODULES = (
     "replay.demo",
+    "replay.commands",
     "replay.keys",
     "replay.service_cli",
     "sensors.cli",
