@@ -70,14 +70,14 @@ def write_report(ev: Evaluation, path: str | Path) -> None:
             continue
         marker, color = _ALERT_STYLE.get(a["kind"], ("*", "tab:gray"))
         pos = a.get("position") or {}
-        east, north = pos.get("east"), pos.get("north")
-        if east is None or north is None:
+        if pos.get("east") is None or pos.get("north") is None:
             continue
+        east, north = float(pos["east"]), float(pos["north"])
         label = a["kind"] if a["kind"] not in seen_kinds else None
         seen_kinds.add(a["kind"])
         ax.scatter(
-            pos.get("east"),
-            pos.get("north"),
+            east,
+            north,
             marker=marker,
             color=color,
             s=60,
@@ -88,8 +88,8 @@ def write_report(ev: Evaluation, path: str | Path) -> None:
         )
         if a["alert_id"] in false_ids:
             ax.scatter(
-                pos.get("east"),
-                pos.get("north"),
+                east,
+                north,
                 marker="o",
                 s=220,
                 zorder=4,
