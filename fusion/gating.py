@@ -219,9 +219,10 @@ def gate(
     if n == 0 or m == 0:
         empty = np.empty(0, dtype=np.intp)
         return GatedPairs(empty, empty, np.empty(0), np.empty(0))
-    if n * m <= dense_pair_limit:
-        ti = np.repeat(np.arange(n), m)
-        dj = np.tile(np.arange(m), n)
+    dense = n * m <= dense_pair_limit
+    if dense:
+        pair = np.arange(n * m)
+        ti, dj = pair // m, pair % m
     else:
         # d^2 <= gamma implies |y|^2 <= gamma * lambda_max(S), and
         # lambda_max(P + R) <= lambda_max(P) + max_j lambda_max(R_j).
@@ -239,8 +240,9 @@ def gate(
     ti, dj = ti[inside], dj[inside]
     # Sort by track, then detection; the dense and grid paths are already nearly in
     # that order, so the sort only runs when some track has pairs out of order.
-    key = ti * m + dj
-    if key.size > 1 and np.any(key[1:] < key[:-1]):
-        order = np.argsort(key, kind="stable")
-        ti, dj, inside = ti[order], dj[order], inside[order]
+    if not dense:
+        key = ti * m + dj
+        if key.size > 1 and np.any(key[1:] < key[:-1]):
+            order = np.argsort(key, kind="stable")
+            ti, dj, inside = ti[order], dj[order], inside[order]
     return GatedPairs(ti, dj, d2[inside], np.log(det[inside]))

@@ -402,25 +402,22 @@ class Tracker:
         """Delete failed, lost and diverged tracks; return their ids."""
         tracks, cfg = self.tracks, self.config
         tentative = tracks.status == TENTATIVE
-        seen = np.minimum(tracks.scans, cfg.confirm_n)
-        misses_in_window = seen - np.bitwise_count(tracks.history)
+        misses_in_window = np.minimum(tracks.scans, cfg.confirm_n) - np.bitwise_count(tracks.history)
         silent = self.latest_time - tracks.t_hit
-        P_pos_var = np.maximum(tracks.P[0, 0], tracks.P[1, 1])
         reasons = {
             "unconfirmed": tentative & (misses_in_window > cfg.confirm_n - cfg.confirm_m),
             "tentative_coast": tentative & (silent > cfg.tentative_max_coast_time),
             "misses": ~tentative & (tracks.misses_in_row >= cfg.max_misses),
             "coast": ~tentative & (silent > cfg.max_coast_time),
-            "uncertain": P_pos_var > cfg.max_position_std**2,
+            "uncertain": np.maximum(tracks.P[0, 0], tracks.P[1, 1]) > cfg.max_position_std**2,
         }
-        doomed = np.logical_or.reduce(list(reasons.values()))
+        doomed = reasons["unconfirmed"]
+        for mask in list(reasons.values())[1:]:  # five reasons, not a loop per track
+            doomed = doomed | mask
         if not doomed.any():
-            # Most small batches delete nothing: skip the per-reason accounting.
-            for reason in reasons:
-                self.stats[f"deleted_{reason}"] += 0
             return np.empty(0, dtype=np.int64)
         counted = np.zeros(tracks.n, dtype=bool)
-        for reason, mask in reasons.items():  # a handful of reasons, not a loop per track
+        for reason, mask in reasons.items():
             self.stats[f"deleted_{reason}"] += int(np.count_nonzero(mask & ~counted))
             counted |= mask
         dead = np.flatnonzero(doomed)
