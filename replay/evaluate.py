@@ -384,7 +384,10 @@ def format_summary(summary: dict[str, Any], limit: int = 5) -> str:
     """The terminal table; at most ``limit`` missed and false alerts listed per kind."""
 
     def num(v: Any, fmt: str = ".3f") -> str:
-        return "n/a" if v is None else format(v, fmt)
+        if v is None:  # keep the column width of the format
+            width = fmt.split(".")[0]
+            return "n/a".rjust(int(width) if width else 0)
+        return format(v, fmt)
 
     g = summary["gospa"]
     m = g["mean"]
