@@ -186,6 +186,8 @@ class Pipeline:
         self.alerts_by_kind: Counter[str] = Counter()
         self.last_seq: dict[str, int] = {}
         self.latencies: deque[float] = deque(maxlen=2048)
+        # Where the time goes, summed over the run (wall seconds; reorder_wait on clock).
+        self.stage_seconds: Counter[str] = Counter()
         self.newest_accepted = -math.inf
         self.processed_until = -math.inf
         self._rules_evaluated_at = -math.inf
@@ -220,9 +222,11 @@ class Pipeline:
         Never raises because of the message's content.
         """
         t_recv = self.clock() if t_recv is None else t_recv
+        started = time.perf_counter()
         try:
             batch = self._accept(frames, user_id)
         except WireError as exc:
+            self.stage_seconds["decode"] += time.perf_counter() - started
             self.rejected[exc.reason] += 1
             if self.rejected[exc.reason] <= 5 or self.rejected[exc.reason] % 1000 == 0:
                 log.warning(
@@ -232,6 +236,7 @@ class Pipeline:
                     exc,
                 )
             return False
+        self.stage_seconds["decode"] += time.perf_counter() - started
         heapq.heappush(self._heap, (batch.t, self._arrivals, t_recv, batch))
         self._arrivals += 1
         self.newest_accepted = max(self.newest_accepted, batch.t)
@@ -312,6 +317,7 @@ class Pipeline:
             if not due:
                 break
             heapq.heappop(self._heap)
+            self.stage_seconds["reorder_wait"] += now - t_recv
             self._process(batch, t_recv)
             done += 1
         return done
@@ -319,7 +325,9 @@ class Pipeline:
     def _process(self, batch: DetectionBatch, t_recv: float) -> None:
         try:
             late = batch.t < self.processed_until
+            started = time.perf_counter()
             result = self.tracker.process(batch)
+            self.stage_seconds["tracker"] += time.perf_counter() - started
             if late:
                 self.counters["late_batches"] += 1
                 if self.counters["late_batches"] <= 5:
@@ -353,6 +361,7 @@ class Pipeline:
         sensor_id: str | None = None,
     ) -> None:
         """Run the alert rules on every confirmed track, predicted to the newest time."""
+        started = time.perf_counter()
         now = self.tracker.latest_time
         snap = self.tracker.confirmed(at=now)
         deleted = np.concatenate(self._pending_deleted) if self._pending_deleted else None
@@ -369,11 +378,13 @@ class Pipeline:
             deleted_ids=deleted,
         )
         self._rules_evaluated_at = now
+        self.stage_seconds["rules"] += time.perf_counter() - started
         self._publish_alerts(events)
 
     def _publish_alerts(self, events: list[dict[str, Any]]) -> None:
         if not events:
             return
+        started = time.perf_counter()
         if self.alert_log is not None:
             self.alert_log.append_many(events)  # durable before anyone hears of it
         for event in events:
@@ -382,6 +393,7 @@ class Pipeline:
             self.alert_seq[name] += 1
             message = {"type": "alert", **event, "run": self.run_id, "seq": self.alert_seq[name]}
             self.emit(name.encode("ascii"), pack_map(message))
+        self.stage_seconds["log_and_publish"] += time.perf_counter() - started
 
     # -- outgoing pictures ----------------------------------------------------------
 
@@ -425,6 +437,10 @@ class Pipeline:
             "open_alerts": len(self.engine.open_alerts()),
             "alerts": dict(self.alerts_by_kind),
             "latency_ms": percentiles(self.latencies),
+            "stage_ms_per_batch": {
+                stage: 1e3 * seconds / max(self.counters["batches"], 1)
+                for stage, seconds in sorted(self.stage_seconds.items())
+            },
             "t": None if math.isinf(self.processed_until) else self.processed_until,
             "run": self.run_id,
             "status_interval": self.config.status_interval,
