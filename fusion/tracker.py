@@ -60,7 +60,12 @@ class TrackerConfig:
         A tentative track is confirmed after ``confirm_m`` hits in its last
         ``confirm_n`` in-coverage scans, and deleted once it can no longer get there.
     max_misses : int
-        Consecutive in-coverage misses after which a confirmed track is deleted.
+        Consecutive in-coverage misses after which a confirmed track is deleted...
+    min_miss_time : float
+        ...provided its last detection is also at least this many seconds old. Misses
+        come per batch, and with several sensors over one place (radars at 1 Hz, drone
+        frames at 4 Hz, ground sensors that rarely hear people) five misses can pile up
+        within a second; a count alone then deletes tracks of targets still there.
     max_coast_time : float
         Seconds without any detection after which a confirmed track is deleted.
     tentative_max_coast_time : float
@@ -85,6 +90,7 @@ class TrackerConfig:
     confirm_m: int = 4
     confirm_n: int = 6
     max_misses: int = 5
+    min_miss_time: float = 3.0
     max_coast_time: float = 30.0
     tentative_max_coast_time: float = 10.0
     max_position_std: float = 1000.0
@@ -94,6 +100,8 @@ class TrackerConfig:
 
     def __post_init__(self) -> None:
         positive = ("accel_std", "init_velocity_std", "max_coast_time", "max_position_std")
+        if self.min_miss_time < 0:
+            raise ConfigError(f"tracker.min_miss_time must be >= 0, got {self.min_miss_time}")
         for name in positive + ("tentative_max_coast_time",):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"tracker.{name} must be positive, got {getattr(self, name)}")
@@ -407,7 +415,9 @@ class Tracker:
         reasons = {
             "unconfirmed": tentative & (misses_in_window > cfg.confirm_n - cfg.confirm_m),
             "tentative_coast": tentative & (silent > cfg.tentative_max_coast_time),
-            "misses": ~tentative & (tracks.misses_in_row >= cfg.max_misses),
+            "misses": ~tentative
+            & (tracks.misses_in_row >= cfg.max_misses)
+            & (silent >= cfg.min_miss_time),
             "coast": ~tentative & (silent > cfg.max_coast_time),
             "uncertain": np.maximum(tracks.P[0, 0], tracks.P[1, 1]) > cfg.max_position_std**2,
         }

@@ -126,7 +126,7 @@ def test_track_outside_coverage_is_neither_updated_nor_missed():
 
 
 def test_ids_are_never_reused():
-    tracker = Tracker(TrackerConfig(max_misses=1))
+    tracker = Tracker(TrackerConfig(max_misses=1, min_miss_time=0.0))
     first = confirmed_track(tracker)
     tracker.process(batch(6, 6.0, np.empty((0, 2))))
     assert len(tracker) == 0
@@ -190,3 +190,18 @@ def test_config_from_toml_names_the_bad_field(tmp_path):
         bad.write_text(text)
         with pytest.raises(ConfigError, match=field):
             TrackerConfig.from_toml(bad)
+
+
+def test_a_burst_of_misses_from_many_sensors_does_not_delete_a_track():
+    tracker = Tracker()
+    track_id = confirmed_track(tracker)  # last hit at t = 5
+    # five sensors look within 0.5 s and all miss (e.g. ground sensors that rarely hear people)
+    for k in range(5):
+        result = tracker.process(
+            DetectionBatch.build(f"ugs-{k}", "ugs", 0, 5.1 + 0.1 * k, np.empty((0, 2)), np.empty((0, 2, 2)))
+        )
+        assert result.deleted.size == 0
+    assert tracker.confirmed().ids.tolist() == [track_id]
+    # misses that go on for min_miss_time do delete it
+    result = tracker.process(batch(6, 5.0 + tracker.config.min_miss_time, np.empty((0, 2))))
+    assert result.deleted.tolist() == [track_id]
