@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/bufferzone demo
+	$(BIN)/bufferzone demo --speed 8
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
@@ -21,6 +21,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.end_to_end
 
 lint: $(STAMP)
 	$(BIN)/ruff check fusion sensors replay tests benchmarks

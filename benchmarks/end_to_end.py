@@ -70,11 +70,13 @@ def zone_geojson(frame: LocalFrame, half_width: float) -> dict:
     ring = frame.to_lonlat(local).tolist()
     return {
         "type": "FeatureCollection",
-        "features": [{
-            "type": "Feature",
-            "properties": {"name": "zone-l", "side_names": ["north", "south"]},
-            "geometry": {"type": "Polygon", "coordinates": [ring + [ring[0]]]},
-        }],
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"name": "zone-l", "side_names": ["north", "south"]},
+                "geometry": {"type": "Polygon", "coordinates": [ring + [ring[0]]]},
+            }
+        ],
     }
 
 
@@ -108,10 +110,26 @@ def run_load(rate: float, duration: float, workdir: Path, seed: int = 0) -> Load
     config.write_text("[service]\nreorder_window = 0.0\nstatus_interval = 1.0\n")
     det, pub = (f"ipc://{workdir}/{name}-{int(rate)}.sock" for name in ("det", "pub"))
     service = subprocess.Popen(
-        [sys.executable, "-m", "replay.cli", "track", "--config", str(config),
-         "--zones", str(zones), "--origin", f"{ORIGIN[0]},{ORIGIN[1]}",
-         "--bind", det, "--publish", pub, "--snapshot", ""],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "replay.cli",
+            "track",
+            "--config",
+            str(config),
+            "--zones",
+            str(zones),
+            "--origin",
+            f"{ORIGIN[0]},{ORIGIN[1]}",
+            "--bind",
+            det,
+            "--publish",
+            pub,
+            "--snapshot",
+            "",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     ctx = zmq.Context()
     arrivals: list[tuple[float, float]] = []  # (arrival wall time, alert t)
@@ -139,8 +157,9 @@ def run_load(rate: float, duration: float, workdir: Path, seed: int = 0) -> Load
             # Handshake: empty probe scans until the service has counted one.
             probe_seq = 0
             while True:
-                probe = DetectionBatch.build("probe", "radar", probe_seq, 0.0, np.empty((0, 2)),
-                                             np.empty((0, 2, 2)))
+                probe = DetectionBatch.build(
+                    "probe", "radar", probe_seq, 0.0, np.empty((0, 2)), np.empty((0, 2, 2))
+                )
                 out.send_multipart([probe.topic, encode_batch(probe)])
                 probe_seq += 1
                 if not watch.poll(30_000):
@@ -181,28 +200,47 @@ def run_load(rate: float, duration: float, workdir: Path, seed: int = 0) -> Load
     latencies = np.array([arrived - sent_at[t] for arrived, t in arrivals if t in sent_at])
     status = final_status or {}
     lat = (
-        {"p50": float(np.percentile(latencies, 50)) * 1e3,
-         "p99": float(np.percentile(latencies, 99)) * 1e3,
-         "max": float(latencies.max()) * 1e3}
-        if latencies.size else {"p50": float("nan"), "p99": float("nan"), "max": float("nan")}
+        {
+            "p50": float(np.percentile(latencies, 50)) * 1e3,
+            "p99": float(np.percentile(latencies, 99)) * 1e3,
+            "max": float(latencies.max()) * 1e3,
+        }
+        if latencies.size
+        else {"p50": float("nan"), "p99": float("nan"), "max": float("nan")}
     )
     processed = int(status.get("batches", 1)) - 1
     result = LoadResult(
-        rate=rate, duration=duration, sent=sent, processed=processed, alerts=int(latencies.size),
-        alert_gaps=int(client.stats.get("gaps", 0)), latency_ms=lat,
+        rate=rate,
+        duration=duration,
+        sent=sent,
+        processed=processed,
+        alerts=int(latencies.size),
+        alert_gaps=int(client.stats.get("gaps", 0)),
+        latency_ms=lat,
         stage_ms=status.get("stage_ms_per_batch", {}),
         service_latency_ms=status.get("latency_ms", {}),
         rejected=int(status.get("rejected_total", 0)),
     )
     # "Held": nothing lost anywhere and the tail stays under one scan interval x 10.
-    result.held = (processed == sent and result.rejected == 0 and result.alert_gaps == 0
-                   and latencies.size > 0 and lat["p99"] <= 1000.0)
+    result.held = (
+        processed == sent
+        and result.rejected == 0
+        and result.alert_gaps == 0
+        and latencies.size > 0
+        and lat["p99"] <= 1000.0
+    )
     return result
 
 
 def report(results: list[LoadResult], command: str) -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in open("/proc/cpuinfo")
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     lines = [
         "# End-to-end latency",
         "",
@@ -222,20 +260,26 @@ def report(results: list[LoadResult], command: str) -> str:
             f"{r.processed} | {r.alerts} | {r.latency_ms['p50']:.1f} | {r.latency_ms['p99']:.1f} "
             f"| {r.latency_ms['max']:.1f} | {'yes' if r.held else 'no'} |"
         )
-    lines += ["", "Where the time goes (ms per batch, service-side means):", "",
-              "| detections/s | " + " | ".join(sorted({k for r in results for k in r.stage_ms}))
-              + " |"]
+    lines += [
+        "",
+        "Where the time goes (ms per batch, service-side means):",
+        "",
+        "| detections/s | " + " | ".join(sorted({k for r in results for k in r.stage_ms})) + " |",
+    ]
     stages = sorted({k for r in results for k in r.stage_ms})
     lines.append("|---:|" + "---:|" * len(stages))
     for r in results:
-        lines.append(f"| {r.rate:,.0f} | " + " | ".join(f"{r.stage_ms.get(s, 0):.2f}" for s in stages)
-                     + " |")
+        lines.append(
+            f"| {r.rate:,.0f} | " + " | ".join(f"{r.stage_ms.get(s, 0):.2f}" for s in stages) + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rates", default="1000,10000,100000", help="detections/s, comma-separated")
+    parser.add_argument(
+        "--rates", default="1000,10000,100000", help="detections/s, comma-separated"
+    )
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per rate")
     args = parser.parse_args()
     results = []

@@ -20,8 +20,12 @@ def test_end_to_end_latency(benchmark, request, tmp_path, rate):
     result = benchmark.pedantic(run_load, args=(rate, duration, tmp_path), rounds=1, iterations=1)
     benchmark.group = "end to end"
     benchmark.extra_info.update(
-        rate=rate, latency_ms=result.latency_ms, stage_ms=result.stage_ms, sent=result.sent,
-        processed=result.processed, alerts=result.alerts,
+        rate=rate,
+        latency_ms=result.latency_ms,
+        stage_ms=result.stage_ms,
+        sent=result.sent,
+        processed=result.processed,
+        alerts=result.alerts,
     )
     # Correctness, not speed: every batch sent was processed and nothing was rejected.
     assert result.processed == result.sent and result.rejected == 0

@@ -130,13 +130,15 @@ class AlertClient:
         return [b"alert."]
 
     def _fetch_snapshot(self) -> list[dict[str, Any]]:
+        if self.snapshot is None:
+            return []
         with self.context.socket(zmq.DEALER) as req:
             req.setsockopt(zmq.LINGER, 0)
             if self.curve is not None:
                 self.curve.apply_client(req)
             req.connect(self.snapshot)
             req.send_multipart([b"", pack_map({"type": "open_alerts"})])
-            if not req.poll(self.snapshot_timeout * 1e3):
+            if not req.poll(int(self.snapshot_timeout * 1e3)):
                 raise TimeoutError(
                     f"no open-alert snapshot from {self.snapshot} in {self.snapshot_timeout:g} s"
                 )

@@ -64,7 +64,9 @@ class GatedPairs:
 
     def subset(self, keep: np.ndarray) -> GatedPairs:
         """The pairs selected by a boolean mask, shape (G,)."""
-        return GatedPairs(self.track[keep], self.detection[keep], self.d2[keep], self.log_det_S[keep])
+        return GatedPairs(
+            self.track[keep], self.detection[keep], self.d2[keep], self.log_det_S[keep]
+        )
 
 
 def _max_eigenvalue(M: np.ndarray) -> np.ndarray:

@@ -220,7 +220,8 @@ def unpack_map(payload: bytes) -> dict[str, Any]:
     version = obj.get("v")
     if version != SCHEMA_VERSION or isinstance(version, bool):
         raise WireError(
-            "version", f"schema version {version!r} not supported (this build speaks v{SCHEMA_VERSION})"
+            "version",
+            f"schema version {version!r} not supported (this build speaks v{SCHEMA_VERSION})",
         )
     return obj
 
@@ -301,7 +302,9 @@ def decode_batch(payload: bytes) -> DetectionBatch:
 
 def _validate(batch: DetectionBatch) -> None:
     if not isinstance(batch.sensor_id, str) or not _SENSOR_ID.match(batch.sensor_id):
-        raise WireError("sensor", f"sensor id {batch.sensor_id!r} must match [A-Za-z0-9_.:-]{{1,64}}")
+        raise WireError(
+            "sensor", f"sensor id {batch.sensor_id!r} must match [A-Za-z0-9_.:-]{{1,64}}"
+        )
     if batch.sensor_kind not in SENSOR_KINDS:
         raise WireError("sensor", f"sensor kind {batch.sensor_kind!r} is not one of {SENSOR_KINDS}")
     if not 0 <= batch.seq < 2**63:
@@ -310,7 +313,9 @@ def _validate(batch: DetectionBatch) -> None:
         raise WireError("nonfinite", f"measurement time {batch.t!r} is not finite")
     n = batch.z.shape[0]
     if batch.z.shape != (n, 2) or batch.R.shape != (n, 2, 2):
-        raise WireError("shape", f"z {batch.z.shape} and R {batch.R.shape} do not describe M detections")
+        raise WireError(
+            "shape", f"z {batch.z.shape} and R {batch.R.shape} do not describe M detections"
+        )
     if n > MAX_DETECTIONS:
         raise WireError("size", f"{n} detections exceed {MAX_DETECTIONS}")
     if not (np.isfinite(batch.z).all() and np.isfinite(batch.R).all()):
@@ -326,7 +331,8 @@ def _validate(batch: DetectionBatch) -> None:
         i = int(np.flatnonzero(bad)[0])
         raise WireError(
             "covariance",
-            f"R of detection {i} is not positive-definite (xx={xx[i]:g}, xy={xy[i]:g}, yy={yy[i]:g})",
+            f"R of detection {i} is not positive-definite "
+            f"(xx={xx[i]:g}, xy={xy[i]:g}, yy={yy[i]:g})",
         )
     if batch.cls is not None:
         if batch.cls.shape != (n,):
@@ -342,7 +348,8 @@ def _validate(batch: DetectionBatch) -> None:
         k = batch.coverage.shape[0]
         if batch.coverage.shape != (k, 2) or not 3 <= k <= MAX_COVERAGE_VERTICES:
             raise WireError(
-                "shape", f"coverage needs 3..{MAX_COVERAGE_VERTICES} vertices, got {batch.coverage.shape}"
+                "shape",
+                f"coverage needs 3..{MAX_COVERAGE_VERTICES} vertices, got {batch.coverage.shape}",
             )
         if not np.isfinite(batch.coverage).all():
             raise WireError("nonfinite", "coverage holds NaN or infinity")

@@ -34,7 +34,7 @@ import os
 import threading
 import time
 import traceback
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,7 +187,7 @@ class Pipeline:
         self.last_seq: dict[str, int] = {}
         self.latencies: deque[float] = deque(maxlen=2048)
         # Where the time goes, summed over the run (wall seconds; reorder_wait on clock).
-        self.stage_seconds: Counter[str] = Counter()
+        self.stage_seconds: dict[str, float] = defaultdict(float)
         self.newest_accepted = -math.inf
         self.processed_until = -math.inf
         self._rules_evaluated_at = -math.inf
@@ -605,7 +605,10 @@ class TrackerService:
                 pub.bind(cfg.publish)
                 if cfg.snapshot:
                     router.bind(cfg.snapshot)
-                pipe.emit = lambda topic, payload: pub.send_multipart([topic, payload])
+                def send(topic: bytes, payload: bytes) -> None:
+                    pub.send_multipart([topic, payload])
+
+                pipe.emit = send
                 poller = zmq.Poller()
                 poller.register(sub, zmq.POLLIN)
                 poller.register(router, zmq.POLLIN)
@@ -621,7 +624,7 @@ class TrackerService:
                 while not self.stop_event.is_set():
                     wait = pipe.next_release_in()
                     timeout = 100.0 if wait is None else min(100.0, wait * 1e3)
-                    events = dict(poller.poll(timeout))
+                    events = dict(poller.poll(int(timeout)))
                     if sub in events:
                         # bounded, so timers and the reorder release still run under load
                         self._drain(sub, limit=1000)
@@ -680,7 +683,7 @@ class TrackerService:
             user_id = None
             if self.security is not None:
                 try:
-                    user_id = parts[0].get("User-Id")
+                    user_id = str(parts[0].get("User-Id"))
                 except zmq.ZMQError:
                     user_id = None
             self.pipeline.receive([p.bytes for p in parts], user_id=user_id)

@@ -110,10 +110,13 @@ class TrackerConfig:
                 raise ConfigError(f"tracker.{name} must lie in (0, 1), got {getattr(self, name)}")
         if not 1 <= self.confirm_m <= self.confirm_n <= 32:
             raise ConfigError(
-                f"tracker.confirm_m/confirm_n need 1 <= M <= N <= 32, got {self.confirm_m}/{self.confirm_n}"
+                "tracker.confirm_m/confirm_n need 1 <= M <= N <= 32, "
+                f"got {self.confirm_m}/{self.confirm_n}"
             )
         if self.max_misses < 1 or self.initial_capacity < 1 or self.max_oosm_lag < 0:
-            raise ConfigError("tracker.max_misses and initial_capacity must be >= 1, max_oosm_lag >= 0")
+            raise ConfigError(
+                "tracker.max_misses and initial_capacity must be >= 1, max_oosm_lag >= 0"
+            )
 
     @classmethod
     def from_toml(cls, path: str | Path, table: str = "tracker") -> TrackerConfig:
@@ -227,8 +230,12 @@ class Tracker:
         wide = gate(z_pred, P_pos, batch.z, batch.R, self._gamma_exclusion)
         pairs = wide.subset(wide.d2 <= self._gamma)
         track, detection = assign(
-            rows.size, len(batch), pairs.track, pairs.detection,
-            pairs.d2 + pairs.log_det_S, self._miss_cost(P_pos, batch.R),
+            rows.size,
+            len(batch),
+            pairs.track,
+            pairs.detection,
+            pairs.d2 + pairs.log_det_S,
+            self._miss_cost(P_pos, batch.R),
         )
         self._update(rows, late, track, detection, batch, oosm)
         updated = self.tracks.id[rows[track]]
@@ -290,8 +297,10 @@ class Tracker:
         tracks.x[:, now], tracks.P[:, :, now], tracks.t[now] = x, P, t
         back = rows[late]
         x_b, P_b, P_xb = kalman.retrodict(
-            tracks.x[:, back].T, tracks.P[:, :, back].transpose(2, 0, 1),
-            tracks.t[back] - t, self._accel_var,
+            tracks.x[:, back].T,
+            tracks.P[:, :, back].transpose(2, 0, 1),
+            tracks.t[back] - t,
+            self._accel_var,
         )
         # Visible tracks keep their row order; late ones read the retrodicted state.
         z_pred = tracks.x[:2, rows].T.copy()
@@ -334,7 +343,8 @@ class Tracker:
         # np.take keeps the gathered copies batch-last in memory; fancy indexing on
         # the last axis would lay them out batch-first and slow the kernel fivefold.
         x, P = kalman.update_batch_last(
-            np.take(tracks.x, now_rows, axis=-1), np.take(tracks.P, now_rows, axis=-1),
+            np.take(tracks.x, now_rows, axis=-1),
+            np.take(tracks.P, now_rows, axis=-1),
             np.take(batch.z.T, now_det, axis=-1),
             np.take(batch.R.transpose(1, 2, 0), now_det, axis=-1),
         )
@@ -347,8 +357,13 @@ class Tracker:
             back_det = detection[is_late]
             x_b, P_b, P_xb = (a[k] for a in oosm)
             x, P = kalman.update_out_of_sequence(
-                tracks.x[:, back_rows].T, tracks.P[:, :, back_rows].transpose(2, 0, 1),
-                x_b, P_b, P_xb, batch.z[back_det], batch.R[back_det],
+                tracks.x[:, back_rows].T,
+                tracks.P[:, :, back_rows].transpose(2, 0, 1),
+                x_b,
+                P_b,
+                P_xb,
+                batch.z[back_det],
+                batch.R[back_det],
             )
             # The one-lag approximation can lose definiteness on long lags; such an
             # update is dropped (and counted) rather than corrupting the track.
@@ -410,7 +425,9 @@ class Tracker:
         """Delete failed, lost and diverged tracks; return their ids."""
         tracks, cfg = self.tracks, self.config
         tentative = tracks.status == TENTATIVE
-        misses_in_window = np.minimum(tracks.scans, cfg.confirm_n) - np.bitwise_count(tracks.history)
+        misses_in_window = np.minimum(tracks.scans, cfg.confirm_n) - np.bitwise_count(
+            tracks.history
+        )
         silent = self.latest_time - tracks.t_hit
         reasons = {
             "unconfirmed": tentative & (misses_in_window > cfg.confirm_n - cfg.confirm_m),
@@ -444,7 +461,9 @@ class Tracker:
         need every track at one time.
         """
         tracks = self.tracks
-        rows = np.flatnonzero(tracks.status == CONFIRMED) if confirmed_only else np.arange(len(tracks))
+        rows = (
+            np.flatnonzero(tracks.status == CONFIRMED) if confirmed_only else np.arange(len(tracks))
+        )
         x, P, t = tracks.x[:, rows], tracks.P[:, :, rows], tracks.t[rows]
         if at is not None:
             x, P = kalman.predict_batch_last(x, P, at - t, self._accel_var)

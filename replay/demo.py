@@ -34,9 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--scenario", default="default", help="scenario name or TOML (default: default)")
     p.add_argument("--speed", type=float, default=10.0, help="multiple of real time (default 10)")
     p.add_argument("--workdir", help="keep sockets, alert log and outputs here (default: temp dir)")
-    p.add_argument("--secure", action="store_true",
-                   help="CurveZMQ everywhere: make keys for the service, the sensors and the "
-                   "subscribers in <workdir>/keys and register them")
+    p.add_argument(
+        "--secure",
+        action="store_true",
+        help="CurveZMQ everywhere: make keys for the service, the sensors and the "
+        "subscribers in <workdir>/keys and register them",
+    )
     p.set_defaults(func=run_demo)
 
 
@@ -58,7 +61,7 @@ def _wait_status(sub: zmq.Socket, timeout: float, final: bool = False) -> dict[s
     """Next ``status`` message (the ``final`` one if asked) within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while (left := deadline - time.monotonic()) > 0:
-        if not sub.poll(left * 1e3):
+        if not sub.poll(int(left * 1e3)):
             break
         frames = sub.recv_multipart()
         try:
@@ -79,7 +82,8 @@ def summary_lines(status: dict[str, Any], wall: float) -> list[str]:
         "== bufferzone demo summary",
         f"wall time            {wall:.1f} s",
         f"batches / detections {status['batches']} / {status['detections']}",
-        f"tracks confirmed     {status['tracks_confirmed_total']} (live at end: {status['confirmed_tracks']})",
+        f"tracks confirmed     {status['tracks_confirmed_total']} "
+        f"(live at end: {status['confirmed_tracks']})",
         "alerts opened        "
         + (", ".join(f"{k} {v}" for k, v in sorted(opened.items())) or "none"),
         f"alerts still open    {status['open_alerts']}",
@@ -132,8 +136,9 @@ def run_demo(args: argparse.Namespace) -> int:
             with ctx.socket(zmq.SUB) as status_sub:
                 status_sub.setsockopt(zmq.LINGER, 0)
                 if extra["track"]:
-                    load_keys(work / "keys" / "demo.key_secret",
-                              work / "keys" / "server.key").apply_client(status_sub)
+                    load_keys(
+                        work / "keys" / "demo.key_secret", work / "keys" / "server.key"
+                    ).apply_client(status_sub)
                 status_sub.setsockopt(zmq.SUBSCRIBE, b"status")
                 status_sub.connect(pub)
                 print(f"[demo] starting the tracker service (sockets in {work})", flush=True)
@@ -161,8 +166,9 @@ def run_demo(args: argparse.Namespace) -> int:
                     return 1
                 print("[demo] starting the alert subscriber", flush=True)
                 procs.append(
-                    _spawn(["alerts", "--connect", pub, "--snapshot", snap, *extra["alerts"]],
-                           env=env)
+                    _spawn(
+                        ["alerts", "--connect", pub, "--snapshot", snap, *extra["alerts"]], env=env
+                    )
                 )
                 print(
                     f"[demo] starting the sensors at {args.speed:g}x real time "
@@ -188,7 +194,8 @@ def run_demo(args: argparse.Namespace) -> int:
                     status = _wait_status(status_sub, 15.0)
                     if status and status.get("t") is not None:
                         print(
-                            f"[demo] t={status['t']:6.0f}s  tracks={status['confirmed_tracks']:4d}  "
+                            f"[demo] t={status['t']:6.0f}s  "
+                            f"tracks={status['confirmed_tracks']:4d}  "
                             f"batches={status['batches']}  open alerts={status['open_alerts']}",
                             flush=True,
                         )

@@ -58,20 +58,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--snapshot", metavar="ENDPOINT", help="endpoint answering open-alert requests")
     p.add_argument("--alert-log", metavar="FILE", help="durable alert log")
     p.add_argument("--reorder-window", type=float, metavar="S", help="seconds held for reordering")
-    p.add_argument("--checkpoint", metavar="FILE",
-                   help="checkpoint file (.npz): resumed from at start, "
-                   "rewritten periodically")
-    p.add_argument("--checkpoint-interval", type=float, metavar="S",
-                   help="seconds between checkpoints (default 10)")
-    p.add_argument("--security", metavar="TOML",
-                   help="file with a [security] table: CURVE keys and allow-lists "
-                   "(default: the [security] table of --config, if any)")
+    p.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        help="checkpoint file (.npz): resumed from at start, rewritten periodically",
+    )
+    p.add_argument(
+        "--checkpoint-interval",
+        type=float,
+        metavar="S",
+        help="seconds between checkpoints (default 10)",
+    )
+    p.add_argument(
+        "--security",
+        metavar="TOML",
+        help="file with a [security] table: CURVE keys and allow-lists "
+        "(default: the [security] table of --config, if any)",
+    )
     p.set_defaults(func=run_track)
 
     a = subparsers.add_parser(
         "alerts",
         help="subscribe to the alert stream and print it",
-        description="Print one line per alert event (or JSON lines), starting with the open alerts.",
+        description="Print one line per alert event (or JSON lines), "
+        "starting with the open alerts.",
     )
     a.add_argument(
         "--connect", required=True, metavar="ENDPOINT", help="the service's PUB endpoint"
@@ -91,10 +101,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def add_curve_client_options(p: argparse.ArgumentParser) -> None:
     """``--key`` and ``--server-key``: connect as a CURVE client of a secured service."""
-    p.add_argument("--key", metavar="FILE",
-                   help="this client's key pair (<name>.key_secret from 'bufferzone keys')")
-    p.add_argument("--server-key", metavar="FILE",
-                   help="the service's public key (<name>.key); needed with --key")
+    p.add_argument(
+        "--key",
+        metavar="FILE",
+        help="this client's key pair (<name>.key_secret from 'bufferzone keys')",
+    )
+    p.add_argument(
+        "--server-key",
+        metavar="FILE",
+        help="the service's public key (<name>.key); needed with --key",
+    )
 
 
 def curve_client_keys(args: argparse.Namespace) -> Any:
@@ -132,8 +148,14 @@ def build_service(args: argparse.Namespace) -> TrackerService:
         overrides["det_connect"] = tuple(args.connect)
     if args.bind:
         overrides["det_bind"] = tuple(args.bind)
-    for name in ("publish", "snapshot", "alert_log", "reorder_window", "checkpoint",
-                 "checkpoint_interval"):
+    for name in (
+        "publish",
+        "snapshot",
+        "alert_log",
+        "reorder_window",
+        "checkpoint",
+        "checkpoint_interval",
+    ):
         value = getattr(args, name)
         if value is not None:
             overrides[name] = value
@@ -207,8 +229,13 @@ def run_alerts(args: argparse.Namespace) -> int:
         print(f"bufferzone alerts: {exc}", file=sys.stderr)
         return 2
     client = AlertClient(
-        args.connect, args.snapshot, args.zone, args.kind, args.min_severity,
-        timeout=args.timeout, curve=curve,
+        args.connect,
+        args.snapshot,
+        args.zone,
+        args.kind,
+        args.min_severity,
+        timeout=args.timeout,
+        curve=curve,
     )
 
     def interrupt(signum: int, _frame: Any) -> None:

@@ -81,9 +81,21 @@ def test_crossing_target_alerts_and_patrol_does_not(tmp_path, context):
     scenario.write_text(SCENARIO)
     det, pub, snap = (f"ipc://{tmp_path}/{n}.sock" for n in ("det", "pub", "snap"))
     service = subprocess.Popen(
-        cli("track", "--scenario", str(scenario), "--bind", det, "--publish", pub,
-            "--snapshot", snap, "--alert-log", str(tmp_path / "alerts.log")),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cli(
+            "track",
+            "--scenario",
+            str(scenario),
+            "--bind",
+            det,
+            "--publish",
+            pub,
+            "--snapshot",
+            snap,
+            "--alert-log",
+            str(tmp_path / "alerts.log"),
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     sensors = None
     alerts: list[dict] = []
@@ -102,9 +114,18 @@ def test_crossing_target_alerts_and_patrol_does_not(tmp_path, context):
         collector = threading.Thread(target=lambda: alerts.extend(stream), daemon=True)
         collector.start()
         sensors = subprocess.Popen(
-            cli("sensors", str(scenario), "--connect", det, "--speed", "30", "--truth-out",
-                str(tmp_path / "truth.npz")),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cli(
+                "sensors",
+                str(scenario),
+                "--connect",
+                det,
+                "--speed",
+                "30",
+                "--truth-out",
+                str(tmp_path / "truth.npz"),
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         assert sensors.wait(120) == 0, sensors.stderr.read().decode()
         stop(service)

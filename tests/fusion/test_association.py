@@ -20,7 +20,9 @@ def run(z_pred, z, var_track=100.0, var_det=100.0, dense_pair_limit=4096):
     R = np.broadcast_to(EYE * var_det, (len(z), 2, 2)).copy()
     pairs = gate(z_pred, P_pos, z, R, GAMMA, dense_pair_limit)
     miss = np.full(len(z_pred), GAMMA + np.log((var_track + var_det) ** 2))
-    t, d = assign(len(z_pred), len(z), pairs.track, pairs.detection, pairs.d2 + pairs.log_det_S, miss)
+    t, d = assign(
+        len(z_pred), len(z), pairs.track, pairs.detection, pairs.d2 + pairs.log_det_S, miss
+    )
     return dict(zip(t.tolist(), d.tolist(), strict=True)), pairs
 
 
@@ -119,14 +121,18 @@ def test_large_problem_matches_dense_linear_sum_assignment():
     dense[np.arange(n), m + np.arange(n)] = GAMMA + np.log(200.0**2)
     rows, cols = linear_sum_assignment(dense)
     reference = {r: c for r, c in zip(rows, cols, strict=True) if c < m}
-    ours = sum(dense[t, d] for t, d in result.items()) + (n - len(result)) * (GAMMA + np.log(200.0**2))
+    ours = sum(dense[t, d] for t, d in result.items()) + (n - len(result)) * (
+        GAMMA + np.log(200.0**2)
+    )
     assert ours == pytest.approx(dense[rows, cols].sum())
     assert len(result) == len(reference)
 
 
 def test_points_in_polygon_concave_and_outside_bbox():
     # a U shape: the notch is inside the bounding box but outside the polygon
-    u_shape = np.array([[0, 0], [30, 0], [30, 30], [20, 30], [20, 10], [10, 10], [10, 30], [0, 30]], float)
+    u_shape = np.array(
+        [[0, 0], [30, 0], [30, 30], [20, 30], [20, 10], [10, 10], [10, 30], [0, 30]], float
+    )
     points = np.array([[5, 5], [15, 20], [25, 25], [50, 5], [-1, -1], [15, 5]], float)
     np.testing.assert_array_equal(
         points_in_polygon(points, u_shape), [True, False, True, False, False, True]

@@ -17,9 +17,13 @@ from tests.fusion.test_service import FakeClock
 
 FIELDS = ["v", "type", "sensor", "kind", "seq", "t", "n", "z", "R", "cls", "conf", "coverage"]
 extreme = st.one_of(
-    st.integers(-(2**63), 2**64 - 1), st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(2**63), 2**64 - 1),
+    st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from([1e308, -1e308, 5e-324, 2**32, 10**9, -1]),
-    st.binary(max_size=64), st.text(max_size=16), st.none(), st.lists(st.integers(), max_size=3),
+    st.binary(max_size=64),
+    st.text(max_size=16),
+    st.none(),
+    st.lists(st.integers(), max_size=3),
 )
 
 
@@ -54,8 +58,9 @@ def make_pipeline(zones):
     return Pipeline(Tracker(), AlertEngine(zones), config, clock=FakeClock())
 
 
-@settings(max_examples=300, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(frames=frames_strategy())
 def test_receive_never_raises_and_counts_every_reject(strip_zones, frames):
     pipe = make_pipeline(strip_zones)
@@ -108,8 +113,9 @@ def test_memory_stays_bounded_over_a_large_fuzz_run(strip_zones):
     assert growth < 2_000_000, f"grew by {growth} bytes"
 
 
-def test_future_old_and_replayed_batches_are_rejected_over_the_socket(  # noqa: F811
-    running_service, context
+def test_future_old_and_replayed_batches_are_rejected_over_the_socket(
+    running_service,  # noqa: F811 (the fixture imported from test_service)
+    context,
 ):
     import zmq
 
@@ -117,8 +123,10 @@ def test_future_old_and_replayed_batches_are_rejected_over_the_socket(  # noqa: 
     from tests.fusion.test_service import crossing_batches, frames, publish_until_seen
 
     service, config, _ = running_service
-    good = [DetectionBatch.build(b.sensor_id, b.sensor_kind, b.seq, b.t + 400.0, b.z, b.R)
-            for b in crossing_batches(5)]
+    good = [
+        DetectionBatch.build(b.sensor_id, b.sensor_kind, b.seq, b.t + 400.0, b.z, b.R)
+        for b in crossing_batches(5)
+    ]
     publish_until_seen(context, config, good)
     hostile = [
         DetectionBatch.build("radar-1", "radar", 10, 1e7, [[0.0, 0.0]], np.eye(2)),  # future

@@ -48,7 +48,9 @@ def test_predict_update_sequence_agrees_with_filterpy_per_track():
         for i, kf in enumerate(filters):
             kf.predict(
                 F=kalman.transition_matrix(dt[i]),
-                Q=Q_discrete_white_noise(dim=2, dt=dt[i], var=accel_var, block_size=2, order_by_dim=False),
+                Q=Q_discrete_white_noise(
+                    dim=2, dt=dt[i], var=accel_var, block_size=2, order_by_dim=False
+                ),
             )
             kf.update(z[i], R=R[i])
     for i, kf in enumerate(filters):

@@ -28,10 +28,15 @@ GOLDEN = bytes.fromhex(
 
 def golden_batch():
     return DetectionBatch.build(
-        "uav-3", "drone", 7, 1700000000.25,
+        "uav-3",
+        "drone",
+        7,
+        1700000000.25,
         [[1.0, 2.0], [-3.5, 4.0]],
         [[[4.0, 1.0], [1.0, 9.0]], [[2.0, 0.0], [0.0, 2.0]]],
-        classes=[1, 2], conf=[0.5, 1.0], coverage=[[0, 0], [10, 0], [0, 10]],
+        classes=[1, 2],
+        conf=[0.5, 1.0],
+        coverage=[[0, 0], [10, 0], [0, 10]],
     )
 
 
@@ -141,14 +146,40 @@ def test_mutated_golden_bytes_only_ever_raise_wire_error(position, byte, cut):
 
 
 values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | st.text(max_size=8) | st.binary(max_size=64),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats()
+    | st.text(max_size=8)
+    | st.binary(max_size=64),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=10,
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(field=st.sampled_from(["v", "type", "sensor", "kind", "seq", "t", "n", "z", "R", "cls", "conf", "coverage", "frame"]), value=values)
+@given(
+    field=st.sampled_from(
+        [
+            "v",
+            "type",
+            "sensor",
+            "kind",
+            "seq",
+            "t",
+            "n",
+            "z",
+            "R",
+            "cls",
+            "conf",
+            "coverage",
+            "frame",
+        ]
+    ),
+    value=values,
+)
 def test_any_field_with_any_value_only_ever_raises_wire_error(field, value):
     try:
         decode_batch(mutate(field, value))

@@ -10,7 +10,7 @@ import pytest
 import zmq
 
 from fusion import DetectionBatch, Tracker, encode_batch
-from fusion.alertlog import read_alert_log, AlertLog
+from fusion.alertlog import AlertLog, read_alert_log
 from fusion.client import AlertClient
 from fusion.messages import unpack_map
 from fusion.service import Pipeline, ServiceConfig, TrackerService
@@ -42,8 +42,11 @@ def frames(batch):
 def make_pipeline(engine, emitted, **config):
     clock = FakeClock()
     pipe = Pipeline(
-        Tracker(), engine, ServiceConfig(det_bind=("inproc://x",), **config),
-        emit=lambda topic, payload: emitted.append((topic, payload)), clock=clock,
+        Tracker(),
+        engine,
+        ServiceConfig(det_bind=("inproc://x",), **config),
+        emit=lambda topic, payload: emitted.append((topic, payload)),
+        clock=clock,
     )
     return pipe, clock
 
@@ -89,14 +92,26 @@ def test_bad_messages_are_counted_by_reason_and_good_data_still_tracked(engine):
         assert pipe.receive(frames(batch))
         pipe.release()
     status = pipe.status()
-    assert status["rejected"] == {"msgpack": 4, "version": 4, "nonfinite": 4, "frames": 4, "topic": 4}
+    assert status["rejected"] == {
+        "msgpack": 4,
+        "version": 4,
+        "nonfinite": 4,
+        "frames": 4,
+        "topic": 4,
+    }
     assert status["batches"] == 20 and status["confirmed_tracks"] == 1
 
 
 def test_sequence_gaps_duplicates_and_times_are_checked(engine):
     emitted = []
-    pipe, clock = make_pipeline(engine, emitted, reorder_window=0.0, max_future=100.0,
-                                max_lateness=30.0, sensors=("radar-1",))
+    pipe, clock = make_pipeline(
+        engine,
+        emitted,
+        reorder_window=0.0,
+        max_future=100.0,
+        max_lateness=30.0,
+        sensors=("radar-1",),
+    )
     batches = crossing_batches(60)
     for batch in batches[:10] + batches[13:50]:  # seq 10..12 lost
         pipe.receive(frames(batch))
@@ -117,7 +132,10 @@ def test_reorder_window_puts_batches_in_measurement_order(engine):
     a, b = crossing_batches(2, sensor="radar-1")
     c = DetectionBatch.build("radar-2", "radar", 0, 0.5, [[0.0, -2490.0]], np.eye(2) * 100.0)
     order = []
-    pipe.tracker.process = lambda batch, process=pipe.tracker.process: (order.append(batch.t), process(batch))[1]
+    pipe.tracker.process = lambda batch, process=pipe.tracker.process: (
+        order.append(batch.t),
+        process(batch),
+    )[1]
     for batch in (a, b, c):  # c arrives after b although measured before it
         pipe.receive(frames(batch))
         pipe.release()
@@ -135,7 +153,9 @@ def test_late_batch_beyond_the_window_is_counted_and_fused(engine):
     for batch in batches:
         pipe.receive(frames(batch))
         pipe.release()
-    late = DetectionBatch.build("sat-1", "satellite", 0, 25.5, [[0.0, -1500 + 20 * 25.5]], np.eye(2) * 25.0)
+    late = DetectionBatch.build(
+        "sat-1", "satellite", 0, 25.5, [[0.0, -1500 + 20 * 25.5]], np.eye(2) * 25.0
+    )
     pipe.receive(frames(late))
     pipe.release()
     status = pipe.status()
@@ -145,9 +165,13 @@ def test_late_batch_beyond_the_window_is_counted_and_fused(engine):
 @pytest.fixture
 def running_service(engine, context, ipc_endpoint, tmp_path):
     config = ServiceConfig(
-        det_bind=(ipc_endpoint("det"),), publish=ipc_endpoint("pub"),
-        snapshot=ipc_endpoint("snap"), reorder_window=0.0, track_interval=0.2,
-        status_interval=0.2, alert_log=str(tmp_path / "alerts.log"),
+        det_bind=(ipc_endpoint("det"),),
+        publish=ipc_endpoint("pub"),
+        snapshot=ipc_endpoint("snap"),
+        reorder_window=0.0,
+        track_interval=0.2,
+        status_interval=0.2,
+        alert_log=str(tmp_path / "alerts.log"),
     )
     pipeline = Pipeline(Tracker(), engine, config, alert_log=AlertLog(config.alert_log))
     service = TrackerService(pipeline, config, context=context)
@@ -170,7 +194,9 @@ def publish_until_seen(context, config, batches, sub_timeout=5.0):
         watch.connect(config.publish)
         pub.connect(config.det_bind[0])
         # Handshake instead of a sleep: send a probe until the service has counted one.
-        probe = DetectionBatch.build("probe", "radar", 0, 0.0, np.empty((0, 2)), np.empty((0, 2, 2)))
+        probe = DetectionBatch.build(
+            "probe", "radar", 0, 0.0, np.empty((0, 2)), np.empty((0, 2, 2))
+        )
         for _ in range(100):
             pub.send_multipart(frames(probe))
             assert watch.poll(sub_timeout * 1e3)
@@ -191,7 +217,10 @@ def test_late_subscriber_gets_the_open_alerts_and_the_log_has_them(running_servi
     service, config, result = running_service
     batches = crossing_batches(70)  # stops inside the strip: the incursion stays open
     # measurement times from 1 s (the probe used t = 0)
-    batches = [DetectionBatch.build(b.sensor_id, b.sensor_kind, b.seq, b.t + 1.0, b.z, b.R) for b in batches]
+    batches = [
+        DetectionBatch.build(b.sensor_id, b.sensor_kind, b.seq, b.t + 1.0, b.z, b.R)
+        for b in batches
+    ]
     publish_until_seen(context, config, batches)
     client = AlertClient(config.publish, config.snapshot, timeout=0.5, context=context)
     snapshot = [a for a in client if a.get("snapshot")]
@@ -218,7 +247,9 @@ def test_hostile_bytes_over_the_socket_do_not_stop_the_service(running_service, 
         pub.connect(config.det_bind[0])
         sent = 0
         for _ in range(300):
-            parts = [b"det." + rng.bytes(4)] + [rng.bytes(int(rng.integers(0, 64))) for _ in range(int(rng.integers(0, 3)))]
+            parts = [b"det." + rng.bytes(4)] + [
+                rng.bytes(int(rng.integers(0, 64))) for _ in range(int(rng.integers(0, 3)))
+            ]
             pub.send_multipart(parts)
             sent += 1
         for _ in range(100):

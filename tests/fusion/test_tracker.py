@@ -33,7 +33,9 @@ def synthetic_run(seed, n_targets=100, scans=120, pd=0.9, clutter=50, config=Non
         z = truth[seen] + rng.normal(scale=NOISE, size=(seen.sum(), 2))
         false = rng.uniform(0, AREA, size=(rng.poisson(clutter), 2))
         detections = np.vstack([z, false])[rng.permutation(seen.sum() + false.shape[0])]
-        tracker.process(DetectionBatch.build("radar-1", "radar", k, t, detections, np.eye(2) * NOISE**2))
+        tracker.process(
+            DetectionBatch.build("radar-1", "radar", k, t, detections, np.eye(2) * NOISE**2)
+        )
         snap = tracker.confirmed()
         # Targets that died in the last few scans still have a coasting track until
         # it has missed max_misses times: that is deletion latency, not a false track.
@@ -168,8 +170,16 @@ def test_class_label_follows_the_evidence():
     tracker = Tracker()
     for k in range(6):
         tracker.process(
-            DetectionBatch.build("uav-1", "drone", k, float(k), [[5.0 * k, 0.0]], np.eye(2) * 100.0,
-                                 classes=[2], conf=[0.8])
+            DetectionBatch.build(
+                "uav-1",
+                "drone",
+                k,
+                float(k),
+                [[5.0 * k, 0.0]],
+                np.eye(2) * 100.0,
+                classes=[2],
+                conf=[0.8],
+            )
         )
     snap = tracker.confirmed()
     assert snap.cls.tolist() == [2] and snap.conf[0] == pytest.approx(1.0)
@@ -198,7 +208,9 @@ def test_a_burst_of_misses_from_many_sensors_does_not_delete_a_track():
     # five sensors look within 0.5 s and all miss (e.g. ground sensors that rarely hear people)
     for k in range(5):
         result = tracker.process(
-            DetectionBatch.build(f"ugs-{k}", "ugs", 0, 5.1 + 0.1 * k, np.empty((0, 2)), np.empty((0, 2, 2)))
+            DetectionBatch.build(
+                f"ugs-{k}", "ugs", 0, 5.1 + 0.1 * k, np.empty((0, 2)), np.empty((0, 2, 2))
+            )
         )
         assert result.deleted.size == 0
     assert tracker.confirmed().ids.tolist() == [track_id]
