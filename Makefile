@@ -22,6 +22,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.end_to_end
+	$(BIN)/python -m benchmarks.stonesoup_compare
 
 lint: $(STAMP)
 	$(BIN)/ruff check fusion sensors replay tests benchmarks
