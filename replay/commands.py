@@ -19,20 +19,9 @@ from fusion.config import ConfigError
 from fusion.service import ServiceConfig
 from fusion.tracker import TrackerConfig
 from replay.recording import RecordingError
+from sensors.cli import parse_speed
 
 log = logging.getLogger("bufferzone.replay")
-
-
-def _speed(text: str) -> float | None:
-    if text == "max":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"speed must be a number or 'max', got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"speed must be > 0, got {text!r}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -87,7 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mode.add_argument("--offline", action="store_true", help="track in-process, write --out")
     p.add_argument(
         "--speed",
-        type=_speed,
+        type=parse_speed,
         default=1.0,
         metavar="X|max",
         help="multiple of the recorded pace, or 'max' (default 1)",

@@ -60,14 +60,7 @@ def zones_from_metadata(scenario_meta: dict[str, Any]) -> tuple[ZoneSet, LocalFr
         When the entry has no ``zones`` or ``origin``.
     """
     frame = LocalFrame(*(float(v) for v in scenario_meta["origin"]))
-    geojson = copy.deepcopy(scenario_meta["zones"])
-    # Scenario files name a zone's sides "sides"; the zone set calls them
-    # "side_names" (the same mapping `bufferzone track --scenario` applies).
-    for feature in geojson.get("features", []):
-        props = feature.setdefault("properties", {})
-        if "sides" in props and "side_names" not in props:
-            props["side_names"] = props["sides"]
-    return ZoneSet.from_geojson(geojson, frame), frame
+    return ZoneSet.from_geojson(copy.deepcopy(scenario_meta["zones"]), frame), frame
 
 
 def incursions_for(

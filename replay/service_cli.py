@@ -132,12 +132,7 @@ def _zones_and_frame(args: argparse.Namespace) -> tuple[ZoneSet, LocalFrame]:
     from sensors.scenario import load_scenario
 
     scenario = load_scenario(args.scenario or "default")
-    geojson = scenario.zones_geojson()
-    for feature in geojson["features"]:
-        props = feature.setdefault("properties", {})
-        if "sides" in props and "side_names" not in props:
-            props["side_names"] = props["sides"]
-    return ZoneSet.from_geojson(geojson, scenario.frame), scenario.frame
+    return ZoneSet.from_geojson(scenario.zones_geojson(), scenario.frame), scenario.frame
 
 
 def build_service(args: argparse.Namespace) -> TrackerService:

@@ -22,7 +22,8 @@ from sensors.truth import simulate_truth
 log = logging.getLogger(__name__)
 
 
-def _speed(text: str) -> float | None:
+def parse_speed(text: str) -> float | None:
+    """``--speed`` values: a positive multiple of real time, or ``max`` (None)."""
     if text == "max":
         return None
     try:
@@ -49,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--bind", metavar="ENDPOINT", help="bind the publisher, e.g. tcp://*:5556")
     where.add_argument("--connect", metavar="ENDPOINT", help="connect to, e.g. tcp://tracker:5556")
-    p.add_argument("--speed", type=_speed, default=1.0, metavar="X",
+    p.add_argument("--speed", type=parse_speed, default=1.0, metavar="X",
                    help="multiple of real time, or 'max' for as fast as possible (default 1)")
     p.add_argument("--truth", action="store_true", help="also publish ground truth on truth.<name>")
     p.add_argument("--truth-out", metavar="FILE",

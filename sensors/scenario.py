@@ -459,7 +459,7 @@ def _parse(doc: dict[str, Any], source: str, base_dir: Path) -> Scenario:
     features = [
         {
             "type": "Feature",
-            "properties": {"name": z.name, "kind": z.kind, "sides": list(z.sides)},
+            "properties": {"name": z.name, "kind": z.kind, "side_names": list(z.sides)},
             "geometry": {"type": "Polygon", "coordinates": [_ring_lonlat(frame, z.local)]},
         }
         for z in zone_specs
