@@ -42,3 +42,25 @@ def test_hash_grid_with_very_wide_tracks_finds_every_pair():
     np.testing.assert_array_equal(fast.track, full.track)
     np.testing.assert_array_equal(fast.detection, full.detection)
     np.testing.assert_allclose(fast.d2, full.d2)
+
+
+def test_dense_and_sparse_solvers_find_the_same_optimum(monkeypatch):
+    from fusion import association
+
+    rng = np.random.default_rng(4)
+    track = np.repeat(np.arange(200), 3)
+    detection = rng.integers(0, 400, track.size)
+    keep = np.unique(track * 1000 + detection, return_index=True)[1]
+    track, detection = track[keep], detection[keep]
+    cost = rng.uniform(0.0, 9.0, track.size)
+    miss = np.full(200, 12.0)
+
+    def total(t, d):
+        lookup = dict(zip(zip(track.tolist(), detection.tolist(), strict=True), cost, strict=True))
+        return sum(lookup[p] for p in zip(t.tolist(), d.tolist(), strict=True)) + miss[0] * (200 - t.size)
+
+    dense = association.assign(200, 400, track, detection, cost, miss)
+    monkeypatch.setattr(association, "DENSE_LIMIT", 0)
+    sparse = association.assign(200, 400, track, detection, cost, miss)
+    assert total(*dense) == total(*sparse)
+    assert dense[0].size > 150
