@@ -589,6 +589,38 @@ class AlertEngine:
                 "conf": float(conf[i]),
             }
 
+        def fields_many(rows: np.ndarray) -> list[dict[str, Any]]:
+            """:func:`fields` for many rows, converting whole columns at once."""
+            ttb_rows = ttb[rows]
+            columns = zip(
+                pos[rows, 0].tolist(),
+                pos[rows, 1].tolist(),
+                vel[rows, 0].tolist(),
+                vel[rows, 1].tolist(),
+                speed[rows].tolist(),
+                p_in[rows].tolist(),
+                np.where(np.isfinite(ttb_rows), ttb_rows, np.nan).tolist(),
+                side_now[rows].tolist(),
+                cls[rows].tolist(),
+                conf[rows].tolist(),
+                strict=True,
+            )
+            return [
+                {
+                    "east": e,
+                    "north": nn,
+                    "v_east": ve,
+                    "v_north": vn,
+                    "speed": sp,
+                    "p_inside": p,
+                    "ttb": None if b != b else b,  # NaN marks "no breach"
+                    "side_now": zone.side_name(s),
+                    "cls": CLASSES[c],
+                    "conf": cf,
+                }
+                for e, nn, ve, vn, sp, p, b, s, c, cf in columns
+            ]
+
         def side_from(i: int) -> str | None:
             s = int(col["side_from"][i]) or int(side_now[i])
             return zone.side_name(s)
@@ -735,12 +767,14 @@ class AlertEngine:
         for kind in _CONDITION_KINDS:
             rule = zr[kind]
             by = self._by_zk.get((zone.name, kind), {})
-            for tid in sorted(by):
+            tids = [tid for tid in sorted(by) if self._open[by[tid]]["alert_id"] not in touched]
+            if not tids:
+                continue
+            # One gather for all open alerts of this kind; a dict per alert only at the end.
+            rows = order[np.searchsorted(ids, np.asarray(tids, np.int64), sorter=order)]
+            for tid, f in zip(tids, fields_many(rows), strict=True):
                 ep = self._open[by[tid]]
-                if ep["alert_id"] in touched:
-                    continue
-                i = row_of(tid)
-                ep["fields"] = fields(i)
+                ep["fields"] = f
                 severity = rule.severity_for(ep["fields"]["cls"])
                 due = (
                     rule.update_interval > 0

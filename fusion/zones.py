@@ -216,6 +216,7 @@ class Zone:
         set_ = object.__setattr__
         set_(self, "properties", MappingProxyType(dict(self.properties)))
         set_(self, "_boundary", boundary)
+        set_(self, "_edges", _ring_edges(geom))
         set_(self, "_bounds", np.asarray(geom.bounds, dtype=float))
         set_(self, "_axis", axis)
         set_(self, "_normal", normal)
@@ -480,13 +481,10 @@ class Zone:
         ttb[cand[on]] = 0.0
         move = cand[~on & (speed[cand] > 0) & (horizon[cand] > 0)]
         if move.size:
-            seg = np.stack([pos[move], pos[move] + vel[move] * horizon[move, None]], axis=1)
-            hit = shapely.intersection(shapely.linestrings(seg), self.geometry)
-            # The part of the segment inside the zone is nearest to the segment's start
-            # at the first entry point, so its distance from the start is the entry
-            # distance along the path; an empty intersection gives NaN.
-            d = np.asarray(shapely.distance(shapely.points(pos[move]), hit), dtype=float)
-            ttb[move] = np.where(np.isfinite(d), d / speed[move], np.inf)
+            # The start is outside, so the first boundary crossing along the path is
+            # the entry: s in [0, 1] along pos -> pos + vel * horizon, time s * horizon.
+            s = _first_crossing(pos[move], vel[move] * horizon[move, None], self._edges)  # type: ignore[attr-defined]
+            ttb[move] = s * horizon[move]
         return ttb
 
     def side(self, points: np.ndarray) -> np.ndarray:
@@ -699,3 +697,52 @@ class ZoneSet:
     def to_geojson(self, frame: LocalFrame) -> dict[str, Any]:
         """All zones as a GeoJSON FeatureCollection in lon/lat."""
         return {"type": "FeatureCollection", "features": [z.to_geojson(frame) for z in self]}
+
+
+def _ring_edges(geometry: Any) -> np.ndarray:
+    """Every boundary edge (exterior rings and holes) as rows ``ax, ay, bx, by``, (E, 4)."""
+    polygons = geometry.geoms if isinstance(geometry, shapely.MultiPolygon) else [geometry]
+    rings = [r for p in polygons for r in (p.exterior, *p.interiors)]
+    parts = []
+    for ring in rings:  # a handful of rings, once per zone
+        xy = np.asarray(ring.coords, dtype=float)
+        parts.append(np.hstack([xy[:-1], xy[1:]]))
+    return np.vstack(parts)
+
+
+# Segment x edge pairs per chunk in :func:`_first_crossing` (bounds its temporaries).
+_CROSSING_CHUNK = 1 << 20
+
+
+def _first_crossing(start: np.ndarray, delta: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Where each segment ``start + s * delta`` first crosses a boundary edge.
+
+    Solves ``start + s d = a + u (b - a)`` for every segment and edge with 2-D cross
+    products, vectorised over both; parallel edges never count.
+
+    Parameters
+    ----------
+    start, delta : ndarray, shape (M, 2)
+    edges : ndarray, shape (E, 4)
+        ``ax, ay, bx, by`` per edge.
+
+    Returns
+    -------
+    ndarray, shape (M,)
+        Smallest ``s`` in [0, 1] with a crossing, ``inf`` where there is none.
+    """
+    out = np.full(start.shape[0], np.inf)
+    ax, ay = edges[:, 0], edges[:, 1]
+    ex, ey = edges[:, 2] - ax, edges[:, 3] - ay
+    step = max(1, _CROSSING_CHUNK // max(edges.shape[0], 1))
+    for lo in range(0, start.shape[0], step):  # chunks of segments, not one at a time
+        px, py = start[lo : lo + step, :1], start[lo : lo + step, 1:]
+        dx, dy = delta[lo : lo + step, :1], delta[lo : lo + step, 1:]
+        denom = dx * ey - dy * ex  # cross(d, e)
+        wx, wy = ax - px, ay - py  # a - p
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s = (wx * ey - wy * ex) / denom  # cross(a - p, e) / cross(d, e)
+            u = (wx * dy - wy * dx) / denom  # cross(a - p, d) / cross(d, e)
+        ok = (denom != 0) & (s >= 0) & (s <= 1) & (u >= 0) & (u <= 1)
+        out[lo : lo + step] = np.where(ok, s, np.inf).min(axis=1)
+    return out

@@ -249,3 +249,26 @@ def test_sides_follow_a_bent_strip():
     below = np.array([[-1000, 300], [1000, 300], [0, 800]], float)
     np.testing.assert_array_equal(zone.side(above), [1, 1, 1])
     np.testing.assert_array_equal(zone.side(below), [-1, -1, -1])
+
+
+def test_time_to_breach_matches_shapely_on_random_paths():
+    import shapely
+
+    from fusion.zones import Zone
+
+    shell = np.array([[0, 0], [4000, -300], [8000, 200], [8000, 1500], [3000, 1800], [0, 1200.0]])
+    hole = np.array([[3000, 500], [4000, 500], [4000, 900], [3000, 900.0]])
+    zone = Zone.from_local("z", shell, holes=[hole])
+    rng = np.random.default_rng(12)
+    pos = rng.uniform([-3000, -3000], [11000, 4500], size=(400, 2))
+    vel = rng.normal(scale=15.0, size=(400, 2))
+    horizon = 120.0
+    ttb = zone.time_to_breach(pos, vel, horizon)
+    # reference: shapely's intersection of the path with the zone, nearest point first
+    path = shapely.linestrings(np.stack([pos, pos + vel * horizon], axis=1))
+    hit = shapely.intersection(path, zone.geometry)
+    d = np.asarray(shapely.distance(shapely.points(pos), hit), dtype=float)
+    inside = zone.contains(pos)
+    expected = np.where(inside, 0.0, np.where(np.isfinite(d), d / np.hypot(*vel.T), np.inf))
+    assert np.isfinite(expected).sum() > 50
+    np.testing.assert_allclose(ttb, expected, rtol=1e-9, atol=1e-6)
