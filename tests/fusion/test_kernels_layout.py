@@ -57,7 +57,8 @@ def test_dense_and_sparse_solvers_find_the_same_optimum(monkeypatch):
 
     def total(t, d):
         lookup = dict(zip(zip(track.tolist(), detection.tolist(), strict=True), cost, strict=True))
-        return sum(lookup[p] for p in zip(t.tolist(), d.tolist(), strict=True)) + miss[0] * (200 - t.size)
+        taken = sum(lookup[p] for p in zip(t.tolist(), d.tolist(), strict=True))
+        return taken + miss[0] * (200 - t.size)
 
     dense = association.assign(200, 400, track, detection, cost, miss)
     monkeypatch.setattr(association, "DENSE_LIMIT", 0)
