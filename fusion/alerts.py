@@ -415,9 +415,12 @@ class AlertEngine:
         self._ev_code[rows, slot] = c
         self._ev_t[rows, slot] = t
         upd_set = set(self._trk_ids[rows].tolist())
-        for ep in self._open.values():
-            if ep["kind"] in _CONDITION_KINDS and ep["track_id"] in upd_set:
-                ep["evidence"].add(sensor_id)
+        # Open episodes indexed by (zone, kind) -> {track id: alert id}: intersect
+        # rather than visiting every open alert for every batch.
+        for (_, kind), by_track in self._by_zk.items():
+            if kind in _CONDITION_KINDS:
+                for tid in upd_set.intersection(by_track):
+                    self._open[by_track[tid]]["evidence"].add(sensor_id)
 
     def _evidence_since(self, tid: int, since: float) -> set[str]:
         i = int(np.searchsorted(self._trk_ids, tid))
