@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from fusion.alertlog import AlertLog, read_alert_log, rebuild_open_alerts
+from fusion.alertlog import AlertLog, read_alert_log
 from fusion.alerts import AlertEngine
 from fusion.checkpoint import CheckpointError, load_checkpoint, reconcile, save_checkpoint
 from fusion.config import ConfigError, from_mapping, load_toml
@@ -792,37 +792,10 @@ def restore_pipeline(pipeline: Pipeline, checkpoint: str | Path = "",
     return result
 
 
-def restore_open_alerts(engine: AlertEngine, path: str | Path) -> int:
-    """Read an existing alert log and report what it holds; returns the open count.
-
-    The engine's episode state is rebuilt from checkpoints (not yet in this service),
-    so here the log is verified (a corrupt tail is cut and reported) and its open
-    alerts are logged for the operator.
-    """
-    if not Path(path).exists():
-        return 0
-    open_events, report = rebuild_open_alerts(path)
-    if not report.ok:
-        log.warning("alert log %s: %s", path, report.detail)
-    if open_events:
-        log.info("alert log %s holds %d open alert(s) from a previous run", path, len(open_events))
-    return len(open_events)
-
-
-def decode_alert(payload: bytes) -> dict[str, Any]:
-    """Decode an ``alert.*`` payload into its event dict (``v`` and ``type`` removed)."""
-    obj = unpack_map(payload)
-    obj.pop("v", None)
-    obj.pop("type", None)
-    return obj
-
-
 __all__ = [
     "Pipeline",
     "ServiceConfig",
     "TrackerService",
-    "decode_alert",
     "percentiles",
-    "restore_open_alerts",
     "restore_pipeline",
 ]
