@@ -235,9 +235,6 @@ def test_late_subscriber_gets_the_open_alerts_and_the_log_has_them(running_servi
 def test_hostile_bytes_over_the_socket_do_not_stop_the_service(running_service, context):
     service, config, result = running_service
     rng = np.random.default_rng(0)
-    with context.socket(zmq.PUB) as pub:
-        pub.setsockopt(zmq.LINGER, 0)
-        pub.connect(config.det_bind[0])
     status = publish_until_seen(context, config, crossing_batches(5))
     with context.socket(zmq.PUB) as pub, context.socket(zmq.SUB) as watch:
         pub.setsockopt(zmq.LINGER, 0)
