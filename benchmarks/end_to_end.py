@@ -39,8 +39,8 @@ import numpy as np
 import zmq
 
 from fusion import DetectionBatch, LocalFrame, encode_batch
-from fusion.client import AlertClient
 from fusion.messages import unpack_map
+from fusion.service.client import AlertClient
 
 SCAN_RATE = 10.0  # scans per second of measurement time
 ORIGIN = (24.0, 45.0)

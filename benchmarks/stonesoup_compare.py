@@ -22,7 +22,7 @@ import numpy as np
 
 from benchmarks.scenario import WARMUP_SCANS, Scene
 from fusion import Tracker
-from fusion.gating import gate_threshold
+from fusion.tracking.gating import gate_threshold
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -7,7 +7,7 @@ Groups (``benchmark.group``): ``predict``, ``update``, ``gating``, ``assignment`
 detections per call, which :mod:`benchmarks.run` turns into the results table.
 
 The baselines are the one-``filterpy.kalman.KalmanFilter``-per-track loop
-(:mod:`benchmarks.baseline_filterpy`) up to N = 1e4. Its gating and assignment are
+(:mod:`replay.baseline`) up to N = 1e4. Its gating and assignment are
 dense (every track against every detection, then ``linear_sum_assignment``), O(N M)
 and O(N^3), so those two baselines stop at N = 1e3, where one call already takes
 seconds at 1e4.
@@ -28,11 +28,12 @@ from filterpy.common import Q_discrete_white_noise
 from filterpy.kalman import KalmanFilter
 from scipy.optimize import linear_sum_assignment
 
-from benchmarks.baseline_filterpy import FilterpyLoopTracker
 from benchmarks.scenario import steady_tracker
-from fusion import Tracker, TrackerConfig, kalman
-from fusion.association import assign
-from fusion.gating import gate, gate_threshold
+from fusion import Tracker, TrackerConfig
+from fusion.tracking import kalman
+from fusion.tracking.association import assign
+from fusion.tracking.gating import gate, gate_threshold
+from replay.baseline import FilterpyLoopTracker
 
 SIZES = [1_000, 10_000, pytest.param(100_000, marks=pytest.mark.soak)]
 BASELINE_SIZES = [1_000, 10_000]

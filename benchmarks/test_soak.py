@@ -20,11 +20,11 @@ import time
 import pytest
 import zmq
 
-from fusion.alertlog import AlertLog, read_alert_log
-from fusion.client import AlertClient
 from fusion.messages import decode_batch, encode_batch, unpack_map
 from fusion.service import Pipeline, ServiceConfig, TrackerService
-from fusion.tracker import Tracker
+from fusion.service.alertlog import AlertLog, read_alert_log
+from fusion.service.client import AlertClient
+from fusion.tracking.tracker import Tracker
 
 SECONDS = float(os.environ.get("BZ_SOAK_SECONDS", "600"))
 SPEED = float(os.environ.get("BZ_SOAK_SPEED", "20"))
@@ -57,8 +57,8 @@ def repeated_feed(scenario, messages, stop_after: float):
 
 
 def _engine_for(scenario):
-    from fusion.alerts import AlertEngine
-    from fusion.zones import ZoneSet
+    from fusion.alerting.engine import AlertEngine
+    from fusion.alerting.zones import ZoneSet
 
     geojson = scenario.zones_geojson()
     for feature in geojson["features"]:

@@ -1,7 +1,7 @@
 """Offline replay: ``bufferzone replay FILE --offline --out RESULT``.
 
 The tracker and the alert rules run in this process on a recording, as fast as the
-CPU allows, through the same :class:`fusion.service.Pipeline` the live service uses.
+CPU allows, through the same :class:`fusion.service.pipeline.Pipeline` the live service uses.
 The pipeline's clock is the recording's arrival time of the message being handled,
 so the reorder window releases batches exactly as it did (or would have) live, and
 two runs on one recording write the same bytes.
@@ -28,7 +28,7 @@ and its frames, each stamped (``t_recv``) with a *measurement* time, seconds:
     holds every batch with measurement time <= ``t`` that had arrived by then.
 ``alert.<zone>.<kind>``
     Each alert event exactly as the service publishes it (open/update/close; see
-    :mod:`fusion.alerts`), with ``run`` set to ``"offline"`` so runs compare equal.
+    :mod:`fusion.alerting.engine`), with ``run`` set to ``"offline"`` so runs compare equal.
 ``truth.<scenario>``
     The recording's truth messages, copied unchanged.
 ``status``
@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,13 +49,13 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from fusion.alerts import AlertEngine
+from fusion.alerting.engine import AlertEngine
+from fusion.alerting.rules import load_rules
+from fusion.alerting.zones import ZoneSet
 from fusion.geo import LocalFrame
 from fusion.messages import decode_batch, pack_map, unpack_map
-from fusion.rules import load_rules
 from fusion.service import Pipeline, ServiceConfig
-from fusion.tracker import Tracker, TrackerConfig
-from fusion.zones import ZoneSet
+from fusion.tracking.tracker import Tracker, TrackerConfig
 from replay.progress import progress
 from replay.recording import RecordingReader, RecordingReport, RecordingWriter
 from replay.scenario_meta import zones_from_metadata
@@ -297,9 +296,9 @@ def replay_offline(
     out : str or Path
         Result file to create (see the module docstring for its format).
     tracker : {"bufferzone", "baseline"}
-        ``bufferzone``: :class:`fusion.tracker.Tracker` in a :class:`Pipeline` with
+        ``bufferzone``: :class:`fusion.tracking.tracker.Tracker` in a :class:`Pipeline` with
         the alert engine. ``baseline``:
-        :class:`benchmarks.baseline_filterpy.FilterpyLoopTracker` (one filterpy
+        :class:`replay.baseline.FilterpyLoopTracker` (one filterpy
         filter per track, 2-of-3 confirmation), no alerts; it has no out-of-sequence
         handling, so it gets every batch in measurement-time order (a head start
         over the live order the pipeline sees).
@@ -478,17 +477,9 @@ def _run_pipeline(
 
 
 def _baseline_class() -> Any:
-    """The filterpy-loop tracker of ``benchmarks/`` (a source-tree package, not installed)."""
-    try:
-        from benchmarks.baseline_filterpy import FilterpyLoopTracker
-    except ModuleNotFoundError:
-        root = Path(__file__).resolve().parents[1]
-        if not (root / "benchmarks" / "baseline_filterpy.py").is_file():
-            raise ValueError(
-                "--tracker baseline needs the source tree's benchmarks/ package"
-            ) from None
-        sys.path.insert(0, str(root))
-        from benchmarks.baseline_filterpy import FilterpyLoopTracker
+    """The one-filterpy-filter-per-track reference tracker (``replay.baseline``)."""
+    from replay.baseline import FilterpyLoopTracker
+
     return FilterpyLoopTracker
 
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from fusion.alerting.zones import ZoneSet
 from fusion.geo import LocalFrame
-from fusion.zones import ZoneSet
 from sensors.scenario import Scenario, load_scenario
 from sensors.truth import Truth, simulate_truth
 

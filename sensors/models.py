@@ -18,14 +18,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sensors.geometry import (
+from sensors.scenario import DroneSpec, RadarSpec, SatelliteSpec, SensorSpec, UgsSpec
+from sensors.shapes import (
     bearing_difference,
     circle,
     polyline_at,
     rectangle,
     sector,
 )
-from sensors.scenario import DroneSpec, RadarSpec, SatelliteSpec, SensorSpec, UgsSpec
 from sensors.truth import StateCache, Trajectories
 
 

@@ -39,7 +39,7 @@ import shapely
 
 from fusion.geo import LocalFrame
 from fusion.messages import CLASSES, SENSOR_KINDS
-from sensors.geometry import ZoneFrame, racetrack
+from sensors.shapes import ZoneFrame, racetrack
 
 TARGET_CLASSES = ("person", "vehicle", "drone")
 BEHAVIOURS = ("patrol", "wander", "probe", "cross", "loiter")
@@ -79,7 +79,7 @@ class ZoneSpec:
     ----------
     name, kind : str
     sides : tuple of str
-        Names of the zone's ``+w`` and ``-w`` sides (see :class:`sensors.geometry.ZoneFrame`).
+        Names of the zone's ``+w`` and ``-w`` sides (see :class:`sensors.shapes.ZoneFrame`).
     local : ndarray, shape (K, 2), float64
         Exterior ring in east/north metres, not closed.
     """

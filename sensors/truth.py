@@ -8,7 +8,7 @@ is then one vectorised pass over padded ``(N, W)`` arrays, which is what the sen
 models call at their own measurement times.
 
 Behaviours (relative to a zone, in its along/across coordinates, see
-:class:`sensors.geometry.ZoneFrame`):
+:class:`sensors.shapes.ZoneFrame`):
 
 ``patrol``  legs parallel to the zone at a distance from its edge, turning back at the ends
 ``wander``  random straight legs with turns and pauses, staying on one side
@@ -40,8 +40,8 @@ import shapely
 from scipy.spatial import cKDTree
 
 from fusion.messages import CLASSES, WireError, pack_map, unpack_map
-from sensors.geometry import ZoneFrame
 from sensors.scenario import CLASS_INDEX, Scenario, TargetGroup
+from sensors.shapes import ZoneFrame
 
 # Targets (other than convoy members) closer than this are re-planned, a few rounds.
 MIN_SEPARATION_M = 100.0

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import zmq
 
-from fusion.alerts import AlertEngine
-from fusion.zones import Zone, ZoneSet
+from fusion.alerting.engine import AlertEngine
+from fusion.alerting.zones import Zone, ZoneSet
 
 # A 10 km x 1 km east-west strip; north of it is "north", south is "south".
 STRIP = np.array([[-5000.0, -500.0], [5000.0, -500.0], [5000.0, 500.0], [-5000.0, 500.0]])

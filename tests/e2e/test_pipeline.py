@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from fusion.client import AlertClient
+from fusion.service.client import AlertClient
 
 pytestmark = pytest.mark.e2e
 

@@ -15,10 +15,10 @@ import pytest
 import zmq
 
 from fusion import DetectionBatch, encode_batch
-from fusion.alertlog import read_alert_log
-from fusion.client import AlertClient
 from fusion.messages import unpack_map
 from fusion.security import create_keys, load_keys
+from fusion.service.alertlog import read_alert_log
+from fusion.service.client import AlertClient
 from sensors.publisher import publish
 
 pytestmark = pytest.mark.e2e

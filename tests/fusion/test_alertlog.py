@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from fusion.alertlog import (
+from fusion.service.alertlog import (
     MAGIC,
     AlertLog,
     AlertLogError,
@@ -89,7 +89,7 @@ def test_truncated_tail_is_reported_and_cut(tmp_path, cut, caplog):
     assert events == EVENTS[:-1]
     assert report.error == "truncated" and report.valid_bytes == offsets[-1]
     assert str(offsets[-1]) in report.detail
-    with caplog.at_level(logging.WARNING, logger="fusion.alertlog"), AlertLog(path) as log:
+    with caplog.at_level(logging.WARNING, logger="fusion.service.alertlog"), AlertLog(path) as log:
         assert log.recovery.truncated and log.recovery.valid_bytes == offsets[-1]
         log.append(EVENTS[-1])
     assert "truncating" in caplog.text

@@ -6,11 +6,11 @@ import msgpack
 import numpy as np
 import pytest
 
-from fusion.alerts import AlertEngine
+from fusion.alerting.engine import AlertEngine
+from fusion.alerting.rules import KINDS, RulesError, RuleSet, load_rules
+from fusion.alerting.zones import Zone
 from fusion.geo import LocalFrame
 from fusion.messages import CLASSES, pack_map
-from fusion.rules import KINDS, RulesError, RuleSet, load_rules
-from fusion.zones import Zone
 
 FRAME = LocalFrame(33.0, 35.0)
 SIGMA = 5.0  # position standard deviation of every track, metres

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from fusion.association import assign
-from fusion.gating import gate, gate_threshold
-from fusion.geometry import points_in_polygon
+from fusion.tracking.association import assign
+from fusion.tracking.coverage import points_in_polygon
+from fusion.tracking.gating import gate, gate_threshold
 
 GAMMA = gate_threshold(0.99)
 EYE = np.eye(2)

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from fusion import DetectionBatch, Tracker
-from fusion.alertlog import AlertLog, read_alert_log
-from fusion.alerts import AlertEngine
-from fusion.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from fusion.alerting.engine import AlertEngine
 from fusion.messages import unpack_map
 from fusion.service import Pipeline, ServiceConfig, restore_pipeline
+from fusion.service.alertlog import AlertLog, read_alert_log
+from fusion.service.recovery import CheckpointError, load_checkpoint, save_checkpoint
 from tests.fusion.test_service import FakeClock, crossing_batches, frames
 
 

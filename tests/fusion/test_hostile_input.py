@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fusion import DetectionBatch, Tracker, encode_batch
-from fusion.alerts import AlertEngine
+from fusion.alerting.engine import AlertEngine
 from fusion.service import Pipeline, ServiceConfig
 from tests.fusion.test_messages import GOLDEN
 from tests.fusion.test_service import FakeClock

@@ -7,7 +7,7 @@ from filterpy.kalman import KalmanFilter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fusion import kalman
+from fusion.tracking import kalman
 
 H = np.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0]])
 

@@ -3,8 +3,8 @@
 import numpy as np
 from filterpy.kalman import KalmanFilter
 
-from fusion import kalman
-from fusion.gating import gate, gate_threshold
+from fusion.tracking import kalman
+from fusion.tracking.gating import gate, gate_threshold
 
 GAMMA = gate_threshold(0.99)
 
@@ -45,7 +45,7 @@ def test_hash_grid_with_very_wide_tracks_finds_every_pair():
 
 
 def test_dense_and_sparse_solvers_find_the_same_optimum(monkeypatch):
-    from fusion import association
+    from fusion.tracking import association
 
     rng = np.random.default_rng(4)
     track = np.repeat(np.arange(200), 3)

@@ -9,7 +9,6 @@ import pytest
 import zmq
 
 from fusion import DetectionBatch, Tracker, encode_batch
-from fusion.client import AlertClient
 from fusion.config import ConfigError
 from fusion.messages import unpack_map
 from fusion.security import (
@@ -22,6 +21,7 @@ from fusion.security import (
     load_keys,
 )
 from fusion.service import Pipeline, ServiceConfig, TrackerService
+from fusion.service.client import AlertClient
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ import pytest
 import zmq
 
 from fusion import DetectionBatch, Tracker, encode_batch
-from fusion.alertlog import AlertLog, read_alert_log
-from fusion.client import AlertClient
 from fusion.messages import unpack_map
 from fusion.service import Pipeline, ServiceConfig, TrackerService
+from fusion.service.alertlog import AlertLog, read_alert_log
+from fusion.service.client import AlertClient
 
 
 class FakeClock:

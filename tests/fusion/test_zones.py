@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from fusion.alerting.zones import Zone, ZoneError, ZoneSet
 from fusion.geo import LocalFrame
-from fusion.zones import Zone, ZoneError, ZoneSet
 
 FRAME = LocalFrame(33.0, 35.0)
 
@@ -254,7 +254,7 @@ def test_sides_follow_a_bent_strip():
 def test_time_to_breach_matches_shapely_on_random_paths():
     import shapely
 
-    from fusion.zones import Zone
+    from fusion.alerting.zones import Zone
 
     shell = np.array([[0, 0], [4000, -300], [8000, 200], [8000, 1500], [3000, 1800], [0, 1200.0]])
     hole = np.array([[3000, 500], [4000, 500], [4000, 900], [3000, 900.0]])

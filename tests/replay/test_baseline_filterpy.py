@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.baseline_filterpy import FilterpyLoopTracker
 from fusion.messages import DetectionBatch
+from replay.baseline import FilterpyLoopTracker
 
 R_STD = 5.0
 

@@ -7,7 +7,7 @@ import datetime
 import numpy as np
 import pytest
 
-from replay.gospa import gospa, gospa_series
+from replay.scoring.gospa import gospa, gospa_series
 
 
 def test_perfect_track_missed_truth_and_false_track():

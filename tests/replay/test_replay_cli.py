@@ -14,12 +14,12 @@ import zmq
 
 from fusion.messages import pack_map
 from replay.cli import main
-from replay.evaluate import evaluate, read_result
 from replay.offline import decode_tracks, encode_tracks, replay_offline
 from replay.player import play
 from replay.record import record, write_simulation
 from replay.recording import RecordingWarning, RecordingWriter, read_recording
 from replay.scenario_meta import scenario_metadata
+from replay.scoring.evaluate import evaluate, read_result
 from sensors.feed import iter_messages
 from sensors.publisher import publish
 from sensors.scenario import Scenario

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from replay.gospa import gospa_series
-from replay.scoring import (
+from replay.scoring.gospa import gospa_series
+from replay.scoring.metrics import (
     NO_TARGET,
     AssignmentRecord,
     AssociationTable,

@@ -12,9 +12,9 @@ import pytest
 import shapely
 from scipy.stats import chi2
 
-from sensors.geometry import bearing_difference, racetrack
 from sensors.models import drone_frames, radar_frames, satellite_frames, ugs_frames
 from sensors.scenario import DroneSpec, RadarSpec, SatelliteSpec, UgsSpec
+from sensors.shapes import bearing_difference, racetrack
 from tests.sensors.conftest import static_targets
 
 PERSON, VEHICLE, DRONE = 1, 2, 3

@@ -10,7 +10,7 @@ import pytest
 import zmq
 
 from fusion.messages import decode_batch
-from sensors import cli
+from replay.cli import sensors as cli
 from sensors.feed import iter_messages
 from sensors.publisher import publish
 from sensors.truth import Truth, decode_truth, simulate_truth

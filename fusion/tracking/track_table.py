@@ -7,7 +7,7 @@ capacity doubles when full; deletion compacts the rows in order, so iteration or
 The track index is the *last* axis of every column: the state column ``x`` is
 (4, capacity) and the covariance ``P`` is (4, 4, capacity). Each state and covariance
 entry is then one contiguous vector over the tracks, which is what the batch-last
-Kalman kernels (:func:`fusion.kalman.predict_batch_last`) loop over. Checkpoints
+Kalman kernels (:func:`fusion.tracking.kalman.predict_batch_last`) loop over. Checkpoints
 (:meth:`TrackTable.state_dict`) keep the usual batch-first shapes, (n, 4) and (n, 4, 4).
 """
 

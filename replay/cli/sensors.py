@@ -4,35 +4,20 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import zmq
 
 from fusion.config import ConfigError
 from fusion.security import load_keys
+from replay.cli.common import parse_speed, stop_on_signals
 from sensors.feed import iter_messages
 from sensors.publisher import publish
 from sensors.scenario import ScenarioError, load_scenario
 from sensors.truth import simulate_truth
 
 log = logging.getLogger(__name__)
-
-
-def parse_speed(text: str) -> float | None:
-    """``--speed`` values: a positive multiple of real time, or ``max`` (None)."""
-    if text == "max":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"speed must be a number or 'max', got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"speed must be > 0, got {text!r}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -69,27 +54,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-@contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """Turn SIGINT/SIGTERM into ``stop.set()`` for the duration, then restore the handlers."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signals are only delivered to the main thread
-        return
-    previous = {}
-
-    def handler(signum: int, _frame: object) -> None:
-        log.info("%s received, stopping", signal.Signals(signum).name)
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        previous[sig] = signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``bufferzone sensors``; returns the exit code (0 also on Ctrl-C)."""
     try:
@@ -119,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
     stop = threading.Event()
     messages = iter_messages(scenario, truth, include_truth=args.truth)
-    with zmq.Context() as ctx, _stop_on_signals(stop):
+    with zmq.Context() as ctx, stop_on_signals(stop):
         publish(
             ctx, messages, args.bind or args.connect, bind=args.bind is not None,
             speed=args.speed, stop=stop, wait_subscribers=args.wait_subscribers,

@@ -50,10 +50,17 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 import numpy as np
+
+from fusion.messages import CLASSES
+from fusion.service.alertlog import read_alert_log
+from fusion.tracking.track_table import CONFIRMED
+
+if TYPE_CHECKING:
+    from fusion.service.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -367,3 +374,78 @@ __all__ = [
     "reconcile",
     "save_checkpoint",
 ]
+
+# --- restoring a pipeline -------------------------------------------------------------
+
+
+def restore_pipeline(pipeline: Pipeline, checkpoint: str | Path = "",
+                     log_path: str | Path = "") -> dict[str, Any]:
+    """Resume ``pipeline`` from a checkpoint and the alert log (see :mod:`fusion.service.recovery`).
+
+    Call it after the pipeline's :class:`AlertLog` is open (opening it cuts a damaged
+    tail off and reports it). Returns what was restored; also kept in
+    ``pipeline.restored`` and so in ``status``.
+    """
+    result: dict[str, Any] = {}
+    state: dict[str, Any] | None = None
+    if checkpoint and Path(checkpoint).exists():
+        try:
+            state = load_checkpoint(checkpoint)
+            result["checkpoint"] = str(checkpoint)
+        except CheckpointError as exc:
+            log.error("%s; starting from the alert log alone", exc)
+            result["checkpoint_error"] = str(exc)
+    events: list[dict[str, Any]] = []
+    if log_path and Path(log_path).exists():
+        events, report = read_alert_log(log_path)
+        if not report.ok:
+            log.error("alert log %s: %s (records after it are not used)", log_path, report.detail)
+        result["log"] = report.detail
+        recovery = getattr(pipeline.alert_log, "recovery", None)
+        if recovery is not None and recovery.truncated:
+            log.error("alert log %s had a damaged tail, cut off: %s", log_path, recovery.detail)
+            result["log_truncated"] = recovery.detail
+    if state is None and not events:
+        pipeline.restored = result
+        return result
+    if state is None:
+        state = pipeline.state_dict()  # the empty state, as of the log's beginning
+        state["log_records"] = 0
+    engine = pipeline.engine
+
+    def hold_of(zone: str, kind: str) -> float | None:
+        try:
+            hold = getattr(engine.rules.for_zone(zone), kind).hold
+        except AttributeError:
+            return None
+        return float(hold)
+
+    engine_state, tracker_state, rec = reconcile(
+        state.get("engine"), state["tracker"], events, int(state.get("log_records", 0)),
+        hold_of, CLASSES, int(CONFIRMED),
+    )
+    state["engine"], state["tracker"] = engine_state, tracker_state
+    for topic_ev in events[int(state.get("log_records", 0)):]:
+        state["alert_seq"][f"alert.{topic_ev['zone']}.{topic_ev['kind']}"] = (
+            state["alert_seq"].get(f"alert.{topic_ev['zone']}.{topic_ev['kind']}", 0) + 1
+        )
+        key = f"{topic_ev['kind']}.{topic_ev['event']}"
+        state["alerts_by_kind"][key] = state["alerts_by_kind"].get(key, 0) + 1
+    if rec.newest_t is not None:
+        for name in ("processed_until", "newest_accepted"):
+            if state[name] is None or state[name] < rec.newest_t:
+                state[name] = rec.newest_t
+    pipeline.load_state_dict(state)
+    result.update(rec.as_dict())
+    result["open_alerts"] = len(engine.open_alerts())
+    if rec.log_short_by:
+        log.error("alert log holds %d record(s) fewer than the checkpoint expects",
+                  rec.log_short_by)
+    log.info(
+        "restored: %d open alert(s), %d log record(s) after the checkpoint "
+        "(%d reopened, %d closed), %d track(s) rebuilt from alerts",
+        result["open_alerts"], rec.later_events, len(rec.reopened), len(rec.closed),
+        len(rec.tracks_restored),
+    )
+    pipeline.restored = result
+    return result

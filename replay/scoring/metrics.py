@@ -11,7 +11,7 @@ Two questions an analyst asks after a replay:
 Both need to know which truth target a track stood for at a given time. That
 association is an input, not something this module guesses: it comes from the
 per-step GOSPA assignment (:func:`assignment_records` turns a
-:class:`~replay.gospa.GospaSeries` into records, :class:`AssociationTable` answers
+:class:`~replay.scoring.gospa.GospaSeries` into records, :class:`AssociationTable` answers
 ``(track_id, t) -> target``) or from any other rule the caller prefers, passed as a
 plain callable.
 

@@ -7,7 +7,7 @@ from the covariance, time to breach, distance, side, dwell timers, loitering anc
 is numpy over all tracks, once per zone; Python only touches the few tracks whose alert
 opens, updates or closes in this step.
 
-Alert kinds and their lifecycle (thresholds are :mod:`fusion.rules` data):
+Alert kinds and their lifecycle (thresholds are :mod:`fusion.alerting.rules` data):
 
 ``incursion``
     Opens when P(inside) >= ``p_open`` has held for ``dwell_open`` seconds; closes when
@@ -40,9 +40,9 @@ same ids.
 Event schema (every key always present; plain Python values, msgpack- and JSON-ready)::
 
     alert_id          str    "<zone>:<kind>:<track id>:<n>"
-    kind              str    one of fusion.rules.KINDS
+    kind              str    one of fusion.alerting.rules.KINDS
     event             str    "open" | "update" | "close"
-    severity          str    one of fusion.rules.SEVERITIES, by target class
+    severity          str    one of fusion.alerting.rules.SEVERITIES, by target class
     zone              str
     track_id          int
     t                 float  time of this event (the step time)
@@ -78,10 +78,10 @@ from typing import Any
 
 import numpy as np
 
+from fusion.alerting.rules import RuleSet, load_rules
+from fusion.alerting.zones import _FAR_SIGMAS, Zone, ZoneSet
 from fusion.geo import LocalFrame
 from fusion.messages import CLASSES
-from fusion.rules import RuleSet, load_rules
-from fusion.zones import _FAR_SIGMAS, Zone, ZoneSet
 
 __all__ = ["AlertEngine"]
 

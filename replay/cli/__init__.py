@@ -1,7 +1,8 @@
 """The ``bufferzone`` command line: one entry point, one sub-command per job.
 
-Each sub-command lives beside the code it drives and exposes ``register(subparsers)``;
-this module only collects them, so ``fusion`` never imports ``replay`` or ``sensors``.
+Each command group is one module of this package with ``register(subparsers)``: ``demo``,
+``recordings`` (record, replay, simulate, eval), ``keys``, ``service`` (track, alerts) and
+``sensors``; ``common`` holds what they share. This module only collects them.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import sys
 
 # Modules that each add sub-commands. Order is the order of ``bufferzone --help``.
 COMMAND_MODULES = (
-    "replay.demo",
-    "replay.commands",
-    "replay.keys",
-    "replay.service_cli",
-    "sensors.cli",
+    "replay.cli.demo",
+    "replay.cli.recordings",
+    "replay.cli.keys",
+    "replay.cli.service",
+    "replay.cli.sensors",
 )
 
 
@@ -43,6 +44,3 @@ def main(argv: list[str] | None = None) -> int:
     )
     return int(args.func(args) or 0)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

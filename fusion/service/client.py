@@ -35,8 +35,8 @@ from typing import Any
 
 import zmq
 
+from fusion.alerting.rules import severity_rank
 from fusion.messages import WireError, pack_map, unpack_map
-from fusion.rules import severity_rank
 from fusion.security import CurveKeys
 
 

@@ -1,19 +1,8 @@
-"""The tracker service: ZeroMQ in, tracks and alerts out.
+"""The socket-free service core: validate, reorder, track, evaluate rules, count.
 
-This is the one module in ``fusion`` that owns sockets. The numeric core (tracker,
-zones, alert rules) never sees one; :class:`Pipeline` holds the per-message logic
-(validation, reordering, tracking, alerting, counters) with no sockets either, so
-replay and tests drive it in-process, and :class:`TrackerService` is the thin loop
-around it.
-
-Sockets
--------
-- SUB on every ``det_connect`` endpoint (connects) and ``det_bind`` (binds), subscribed
-  to ``det.``: detection batches.
-- PUB on ``publish``: ``alert.<zone>.<kind>``, ``track.update``, ``status``.
-- ROUTER on ``snapshot``: a request ``{"type": "open_alerts"}`` is answered with the
-  currently open alerts (the snapshot half of the ZeroMQ guide's Clone pattern; the
-  client subscribes first, then asks, so nothing falls between the two).
+:class:`Pipeline` holds the per-message logic of the tracker service with no socket:
+replay and tests drive it in-process, and :class:`fusion.service.server.TrackerService`
+is the thin ZeroMQ loop around it.
 
 Ordering
 --------
@@ -31,7 +20,6 @@ import heapq
 import logging
 import math
 import os
-import threading
 import time
 import traceback
 from collections import Counter, defaultdict, deque
@@ -41,29 +29,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import zmq
 
-from fusion.alertlog import AlertLog, read_alert_log
-from fusion.alerts import AlertEngine
-from fusion.checkpoint import CheckpointError, load_checkpoint, reconcile, save_checkpoint
+from fusion.alerting.engine import AlertEngine
 from fusion.config import ConfigError, from_mapping, load_toml
 from fusion.messages import (
-    CLASSES,
     DetectionBatch,
     WireError,
     decode_batch,
     encode_batch,
     pack_map,
-    unpack_map,
 )
-from fusion.security import (
-    DOMAIN_DETECTIONS,
-    DOMAIN_SUBSCRIBERS,
-    INSECURE_BANNER,
-    CurveServer,
-)
-from fusion.tracker import Tracker
-from fusion.tracks import CONFIRMED
+from fusion.service.alertlog import AlertLog
+from fusion.tracking.tracker import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +145,7 @@ class Pipeline:
     topic, from 1), and ``status`` carries the newest ``alert_seq`` per topic: a
     subscriber sees a restart as a new ``run`` and a loss (a PUB high-water-mark drop
     or a reconnect) as a gap in ``seq``. The PUB socket cannot see its own drops, so
-    those counts live in each subscriber (:class:`fusion.client.AlertClient`).
+    those counts live in each subscriber (:class:`fusion.service.client.AlertClient`).
     """
 
     tracker: Tracker
@@ -457,7 +434,7 @@ class Pipeline:
         """Everything needed to resume: tracker, alert engine, counters, held batches.
 
         ``log_records`` is how many records the alert log held at this instant; see
-        :mod:`fusion.checkpoint` for how a restart reconciles the two.
+        :mod:`fusion.service.recovery` for how a restart reconciles the two.
         """
         finite = lambda v: None if math.isinf(v) else float(v)  # noqa: E731
         return {
@@ -509,293 +486,3 @@ class Pipeline:
             except Exception:
                 self.rejected["internal"] += 1
                 log.error("internal error in the alert timer:\n%s", traceback.format_exc())
-
-
-class TrackerService:
-    """The socket loop around a :class:`Pipeline`.
-
-    Parameters
-    ----------
-    pipeline : Pipeline
-    config : ServiceConfig
-    context : zmq.Context, optional
-        Shared context; a private one is made (and terminated) if omitted. With
-        ``security`` the ZAP authenticator runs on it, and libzmq allows one per
-        context: one secured service per context.
-    security : CurveServer, optional
-        CurveZMQ on every socket, with allow-lists and the sensor-key policy; without
-        it the service runs in the clear and says so loudly.
-    """
-
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        config: ServiceConfig,
-        context: zmq.Context | None = None,
-        security: CurveServer | None = None,
-    ):
-        if not (config.det_connect or config.det_bind):
-            raise ConfigError(
-                "service: give at least one detection endpoint (det_connect or det_bind)"
-            )
-        self.pipeline = pipeline
-        self.config = config
-        self._own_context = context is None
-        self.context = context or zmq.Context()
-        self.stop_event = threading.Event()
-        self.ready = threading.Event()
-        self.security = security
-        if security is not None:
-            pipeline.authorize = security.policy
-            pipeline.status_extra = lambda: {
-                "secure": True, "auth_denied": security.denied_counts()
-            }
-        else:
-            pipeline.status_extra = lambda: {"secure": False, "auth_denied": {}}
-
-    def checkpoint(self) -> bool:
-        """Write the pipeline's state to ``config.checkpoint`` now; False if it failed."""
-        if not self.config.checkpoint:
-            return False
-        pipe = self.pipeline
-        try:
-            size = save_checkpoint(self.config.checkpoint, pipe.state_dict())
-        except Exception:  # a full disk must not stop tracking; it is counted and logged
-            pipe.checkpoints["failed"] += 1
-            log.error(
-                "checkpoint to %s failed:\n%s", self.config.checkpoint, traceback.format_exc()
-            )
-            return False
-        pipe.checkpoints["written"] += 1
-        pipe.checkpoints["bytes"] = size
-        return True
-
-    def stop(self) -> None:
-        """Ask the loop to finish (safe from signal handlers and other threads)."""
-        self.stop_event.set()
-
-    def run(self) -> dict[str, Any]:
-        """Serve until :meth:`stop`; flush what is held, publish a last status, return it."""
-        cfg, pipe = self.config, self.pipeline
-        ctx = self.context
-        if self.security is None:
-            log.warning(INSECURE_BANNER)
-        else:
-            self.security.start(ctx)  # ZAP handler first: a bind before it admits anyone
-            log.info("%s", self.security.summary)
-        try:
-            with (
-                ctx.socket(zmq.SUB) as sub,
-                ctx.socket(zmq.PUB) as pub,
-                ctx.socket(zmq.ROUTER) as router,
-            ):
-                for sock in (sub, pub, router):
-                    sock.setsockopt(zmq.LINGER, 1000)  # let the last status and alerts out
-                sub.setsockopt(zmq.RCVHWM, 100_000)
-                pub.setsockopt(zmq.SNDHWM, 100_000)
-                sub.setsockopt(zmq.SUBSCRIBE, b"det.")
-                if self.security is not None:
-                    self.security.secure(sub, DOMAIN_DETECTIONS)
-                    self.security.secure(pub, DOMAIN_SUBSCRIBERS)
-                    self.security.secure(router, DOMAIN_SUBSCRIBERS)
-                for endpoint in cfg.det_bind:
-                    sub.bind(endpoint)
-                for endpoint in cfg.det_connect:
-                    sub.connect(endpoint)
-                pub.bind(cfg.publish)
-                if cfg.snapshot:
-                    router.bind(cfg.snapshot)
-                def send(topic: bytes, payload: bytes) -> None:
-                    pub.send_multipart([topic, payload])
-
-                pipe.emit = send
-                poller = zmq.Poller()
-                poller.register(sub, zmq.POLLIN)
-                poller.register(router, zmq.POLLIN)
-                log.info(
-                    "tracking: detections on %s, publishing on %s, snapshots on %s",
-                    ", ".join(cfg.det_bind + cfg.det_connect),
-                    cfg.publish,
-                    cfg.snapshot or "-",
-                )
-                self.ready.set()
-                next_tracks = next_status = time.monotonic()
-                next_checkpoint = next_tracks + cfg.checkpoint_interval
-                while not self.stop_event.is_set():
-                    wait = pipe.next_release_in()
-                    timeout = 100.0 if wait is None else min(100.0, wait * 1e3)
-                    events = dict(poller.poll(int(timeout)))
-                    if sub in events:
-                        # bounded, so timers and the reorder release still run under load
-                        self._drain(sub, limit=1000)
-                    if router in events:
-                        self._answer(router)
-                    pipe.release()
-                    now = time.monotonic()
-                    if now >= next_tracks:
-                        pipe.timer(now)
-                        pub.send_multipart([b"track.update", pipe.track_message()])
-                        next_tracks = now + cfg.track_interval
-                    if now >= next_status:
-                        pub.send_multipart([b"status", pack_map(pipe.status())])
-                        next_status = now + cfg.status_interval
-                    if cfg.checkpoint and now >= next_checkpoint:
-                        self.checkpoint()
-                        next_checkpoint = time.monotonic() + cfg.checkpoint_interval
-                # Flush what we owe: what is queued on the socket, then the reorder buffer.
-                self._drain(sub, deadline=time.monotonic() + 5.0)
-                pipe.release(flush=True)
-                pipe.timer(time.monotonic())
-                pub.send_multipart([b"track.update", pipe.track_message()])
-                self.checkpoint()
-                final = pipe.status()
-                final["final"] = True
-                pub.send_multipart([b"status", pack_map(final)])
-                log.info(
-                    "stopped: %d batches, %d detections, %d rejected, %d late",
-                    final["batches"],
-                    final["detections"],
-                    final["rejected_total"],
-                    final["late_batches"],
-                )
-                return final
-        finally:
-            if pipe.alert_log is not None:
-                pipe.alert_log.close()
-            if self.security is not None:
-                self.security.stop()
-            if self._own_context:
-                ctx.term()
-
-    def _drain(
-        self, sub: zmq.Socket, limit: int | None = None, deadline: float | None = None
-    ) -> int:
-        """Receive what is queued on ``sub`` (up to ``limit`` messages or ``deadline``)."""
-        n = 0
-        while limit is None or n < limit:
-            if deadline is not None and time.monotonic() > deadline:
-                break
-            try:
-                # copy=False keeps the frames' metadata: the authenticated User-Id.
-                parts = sub.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                break
-            user_id = None
-            if self.security is not None:
-                try:
-                    user_id = str(parts[0].get("User-Id"))
-                except zmq.ZMQError:
-                    user_id = None
-            self.pipeline.receive([p.bytes for p in parts], user_id=user_id)
-            n += 1
-            if n % 256 == 0:
-                self.pipeline.release()
-        return n
-
-    def _answer(self, router: zmq.Socket) -> None:
-        """Answer open-alert requests; malformed requests get an error reply, never a crash."""
-        while True:
-            try:
-                frames = router.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            identity, body = frames[0], frames[-1]
-            try:
-                request = unpack_map(body)
-                if request.get("type") != "open_alerts":
-                    raise WireError("request", f"unknown request type {request.get('type')!r}")
-                pipe = self.pipeline
-                reply = {
-                    "type": "open_alerts",
-                    "alerts": pipe.engine.open_alerts(),
-                    "t": None if math.isinf(pipe.processed_until) else pipe.processed_until,
-                    # what the snapshot already holds, so clients drop older alerts
-                    "run": pipe.run_id,
-                    "alert_seq": dict(pipe.alert_seq),
-                }
-            except WireError as exc:
-                self.pipeline.rejected[f"request_{exc.reason}"] += 1
-                reply = {"type": "error", "reason": exc.reason, "message": str(exc)}
-            router.send_multipart([identity, b"", pack_map(reply)])
-
-
-def restore_pipeline(pipeline: Pipeline, checkpoint: str | Path = "",
-                     log_path: str | Path = "") -> dict[str, Any]:
-    """Resume ``pipeline`` from a checkpoint and the alert log (see :mod:`fusion.checkpoint`).
-
-    Call it after the pipeline's :class:`AlertLog` is open (opening it cuts a damaged
-    tail off and reports it). Returns what was restored; also kept in
-    ``pipeline.restored`` and so in ``status``.
-    """
-    result: dict[str, Any] = {}
-    state: dict[str, Any] | None = None
-    if checkpoint and Path(checkpoint).exists():
-        try:
-            state = load_checkpoint(checkpoint)
-            result["checkpoint"] = str(checkpoint)
-        except CheckpointError as exc:
-            log.error("%s; starting from the alert log alone", exc)
-            result["checkpoint_error"] = str(exc)
-    events: list[dict[str, Any]] = []
-    if log_path and Path(log_path).exists():
-        events, report = read_alert_log(log_path)
-        if not report.ok:
-            log.error("alert log %s: %s (records after it are not used)", log_path, report.detail)
-        result["log"] = report.detail
-        recovery = getattr(pipeline.alert_log, "recovery", None)
-        if recovery is not None and recovery.truncated:
-            log.error("alert log %s had a damaged tail, cut off: %s", log_path, recovery.detail)
-            result["log_truncated"] = recovery.detail
-    if state is None and not events:
-        pipeline.restored = result
-        return result
-    if state is None:
-        state = pipeline.state_dict()  # the empty state, as of the log's beginning
-        state["log_records"] = 0
-    engine = pipeline.engine
-
-    def hold_of(zone: str, kind: str) -> float | None:
-        try:
-            hold = getattr(engine.rules.for_zone(zone), kind).hold
-        except AttributeError:
-            return None
-        return float(hold)
-
-    engine_state, tracker_state, rec = reconcile(
-        state.get("engine"), state["tracker"], events, int(state.get("log_records", 0)),
-        hold_of, CLASSES, int(CONFIRMED),
-    )
-    state["engine"], state["tracker"] = engine_state, tracker_state
-    for topic_ev in events[int(state.get("log_records", 0)):]:
-        state["alert_seq"][f"alert.{topic_ev['zone']}.{topic_ev['kind']}"] = (
-            state["alert_seq"].get(f"alert.{topic_ev['zone']}.{topic_ev['kind']}", 0) + 1
-        )
-        key = f"{topic_ev['kind']}.{topic_ev['event']}"
-        state["alerts_by_kind"][key] = state["alerts_by_kind"].get(key, 0) + 1
-    if rec.newest_t is not None:
-        for name in ("processed_until", "newest_accepted"):
-            if state[name] is None or state[name] < rec.newest_t:
-                state[name] = rec.newest_t
-    pipeline.load_state_dict(state)
-    result.update(rec.as_dict())
-    result["open_alerts"] = len(engine.open_alerts())
-    if rec.log_short_by:
-        log.error("alert log holds %d record(s) fewer than the checkpoint expects",
-                  rec.log_short_by)
-    log.info(
-        "restored: %d open alert(s), %d log record(s) after the checkpoint "
-        "(%d reopened, %d closed), %d track(s) rebuilt from alerts",
-        result["open_alerts"], rec.later_events, len(rec.reopened), len(rec.closed),
-        len(rec.tracks_restored),
-    )
-    pipeline.restored = result
-    return result
-
-
-__all__ = [
-    "Pipeline",
-    "ServiceConfig",
-    "TrackerService",
-    "percentiles",
-    "restore_pipeline",
-]

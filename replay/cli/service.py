@@ -5,21 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 from dataclasses import replace
 from typing import Any
 
-from fusion.alertlog import AlertLog
-from fusion.alerts import AlertEngine
-from fusion.client import AlertClient
+from fusion.alerting.engine import AlertEngine
+from fusion.alerting.rules import SEVERITIES, load_rules
+from fusion.alerting.zones import ZoneSet
 from fusion.config import ConfigError
 from fusion.geo import LocalFrame
-from fusion.rules import SEVERITIES, load_rules
 from fusion.security import CurveServer, SecurityConfig, load_keys
 from fusion.service import Pipeline, ServiceConfig, TrackerService, restore_pipeline
-from fusion.tracker import Tracker, TrackerConfig
-from fusion.zones import ZoneSet
+from fusion.service.alertlog import AlertLog
+from fusion.service.client import AlertClient
+from fusion.tracking.tracker import Tracker, TrackerConfig
+from replay.cli.common import stop_on_signals
 
 log = logging.getLogger("bufferzone.track")
 
@@ -175,14 +175,8 @@ def run_track(args: argparse.Namespace) -> int:
         print(f"bufferzone track: {exc}", file=sys.stderr)
         return 2
     # TrackerService.run logs the loud banner when it runs without authentication.
-
-    def stop(signum: int, _frame: Any) -> None:
-        log.info("signal %d: stopping", signum)
-        service.stop()
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    final = service.run()
+    with stop_on_signals(service.stop):
+        final = service.run()
     print(json.dumps(final), file=sys.stdout, flush=True)
     return 0
 
@@ -233,19 +227,19 @@ def run_alerts(args: argparse.Namespace) -> int:
         curve=curve,
     )
 
-    def interrupt(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
+    def interrupt() -> None:
+        raise KeyboardInterrupt  # wakes the blocking receive; handled below like Ctrl-C
 
-    signal.signal(signal.SIGTERM, interrupt)
     seen = 0
     stream = iter(client)
     try:
-        for alert in stream:
-            seen += 1
-            line = json.dumps(alert, sort_keys=True) if args.json else format_alert(alert)
-            print(line, flush=True)
-            if args.count is not None and seen >= args.count:
-                break
+        with stop_on_signals(interrupt):
+            for alert in stream:
+                seen += 1
+                line = json.dumps(alert, sort_keys=True) if args.json else format_alert(alert)
+                print(line, flush=True)
+                if args.count is not None and seen >= args.count:
+                    break
     except KeyboardInterrupt:
         pass
     except TimeoutError as exc:

@@ -12,8 +12,8 @@ Per batch, the algorithm (:meth:`Tracker.process`) is
 8. delete tracks that failed confirmation, missed too often, coasted too long or
    grew too uncertain.
 
-Every step is vectorised over tracks and detections; see ``fusion.kalman``,
-``fusion.gating``, ``fusion.association``.
+Every step is vectorised over tracks and detections; see ``fusion.tracking.kalman``,
+``fusion.tracking.gating``, ``fusion.tracking.association``.
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion import kalman
-from fusion.association import assign
 from fusion.config import ConfigError, from_mapping, load_toml
-from fusion.gating import gate, gate_threshold
-from fusion.geometry import points_in_polygon
 from fusion.messages import CLASSES, DetectionBatch
-from fusion.tracks import CONFIRMED, TENTATIVE, TrackTable
+from fusion.tracking import kalman
+from fusion.tracking.association import assign
+from fusion.tracking.coverage import points_in_polygon
+from fusion.tracking.gating import gate, gate_threshold
+from fusion.tracking.track_table import CONFIRMED, TENTATIVE, TrackTable
 
 
 def _columns(a: np.ndarray, sel: slice | np.ndarray) -> np.ndarray:

@@ -1,13 +1,13 @@
 """Score an offline replay's result against ground truth: ``bufferzone eval RESULT``.
 
-Tracks: GOSPA (:mod:`replay.gospa`) at every step where the result has a track
+Tracks: GOSPA (:mod:`replay.scoring.gospa`) at every step where the result has a track
 picture and the truth has a sample at the same time, with its localisation, missed
 and false parts; the per-step GOSPA assignment then says which truth each track stood
 for, giving fragmentation (distinct track ids per truth) and id switches
-(:func:`replay.scoring.track_metrics`).
+(:func:`replay.scoring.metrics.track_metrics`).
 
 Alerts: opened alerts against the truth's incursion events
-(:func:`replay.scoring.score_alerts`, whose matching rule is printed with the
+(:func:`replay.scoring.metrics.score_alerts`, whose matching rule is printed with the
 scores). Latency is the alert's open time minus the truth's entry time; for each
 matched incursion it is split at the first step where the target's track (by the
 GOSPA association) has its point estimate inside the zone: *tracking* (entry to
@@ -26,12 +26,12 @@ import numpy as np
 import shapely
 
 from fusion.messages import unpack_map
-from replay.gospa import GospaSeries, gospa_series
 from replay.offline import TrackPicture, decode_tracks
 from replay.progress import progress
 from replay.recording import RecordingReader
 from replay.scenario_meta import incursions_for, zones_from_metadata
-from replay.scoring import (
+from replay.scoring.gospa import GospaSeries, gospa_series
+from replay.scoring.metrics import (
     AlertScores,
     AssociationTable,
     TrackMetrics,

@@ -5,11 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -17,9 +14,9 @@ import zmq
 
 from fusion.config import ConfigError
 from fusion.service import ServiceConfig
-from fusion.tracker import TrackerConfig
+from fusion.tracking.tracker import TrackerConfig
+from replay.cli.common import parse_speed, stop_on_signals
 from replay.recording import RecordingError
-from sensors.cli import parse_speed
 
 log = logging.getLogger("bufferzone.replay")
 
@@ -172,25 +169,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.set_defaults(func=run_eval)
 
 
-@contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM set ``stop`` for the duration (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, _frame: Any) -> None:
-        log.info("%s received, stopping", signal.Signals(signum).name)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
 def run_record(args: argparse.Namespace) -> int:
     from replay.record import record
 
@@ -213,7 +191,7 @@ def run_record(args: argparse.Namespace) -> int:
     stop = threading.Event()
     topics = tuple(t.encode("ascii") for t in args.topic) if args.topic else (b"",)
     try:
-        with zmq.Context() as ctx, _stop_on_signals(stop):
+        with zmq.Context() as ctx, stop_on_signals(stop):
             stats = record(
                 ctx,
                 args.connect,
@@ -241,7 +219,7 @@ def run_record(args: argparse.Namespace) -> int:
 def _offline_zones(args: argparse.Namespace) -> Any:
     if not (args.scenario or args.zones):
         return None  # from the recording's header
-    from replay.service_cli import _zones_and_frame
+    from replay.cli.service import _zones_and_frame
 
     return _zones_and_frame(args)
 
@@ -253,7 +231,7 @@ def run_replay(args: argparse.Namespace) -> int:
         stop = threading.Event()
         topics = tuple(t.encode("ascii") for t in args.topic) if args.topic else ()
         try:
-            with zmq.Context() as ctx, _stop_on_signals(stop):
+            with zmq.Context() as ctx, stop_on_signals(stop):
                 stats = play(
                     ctx,
                     args.file,
@@ -321,7 +299,7 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from replay.evaluate import evaluate, format_summary, load_truth, read_result
+    from replay.scoring.evaluate import evaluate, format_summary, load_truth, read_result
 
     try:
         result = read_result(args.result)
@@ -345,7 +323,7 @@ def run_eval(args: argparse.Namespace) -> int:
             json.dump(ev.summary, fh, indent=2, sort_keys=True)
             fh.write("\n")
     if args.report:
-        from replay.report import write_report
+        from replay.scoring.report import write_report
 
         write_report(ev, args.report)
         print(f"report written to {args.report}", file=sys.stderr)

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import shapely  # noqa: E402
 
-from replay.evaluate import Evaluation  # noqa: E402
+from replay.scoring.evaluate import Evaluation  # noqa: E402
 
 _ALERT_STYLE = {
     "incursion": ("^", "tab:red"),

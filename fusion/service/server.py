@@ -1,0 +1,247 @@
+"""The tracker service's ZeroMQ loop: the one place in ``fusion`` that binds sockets.
+
+Sockets
+-------
+- SUB on every ``det_connect`` endpoint (connects) and ``det_bind`` (binds), subscribed
+  to ``det.``: detection batches.
+- PUB on ``publish``: ``alert.<zone>.<kind>``, ``track.update``, ``status``.
+- ROUTER on ``snapshot``: a request ``{"type": "open_alerts"}`` is answered with the
+  currently open alerts (the snapshot half of the ZeroMQ guide's Clone pattern; the
+  client subscribes first, then asks, so nothing falls between the two).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import traceback
+from typing import Any
+
+import zmq
+
+from fusion.config import ConfigError
+from fusion.messages import (
+    WireError,
+    pack_map,
+    unpack_map,
+)
+from fusion.security import (
+    DOMAIN_DETECTIONS,
+    DOMAIN_SUBSCRIBERS,
+    INSECURE_BANNER,
+    CurveServer,
+)
+from fusion.service.pipeline import Pipeline, ServiceConfig
+from fusion.service.recovery import save_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+class TrackerService:
+    """The socket loop around a :class:`Pipeline`.
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+    config : ServiceConfig
+    context : zmq.Context, optional
+        Shared context; a private one is made (and terminated) if omitted. With
+        ``security`` the ZAP authenticator runs on it, and libzmq allows one per
+        context: one secured service per context.
+    security : CurveServer, optional
+        CurveZMQ on every socket, with allow-lists and the sensor-key policy; without
+        it the service runs in the clear and says so loudly.
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        config: ServiceConfig,
+        context: zmq.Context | None = None,
+        security: CurveServer | None = None,
+    ):
+        if not (config.det_connect or config.det_bind):
+            raise ConfigError(
+                "service: give at least one detection endpoint (det_connect or det_bind)"
+            )
+        self.pipeline = pipeline
+        self.config = config
+        self._own_context = context is None
+        self.context = context or zmq.Context()
+        self.stop_event = threading.Event()
+        self.ready = threading.Event()
+        self.security = security
+        if security is not None:
+            pipeline.authorize = security.policy
+            pipeline.status_extra = lambda: {
+                "secure": True, "auth_denied": security.denied_counts()
+            }
+        else:
+            pipeline.status_extra = lambda: {"secure": False, "auth_denied": {}}
+
+    def checkpoint(self) -> bool:
+        """Write the pipeline's state to ``config.checkpoint`` now; False if it failed."""
+        if not self.config.checkpoint:
+            return False
+        pipe = self.pipeline
+        try:
+            size = save_checkpoint(self.config.checkpoint, pipe.state_dict())
+        except Exception:  # a full disk must not stop tracking; it is counted and logged
+            pipe.checkpoints["failed"] += 1
+            log.error(
+                "checkpoint to %s failed:\n%s", self.config.checkpoint, traceback.format_exc()
+            )
+            return False
+        pipe.checkpoints["written"] += 1
+        pipe.checkpoints["bytes"] = size
+        return True
+
+    def stop(self) -> None:
+        """Ask the loop to finish (safe from signal handlers and other threads)."""
+        self.stop_event.set()
+
+    def run(self) -> dict[str, Any]:
+        """Serve until :meth:`stop`; flush what is held, publish a last status, return it."""
+        cfg, pipe = self.config, self.pipeline
+        ctx = self.context
+        if self.security is None:
+            log.warning(INSECURE_BANNER)
+        else:
+            self.security.start(ctx)  # ZAP handler first: a bind before it admits anyone
+            log.info("%s", self.security.summary)
+        try:
+            with (
+                ctx.socket(zmq.SUB) as sub,
+                ctx.socket(zmq.PUB) as pub,
+                ctx.socket(zmq.ROUTER) as router,
+            ):
+                for sock in (sub, pub, router):
+                    sock.setsockopt(zmq.LINGER, 1000)  # let the last status and alerts out
+                sub.setsockopt(zmq.RCVHWM, 100_000)
+                pub.setsockopt(zmq.SNDHWM, 100_000)
+                sub.setsockopt(zmq.SUBSCRIBE, b"det.")
+                if self.security is not None:
+                    self.security.secure(sub, DOMAIN_DETECTIONS)
+                    self.security.secure(pub, DOMAIN_SUBSCRIBERS)
+                    self.security.secure(router, DOMAIN_SUBSCRIBERS)
+                for endpoint in cfg.det_bind:
+                    sub.bind(endpoint)
+                for endpoint in cfg.det_connect:
+                    sub.connect(endpoint)
+                pub.bind(cfg.publish)
+                if cfg.snapshot:
+                    router.bind(cfg.snapshot)
+                def send(topic: bytes, payload: bytes) -> None:
+                    pub.send_multipart([topic, payload])
+
+                pipe.emit = send
+                poller = zmq.Poller()
+                poller.register(sub, zmq.POLLIN)
+                poller.register(router, zmq.POLLIN)
+                log.info(
+                    "tracking: detections on %s, publishing on %s, snapshots on %s",
+                    ", ".join(cfg.det_bind + cfg.det_connect),
+                    cfg.publish,
+                    cfg.snapshot or "-",
+                )
+                self.ready.set()
+                next_tracks = next_status = time.monotonic()
+                next_checkpoint = next_tracks + cfg.checkpoint_interval
+                while not self.stop_event.is_set():
+                    wait = pipe.next_release_in()
+                    timeout = 100.0 if wait is None else min(100.0, wait * 1e3)
+                    events = dict(poller.poll(int(timeout)))
+                    if sub in events:
+                        # bounded, so timers and the reorder release still run under load
+                        self._drain(sub, limit=1000)
+                    if router in events:
+                        self._answer(router)
+                    pipe.release()
+                    now = time.monotonic()
+                    if now >= next_tracks:
+                        pipe.timer(now)
+                        pub.send_multipart([b"track.update", pipe.track_message()])
+                        next_tracks = now + cfg.track_interval
+                    if now >= next_status:
+                        pub.send_multipart([b"status", pack_map(pipe.status())])
+                        next_status = now + cfg.status_interval
+                    if cfg.checkpoint and now >= next_checkpoint:
+                        self.checkpoint()
+                        next_checkpoint = time.monotonic() + cfg.checkpoint_interval
+                # Flush what we owe: what is queued on the socket, then the reorder buffer.
+                self._drain(sub, deadline=time.monotonic() + 5.0)
+                pipe.release(flush=True)
+                pipe.timer(time.monotonic())
+                pub.send_multipart([b"track.update", pipe.track_message()])
+                self.checkpoint()
+                final = pipe.status()
+                final["final"] = True
+                pub.send_multipart([b"status", pack_map(final)])
+                log.info(
+                    "stopped: %d batches, %d detections, %d rejected, %d late",
+                    final["batches"],
+                    final["detections"],
+                    final["rejected_total"],
+                    final["late_batches"],
+                )
+                return final
+        finally:
+            if pipe.alert_log is not None:
+                pipe.alert_log.close()
+            if self.security is not None:
+                self.security.stop()
+            if self._own_context:
+                ctx.term()
+
+    def _drain(
+        self, sub: zmq.Socket, limit: int | None = None, deadline: float | None = None
+    ) -> int:
+        """Receive what is queued on ``sub`` (up to ``limit`` messages or ``deadline``)."""
+        n = 0
+        while limit is None or n < limit:
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            try:
+                # copy=False keeps the frames' metadata: the authenticated User-Id.
+                parts = sub.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            user_id = None
+            if self.security is not None:
+                try:
+                    user_id = str(parts[0].get("User-Id"))
+                except zmq.ZMQError:
+                    user_id = None
+            self.pipeline.receive([p.bytes for p in parts], user_id=user_id)
+            n += 1
+            if n % 256 == 0:
+                self.pipeline.release()
+        return n
+
+    def _answer(self, router: zmq.Socket) -> None:
+        """Answer open-alert requests; malformed requests get an error reply, never a crash."""
+        while True:
+            try:
+                frames = router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            identity, body = frames[0], frames[-1]
+            try:
+                request = unpack_map(body)
+                if request.get("type") != "open_alerts":
+                    raise WireError("request", f"unknown request type {request.get('type')!r}")
+                pipe = self.pipeline
+                reply = {
+                    "type": "open_alerts",
+                    "alerts": pipe.engine.open_alerts(),
+                    "t": None if math.isinf(pipe.processed_until) else pipe.processed_until,
+                    # what the snapshot already holds, so clients drop older alerts
+                    "run": pipe.run_id,
+                    "alert_seq": dict(pipe.alert_seq),
+                }
+            except WireError as exc:
+                self.pipeline.rejected[f"request_{exc.reason}"] += 1
+                reply = {"type": "error", "reason": exc.reason, "message": str(exc)}
+            router.send_multipart([identity, b"", pack_map(reply)])
