@@ -16,6 +16,7 @@ demo: $(STAMP)
 	$(BIN)/bufferzone demo --speed 8
 
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q tests
 	$(BIN)/python -m pytest -q benchmarks --benchmark-disable -m "not soak"
 
@@ -25,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.stonesoup_compare
 
 lint: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/ruff check fusion sensors replay tests benchmarks
 	$(BIN)/mypy
 
