@@ -104,7 +104,6 @@ class TrackerService:
 
     def run(self) -> dict[str, Any]:
         """Serve until :meth:`stop`; flush what is held, publish a last status, return it."""
-        cfg, pipe = self.config, self.pipeline
         ctx = self.context
         if self.security is None:
             log.warning(INSECURE_BANNER)
@@ -117,83 +116,102 @@ class TrackerService:
                 ctx.socket(zmq.PUB) as pub,
                 ctx.socket(zmq.ROUTER) as router,
             ):
-                for sock in (sub, pub, router):
-                    sock.setsockopt(zmq.LINGER, 1000)  # let the last status and alerts out
-                sub.setsockopt(zmq.RCVHWM, 100_000)
-                pub.setsockopt(zmq.SNDHWM, 100_000)
-                sub.setsockopt(zmq.SUBSCRIBE, b"det.")
-                if self.security is not None:
-                    self.security.secure(sub, DOMAIN_DETECTIONS)
-                    self.security.secure(pub, DOMAIN_SUBSCRIBERS)
-                    self.security.secure(router, DOMAIN_SUBSCRIBERS)
-                for endpoint in cfg.det_bind:
-                    sub.bind(endpoint)
-                for endpoint in cfg.det_connect:
-                    sub.connect(endpoint)
-                pub.bind(cfg.publish)
-                if cfg.snapshot:
-                    router.bind(cfg.snapshot)
+                self._open(sub, pub, router)
+
                 def send(topic: bytes, payload: bytes) -> None:
                     pub.send_multipart([topic, payload])
 
-                pipe.emit = send
-                poller = zmq.Poller()
-                poller.register(sub, zmq.POLLIN)
-                poller.register(router, zmq.POLLIN)
-                log.info(
-                    "tracking: detections on %s, publishing on %s, snapshots on %s",
-                    ", ".join(cfg.det_bind + cfg.det_connect),
-                    cfg.publish,
-                    cfg.snapshot or "-",
-                )
+                self.pipeline.emit = send
                 self.ready.set()
-                next_tracks = next_status = time.monotonic()
-                next_checkpoint = next_tracks + cfg.checkpoint_interval
-                while not self.stop_event.is_set():
-                    wait = pipe.next_release_in()
-                    timeout = 100.0 if wait is None else min(100.0, wait * 1e3)
-                    events = dict(poller.poll(int(timeout)))
-                    if sub in events:
-                        # bounded, so timers and the reorder release still run under load
-                        self._drain(sub, limit=1000)
-                    if router in events:
-                        self._answer(router)
-                    pipe.release()
-                    now = time.monotonic()
-                    if now >= next_tracks:
-                        pipe.timer(now)
-                        pub.send_multipart([b"track.update", pipe.track_message()])
-                        next_tracks = now + cfg.track_interval
-                    if now >= next_status:
-                        pub.send_multipart([b"status", pack_map(pipe.status())])
-                        next_status = now + cfg.status_interval
-                    if cfg.checkpoint and now >= next_checkpoint:
-                        self.checkpoint()
-                        next_checkpoint = time.monotonic() + cfg.checkpoint_interval
-                # Flush what we owe: what is queued on the socket, then the reorder buffer.
-                self._drain(sub, deadline=time.monotonic() + 5.0)
-                pipe.release(flush=True)
-                pipe.timer(time.monotonic())
-                pub.send_multipart([b"track.update", pipe.track_message()])
-                self.checkpoint()
-                final = pipe.status()
-                final["final"] = True
-                pub.send_multipart([b"status", pack_map(final)])
-                log.info(
-                    "stopped: %d batches, %d detections, %d rejected, %d late",
-                    final["batches"],
-                    final["detections"],
-                    final["rejected_total"],
-                    final["late_batches"],
-                )
-                return final
+                self._serve(sub, pub, router)
+                return self._finish(sub, pub)
         finally:
-            if pipe.alert_log is not None:
-                pipe.alert_log.close()
-            if self.security is not None:
-                self.security.stop()
-            if self._own_context:
-                ctx.term()
+            self._release()
+
+    def _open(self, sub: zmq.Socket, pub: zmq.Socket, router: zmq.Socket) -> None:
+        """Set the sockets' options and security, then bind and connect them."""
+        cfg = self.config
+        for sock in (sub, pub, router):
+            sock.setsockopt(zmq.LINGER, 1000)  # let the last status and alerts out
+        sub.setsockopt(zmq.RCVHWM, 100_000)
+        pub.setsockopt(zmq.SNDHWM, 100_000)
+        sub.setsockopt(zmq.SUBSCRIBE, b"det.")
+        if self.security is not None:
+            self.security.secure(sub, DOMAIN_DETECTIONS)
+            self.security.secure(pub, DOMAIN_SUBSCRIBERS)
+            self.security.secure(router, DOMAIN_SUBSCRIBERS)
+        for endpoint in cfg.det_bind:
+            sub.bind(endpoint)
+        for endpoint in cfg.det_connect:
+            sub.connect(endpoint)
+        pub.bind(cfg.publish)
+        if cfg.snapshot:
+            router.bind(cfg.snapshot)
+        log.info(
+            "tracking: detections on %s, publishing on %s, snapshots on %s",
+            ", ".join(cfg.det_bind + cfg.det_connect),
+            cfg.publish,
+            cfg.snapshot or "-",
+        )
+
+    def _serve(self, sub: zmq.Socket, pub: zmq.Socket, router: zmq.Socket) -> None:
+        """The loop: receive, answer snapshots, release, and run the timers until stopped."""
+        cfg, pipe = self.config, self.pipeline
+        poller = zmq.Poller()
+        poller.register(sub, zmq.POLLIN)
+        poller.register(router, zmq.POLLIN)
+        next_tracks = next_status = time.monotonic()
+        next_checkpoint = next_tracks + cfg.checkpoint_interval
+        while not self.stop_event.is_set():
+            wait = pipe.next_release_in()
+            timeout = 100.0 if wait is None else min(100.0, wait * 1e3)
+            events = dict(poller.poll(int(timeout)))
+            if sub in events:
+                # bounded, so timers and the reorder release still run under load
+                self._drain(sub, limit=1000)
+            if router in events:
+                self._answer(router)
+            pipe.release()
+            now = time.monotonic()
+            if now >= next_tracks:
+                pipe.timer(now)
+                pub.send_multipart([b"track.update", pipe.track_message()])
+                next_tracks = now + cfg.track_interval
+            if now >= next_status:
+                pub.send_multipart([b"status", pack_map(pipe.status())])
+                next_status = now + cfg.status_interval
+            if cfg.checkpoint and now >= next_checkpoint:
+                self.checkpoint()
+                next_checkpoint = time.monotonic() + cfg.checkpoint_interval
+
+    def _finish(self, sub: zmq.Socket, pub: zmq.Socket) -> dict[str, Any]:
+        """Flush what we owe (the socket's queue, then the reorder buffer); the last status."""
+        pipe = self.pipeline
+        self._drain(sub, deadline=time.monotonic() + 5.0)
+        pipe.release(flush=True)
+        pipe.timer(time.monotonic())
+        pub.send_multipart([b"track.update", pipe.track_message()])
+        self.checkpoint()
+        final = pipe.status()
+        final["final"] = True
+        pub.send_multipart([b"status", pack_map(final)])
+        log.info(
+            "stopped: %d batches, %d detections, %d rejected, %d late",
+            final["batches"],
+            final["detections"],
+            final["rejected_total"],
+            final["late_batches"],
+        )
+        return final
+
+    def _release(self) -> None:
+        """Close the alert log, stop the authenticator and end a context we made."""
+        if self.pipeline.alert_log is not None:
+            self.pipeline.alert_log.close()
+        if self.security is not None:
+            self.security.stop()
+        if self._own_context:
+            self.context.term()
 
     def _drain(
         self, sub: zmq.Socket, limit: int | None = None, deadline: float | None = None
