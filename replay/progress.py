@@ -1,13 +1,17 @@
-"""Progress bars for long replays and evaluations: tqdm on a terminal, one line otherwise."""
+"""Progress for long commands: tqdm bars for replays and evaluations, and a one-line
+ticker for the open-ended ones (``sensors``, ``record``, ``track``), on a terminal only."""
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import IO, TYPE_CHECKING
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 @contextmanager
@@ -31,6 +35,8 @@ def progress(
     enabled : bool, optional
         Force the bar on or off.
     """
+    from tqdm import tqdm
+
     show = sys.stderr.isatty() if enabled is None else enabled
     started = time.perf_counter()
     bar = _Bar(
@@ -64,3 +70,61 @@ class _Bar:
     def update(self, n: int = 1) -> None:
         self.n += n
         self.bar.update(n)
+
+
+@contextmanager
+def ticker(
+    line: Callable[[], str],
+    interval: float = 2.0,
+    stream: IO[str] | None = None,
+    enabled: bool | None = None,
+) -> Iterator[None]:
+    """Rewrite one status line on a terminal every ``interval`` seconds while the body runs.
+
+    Commands that run until stopped would otherwise print nothing between their start
+    and their end, and a user cannot tell a working recorder from a stuck one. Off a
+    terminal (logs, pipes, tests) it prints nothing, so output stays line-oriented.
+
+    Parameters
+    ----------
+    line : callable
+        Returns the current status, one line; called from a background thread, so it
+        should only read counters.
+    interval : float
+        Seconds between updates.
+    stream : text stream, optional
+        Where to write (default ``sys.stderr``).
+    enabled : bool, optional
+        Force it on or off (default: on when ``stream`` is a terminal).
+    """
+    out = stream or sys.stderr
+    show = out.isatty() if enabled is None else enabled
+    if not show:
+        yield
+        return
+    done = threading.Event()
+    width = [0]
+
+    def draw() -> None:
+        text = line()
+        out.write("\r" + text.ljust(width[0]))
+        out.flush()
+        width[0] = len(text)
+
+    def loop() -> None:
+        while not done.wait(interval):
+            try:
+                draw()
+            except Exception:  # a status line must never take the command down
+                return
+
+    thread = threading.Thread(target=loop, name="progress-ticker", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=interval + 1.0)
+        if width[0]:
+            out.write("\n")
+            out.flush()

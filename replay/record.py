@@ -73,6 +73,7 @@ def record(
     ready: threading.Event | None = None,
     clock: Callable[[], float] = time.time,
     overwrite: bool = False,
+    stats: RecordStats | None = None,
 ) -> RecordStats:
     """Subscribe to publishers and append every message to a new recording.
 
@@ -104,13 +105,15 @@ def record(
         Arrival-time clock, seconds; ``time.time`` (UTC epoch) by default.
     overwrite : bool
         Replace an existing file.
+    stats : RecordStats, optional
+        Filled in as messages arrive (a progress line reads it from another thread).
 
     Returns
     -------
     RecordStats
     """
     stop = stop or threading.Event()
-    stats = RecordStats()
+    stats = stats if stats is not None else RecordStats()
     endpoints = list(endpoints)
     if not endpoints:
         raise ValueError("record needs at least one endpoint to connect to")

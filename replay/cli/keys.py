@@ -6,8 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from fusion.security import create_keys
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``keys`` sub-command."""
@@ -29,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_keys(args: argparse.Namespace) -> int:
     """Entry point of ``bufferzone keys``."""
+    from fusion.security import create_keys
+
     for name in args.names:
         if not name or "/" in name or name.startswith("."):
             print(f"bufferzone keys: bad key name {name!r}", file=sys.stderr)

@@ -10,13 +10,17 @@ import threading
 from dataclasses import replace
 from typing import Any
 
-import zmq
-
-from fusion.config import ConfigError
-from fusion.service import ServiceConfig
-from fusion.tracking.tracker import TrackerConfig
-from replay.cli.common import parse_speed, stop_on_signals
-from replay.recording import RecordingError
+from replay.cli.common import (
+    CommandError,
+    add_scenario_argument,
+    check_bindable,
+    load_scenario_checked,
+    parse_endpoint,
+    parse_lonlat,
+    parse_speed,
+    scenario_of,
+    stop_on_signals,
+)
 
 log = logging.getLogger("bufferzone.replay")
 
@@ -33,14 +37,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--connect",
         action="append",
         required=True,
+        type=parse_endpoint,
         metavar="ENDPOINT",
         help="publisher to subscribe to (repeatable)",
     )
     r.add_argument("--out", required=True, metavar="FILE", help="recording to create")
-    r.add_argument(
-        "--scenario",
-        metavar="NAME|TOML",
-        help="scenario being published: its name, zones and origin go in the header",
+    add_scenario_argument(
+        r, "scenario being published (optional): its name, zones and origin go in the header",
+        required=False,
     )
     r.add_argument(
         "--topic",
@@ -62,14 +66,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "replay",
         help="publish a recording again, or run the tracker on it offline",
-        description="--publish: send the recording again with its original pacing scaled by "
-        "--speed, on an XPUB that waits for a subscriber. --offline: run tracker and alert "
-        "rules in-process, as fast as possible, and write tracks and alerts per step to "
-        "--out (see replay.offline for the format).",
+        description="--publish / --connect: send the recording again with its original "
+        "pacing scaled by --speed, on an XPUB that waits for a subscriber (--publish binds, "
+        "for 'track --connect'; --connect connects to a 'track --bind'). --offline: run "
+        "tracker and alert rules in-process, as fast as possible, and write tracks and "
+        "alerts per step to --out (see replay.offline for the format).",
     )
     p.add_argument("file", help="recording")
     mode = p.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--publish", metavar="ENDPOINT", help="bind here and publish")
+    mode.add_argument("--publish", metavar="ENDPOINT", type=parse_endpoint,
+                      help="bind here and publish (a tracker connects to it)")
+    mode.add_argument("--connect", metavar="ENDPOINT", type=parse_endpoint,
+                      help="connect to a tracker that binds here ('track --bind') and publish")
     mode.add_argument("--offline", action="store_true", help="track in-process, write --out")
     p.add_argument(
         "--speed",
@@ -84,8 +92,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="PREFIX",
         help="publish only these topic prefixes (default: everything)",
     )
-    p.add_argument("--wait-subscribers", type=int, default=1, metavar="N")
-    p.add_argument("--wait-timeout", type=float, default=10.0, metavar="S")
+    p.add_argument("--wait-subscribers", type=int, default=1, metavar="N",
+                   help="subscription frames to wait for before publishing (default 1; 0: none)")
+    p.add_argument("--wait-timeout", type=float, default=10.0, metavar="S",
+                   help="seconds to wait for them before starting anyway (default 10)")
     p.add_argument("--out", metavar="RESULT", help="result file (with --offline)")
     p.add_argument("--force", action="store_true", help="overwrite RESULT if it exists")
     p.add_argument(
@@ -102,7 +112,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="zones and origin from this scenario (default: the recording's header)",
     )
     p.add_argument("--zones", metavar="GEOJSON", help="zones as GeoJSON in lon/lat")
-    p.add_argument("--origin", metavar="LON,LAT", help="origin of the local frame (with --zones)")
+    p.add_argument("--origin", metavar="LON,LAT", type=parse_lonlat,
+                   help="origin of the local frame (with --zones), e.g. --origin -5.35,36.10")
     p.add_argument(
         "--step",
         type=float,
@@ -115,8 +126,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s = subparsers.add_parser(
         "simulate",
         help="write a scenario's feed and truth straight to a recording, without sockets",
+        description="Simulate a scenario's truth and every sensor's detections and write "
+        "them, in delivery order, to a recording with the scenario (zones, origin, "
+        "incursions) in its header: what 'sensors --truth' and 'record' would capture at "
+        "speed 1, bit for bit the same on every run, in seconds instead of the scenario's "
+        "duration. Replay it with 'replay --offline' and score it with 'eval'. The "
+        "scenario format is described in docs/SCENARIOS.md.",
     )
-    s.add_argument("scenario", help="scenario TOML, or 'default'")
+    add_scenario_argument(s, "scenario TOML, or 'default' for the embedded one")
     s.add_argument("--out", required=True, metavar="FILE", help="recording to create")
     s.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     s.set_defaults(func=run_simulate)
@@ -125,9 +142,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "eval",
         help="score an offline replay's result against ground truth",
         description="GOSPA per step (localisation, missed, false), fragmentation and id "
-        "switches; alert recall, precision and latency against the truth's incursions.",
+        "switches; alert recall, precision and latency against the truth's incursions "
+        "(incursion, predicted incursion, exit, loitering; lost-inside alerts are checked "
+        "for a target really inside). Exits 1 when RESULT is incomplete (a replay that "
+        "failed part-way), 2 when it cannot be scored.",
     )
-    e.add_argument("result", help="result of 'bufferzone replay --offline'")
+    e.add_argument("result", help="result of 'bufferzone replay --offline' (.bzres)")
     e.add_argument(
         "--truth",
         metavar="RECORDING_OR_NPZ",
@@ -165,33 +185,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="incursions entering this close to the end are not scored (default 10 s)",
     )
     e.add_argument("--json", metavar="FILE", help="write the summary as JSON")
-    e.add_argument("--report", metavar="FILE.png", help="write the picture")
+    e.add_argument("--report", metavar="FILE.png",
+                   help="write a one-page report: map (local metres and lon/lat) with zones, "
+                   "sensors, truth, tracks and alerts; scores; GOSPA over time")
+    e.add_argument("--partial", action="store_true",
+                   help="score an incomplete result anyway (exit status 0)")
     e.set_defaults(func=run_eval)
 
 
 def run_record(args: argparse.Namespace) -> int:
-    from replay.record import record
+    """Entry point of ``bufferzone record``."""
+    import zmq
+
+    from replay.progress import ticker
+    from replay.record import RecordStats, record
+    from replay.recording import RecordingError
 
     metadata: dict[str, Any] = {
         "kind": "recording",
         "writer": "bufferzone record",
         "endpoints": list(args.connect),
     }
-    if args.scenario:
+    scenario_name = scenario_of(args)
+    if scenario_name:
         from replay.scenario_meta import scenario_metadata
-        from sensors.scenario import ScenarioError, load_scenario
 
-        try:
-            # Without the truth: simulating it can take longer than a publisher waits
-            # for its subscriber; eval simulates the incursions from `source` later.
-            metadata["scenario"] = scenario_metadata(load_scenario(args.scenario))
-        except ScenarioError as exc:
-            print(f"bufferzone record: {exc}", file=sys.stderr)
-            return 2
+        # Without the truth: simulating it can take longer than a publisher waits
+        # for its subscriber; eval simulates the incursions from `source` later.
+        metadata["scenario"] = scenario_metadata(load_scenario_checked(scenario_name))
     stop = threading.Event()
     topics = tuple(t.encode("ascii") for t in args.topic) if args.topic else (b"",)
+    stats = RecordStats()
+
+    def line() -> str:
+        return f"record: {stats.frames} messages to {args.out}"
+
     try:
-        with zmq.Context() as ctx, stop_on_signals(stop):
+        with zmq.Context() as ctx, stop_on_signals(stop), ticker(line):
             stats = record(
                 ctx,
                 args.connect,
@@ -203,10 +233,12 @@ def run_record(args: argparse.Namespace) -> int:
                 duration=args.duration,
                 idle_timeout=args.idle_timeout,
                 overwrite=args.force,
+                stats=stats,
             )
     except (RecordingError, OSError, ValueError) as exc:
-        print(f"bufferzone record: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(str(exc)) from None
+    except zmq.ZMQError as exc:
+        raise CommandError(f"cannot connect to {', '.join(args.connect)}: {exc}") from None
     print(
         f"recorded {stats.frames} messages to {args.out} ({stats.ended}"
         + (f", {stats.malformed} malformed skipped" if stats.malformed else "")
@@ -218,44 +250,68 @@ def run_record(args: argparse.Namespace) -> int:
 
 def _offline_zones(args: argparse.Namespace) -> Any:
     if not (args.scenario or args.zones):
+        if args.origin:
+            raise CommandError("--origin goes with --zones")
         return None  # from the recording's header
     from replay.cli.service import _zones_and_frame
 
     return _zones_and_frame(args)
 
 
-def run_replay(args: argparse.Namespace) -> int:
+def _publish_recording(args: argparse.Namespace) -> int:
+    import zmq
+
+    from replay.player import play
+    from replay.recording import RecordingError
+
+    endpoint = args.publish or args.connect
     if args.publish:
-        from replay.player import play
-
-        stop = threading.Event()
-        topics = tuple(t.encode("ascii") for t in args.topic) if args.topic else ()
-        try:
-            with zmq.Context() as ctx, stop_on_signals(stop):
-                stats = play(
-                    ctx,
-                    args.file,
-                    args.publish,
-                    speed=args.speed,
-                    topics=topics,
-                    stop=stop,
-                    wait_subscribers=args.wait_subscribers,
-                    wait_timeout=args.wait_timeout,
-                )
-        except (RecordingError, OSError) as exc:
-            print(f"bufferzone replay: {exc}", file=sys.stderr)
-            return 2
-        print(
-            f"published {stats.sent} messages" + (" (stopped)" if stats.stopped else ""),
-            file=sys.stderr,
+        check_bindable([args.publish])
+    stop = threading.Event()
+    topics = tuple(t.encode("ascii") for t in args.topic) if args.topic else ()
+    try:
+        with zmq.Context() as ctx, stop_on_signals(stop):
+            stats = play(
+                ctx,
+                args.file,
+                endpoint,
+                bind=args.publish is not None,
+                speed=args.speed,
+                topics=topics,
+                stop=stop,
+                wait_subscribers=args.wait_subscribers,
+                wait_timeout=args.wait_timeout,
+            )
+    except (RecordingError, OSError) as exc:
+        raise CommandError(str(exc)) from None
+    except zmq.ZMQError as exc:
+        verb = "bind" if args.publish else "connect to"
+        hint = (
+            " (already in use: a tracker bound there? then use --connect instead of --publish)"
+            if exc.errno == zmq.EADDRINUSE
+            else ""
         )
-        return 0
+        raise CommandError(f"cannot {verb} {endpoint}: {exc}{hint}") from None
+    print(
+        f"published {stats.sent} messages" + (" (stopped)" if stats.stopped else ""),
+        file=sys.stderr,
+    )
+    return 0
 
+
+def run_replay(args: argparse.Namespace) -> int:
+    """Entry point of ``bufferzone replay``."""
+    if args.publish or args.connect:
+        return _publish_recording(args)
+
+    from fusion.config import ConfigError
+    from fusion.service import ServiceConfig
+    from fusion.tracking.tracker import TrackerConfig
     from replay.offline import replay_offline
+    from replay.recording import RecordingError
 
     if not args.out:
-        print("bufferzone replay: --offline needs --out RESULT", file=sys.stderr)
-        return 2
+        raise CommandError("--offline needs --out RESULT")
     try:
         tracker_config = TrackerConfig.from_toml(args.config) if args.config else TrackerConfig()
         service_config = ServiceConfig.from_toml(args.config) if args.config else ServiceConfig()
@@ -272,8 +328,7 @@ def run_replay(args: argparse.Namespace) -> int:
             overwrite=args.force,
         )
     except (ConfigError, RecordingError, OSError, ValueError) as exc:
-        print(f"bufferzone replay: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(str(exc)) from None
     report = summary.report
     print(f"{args.file}: {report.message() if report else '?'}", file=sys.stderr)
     print(
@@ -281,29 +336,46 @@ def run_replay(args: argparse.Namespace) -> int:
         f"{summary.truth} truth samples from {summary.detections} detection messages",
         file=sys.stderr,
     )
-    return 0 if report is None or report.complete else 1
+    if report is not None and not report.complete:
+        print(
+            f"bufferzone replay: {args.out} covers only the readable part of {args.file}; "
+            "'eval' refuses it unless given --partial",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def run_simulate(args: argparse.Namespace) -> int:
+    """Entry point of ``bufferzone simulate``."""
     from replay.record import write_simulation
-    from sensors.scenario import ScenarioError, load_scenario
+    from replay.recording import RecordingError
 
+    scenario = load_scenario_checked(scenario_of(args))
     try:
-        scenario = load_scenario(args.scenario)
         frames = write_simulation(scenario, args.out, overwrite=args.force)
-    except (ScenarioError, RecordingError, OSError) as exc:
-        print(f"bufferzone simulate: {exc}", file=sys.stderr)
-        return 2
+    except (RecordingError, OSError) as exc:
+        raise CommandError(str(exc)) from None
     print(f"wrote {frames} messages of scenario {scenario.name!r} to {args.out}", file=sys.stderr)
     return 0
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from replay.scoring.evaluate import evaluate, format_summary, load_truth, read_result
+    """Entry point of ``bufferzone eval``."""
+    from replay.recording import RecordingError
+    from replay.scoring.evaluate import (
+        ScoringError,
+        check_scorable,
+        evaluate,
+        format_summary,
+        load_truth,
+        read_result,
+    )
 
     try:
         result = read_result(args.result)
         truth = load_truth(args.truth) if args.truth else None
+        warnings = check_scorable(result, truth, args.result, args.truth, partial=args.partial)
         ev = evaluate(
             result,
             truth,
@@ -314,9 +386,10 @@ def run_eval(args: argparse.Namespace) -> int:
             predicted_lead=args.predicted_lead,
             end_grace=args.end_grace,
         )
-    except (RecordingError, OSError, ValueError) as exc:
-        print(f"bufferzone eval: {exc}", file=sys.stderr)
-        return 2
+    except (ScoringError, RecordingError, OSError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    for warning in warnings:
+        print(f"bufferzone eval: warning: {warning}", file=sys.stderr)
     print(format_summary(ev.summary))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
@@ -327,4 +400,4 @@ def run_eval(args: argparse.Namespace) -> int:
 
         write_report(ev, args.report)
         print(f"report written to {args.report}", file=sys.stderr)
-    return 0
+    return 1 if warnings and result.incomplete else 0

@@ -6,58 +6,88 @@ import argparse
 import json
 import logging
 import sys
+import threading
+import time
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fusion.alerting.engine import AlertEngine
-from fusion.alerting.rules import SEVERITIES, load_rules
-from fusion.alerting.zones import ZoneSet
-from fusion.config import ConfigError
-from fusion.geo import LocalFrame
-from fusion.security import CurveServer, SecurityConfig, load_keys
-from fusion.service import Pipeline, ServiceConfig, TrackerService, restore_pipeline
-from fusion.service.alertlog import AlertLog
-from fusion.service.client import AlertClient
-from fusion.tracking.tracker import Tracker, TrackerConfig
-from replay.cli.common import stop_on_signals
+from replay.cli.common import (
+    CommandError,
+    check_bindable,
+    load_scenario_checked,
+    parse_endpoint,
+    parse_lonlat,
+    stop_on_signals,
+)
+
+if TYPE_CHECKING:
+    from fusion.alerting.zones import ZoneSet
+    from fusion.geo import LocalFrame
+    from fusion.service import TrackerService
 
 log = logging.getLogger("bufferzone.track")
 
+# ServiceConfig's defaults, spelled out for --help without importing the service (a
+# test holds them equal). --config's [service] table overrides them, options override both.
+SERVICE_DEFAULTS = {
+    "publish": "tcp://127.0.0.1:5560",
+    "snapshot": "tcp://127.0.0.1:5561",
+    "reorder_window": 0.5,
+    "checkpoint_interval": 10.0,
+}
+# fusion.alerting.rules.SEVERITIES and KINDS, for the same reason (a test holds them equal).
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+KINDS = ("incursion", "predicted_incursion", "loitering", "exit", "lost_inside")
+# Seconds ``alerts`` waits for a first status from the service before saying so.
+SILENCE_WARNING_S = 5.0
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``track`` and ``alerts`` sub-commands."""
     p = subparsers.add_parser(
         "track",
         help="run the tracker service: detections in, tracks and alerts out",
         description="Subscribe to det.* feeds, track, and publish alert.<zone>.<kind>, "
-        "track.update and status messages.",
+        "track.update and status messages. Zones come from --scenario (default: the "
+        "embedded one) or from --zones with --origin.",
     )
-    p.add_argument("--config", metavar="TOML", help="file with [service] and [tracker] tables")
+    p.add_argument("--config", metavar="TOML", help="file with [service] and [tracker] tables "
+                   "(example: examples/service.toml)")
     p.add_argument(
         "--scenario",
         metavar="NAME|TOML",
-        help="take zones and origin from a scenario ('default' for the embedded one)",
+        help="take zones and origin from a scenario (default: 'default', the embedded one)",
     )
     p.add_argument("--zones", metavar="GEOJSON", help="zones as GeoJSON in lon/lat")
-    p.add_argument("--origin", metavar="LON,LAT", help="origin of the local frame (with --zones)")
+    p.add_argument("--origin", metavar="LON,LAT", type=parse_lonlat,
+                   help="origin of the local frame (with --zones), e.g. --origin -5.35,36.10")
     p.add_argument("--rules", metavar="TOML", help="alert rules (default: the shipped rules)")
     p.add_argument(
         "--connect",
         action="append",
         default=[],
+        type=parse_endpoint,
         metavar="ENDPOINT",
-        help="connect to a sensor publisher (repeatable)",
+        help="connect to a sensor publisher that binds (repeatable)",
     )
     p.add_argument(
         "--bind",
         action="append",
         default=[],
+        type=parse_endpoint,
         metavar="ENDPOINT",
-        help="bind for sensor publishers to connect to (repeatable)",
+        help="bind for sensor publishers to connect to, e.g. tcp://127.0.0.1:5556 (repeatable)",
     )
-    p.add_argument("--publish", metavar="ENDPOINT", help="PUB endpoint for alerts/tracks/status")
-    p.add_argument("--snapshot", metavar="ENDPOINT", help="endpoint answering open-alert requests")
-    p.add_argument("--alert-log", metavar="FILE", help="durable alert log")
-    p.add_argument("--reorder-window", type=float, metavar="S", help="seconds held for reordering")
+    p.add_argument("--publish", metavar="ENDPOINT", type=parse_endpoint,
+                   help="PUB endpoint for alerts, tracks and status "
+                   f"(default {SERVICE_DEFAULTS['publish']})")
+    p.add_argument("--snapshot", metavar="ENDPOINT", type=parse_endpoint,
+                   help="endpoint answering open-alert requests "
+                   f"(default {SERVICE_DEFAULTS['snapshot']})")
+    p.add_argument("--alert-log", metavar="FILE", help="durable alert log (default: none)")
+    p.add_argument("--reorder-window", type=float, metavar="S",
+                   help="seconds batches are held to put them in measurement-time order "
+                   f"(default {SERVICE_DEFAULTS['reorder_window']:g})")
     p.add_argument(
         "--checkpoint",
         metavar="FILE",
@@ -67,7 +97,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--checkpoint-interval",
         type=float,
         metavar="S",
-        help="seconds between checkpoints (default 10)",
+        help=f"seconds between checkpoints (default {SERVICE_DEFAULTS['checkpoint_interval']:g})",
     )
     p.add_argument(
         "--security",
@@ -81,15 +111,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "alerts",
         help="subscribe to the alert stream and print it",
         description="Print one line per alert event (or JSON lines), "
-        "starting with the open alerts.",
+        "starting with the open alerts. Says so on stderr when nothing is heard from the "
+        f"service within {SILENCE_WARNING_S:g} s.",
     )
     a.add_argument(
-        "--connect", required=True, metavar="ENDPOINT", help="the service's PUB endpoint"
+        "--connect", required=True, metavar="ENDPOINT", type=parse_endpoint,
+        help="the service's PUB endpoint",
     )
-    a.add_argument("--snapshot", metavar="ENDPOINT", help="the service's snapshot endpoint")
-    a.add_argument("--zone", action="append", metavar="NAME", help="only this zone (repeatable)")
+    a.add_argument("--snapshot", metavar="ENDPOINT", type=parse_endpoint,
+                   help="the service's snapshot endpoint (to start with the open alerts)")
+    a.add_argument("--zone", action="append", metavar="NAME",
+                   help="only this zone (repeatable); checked against the service's zones")
     a.add_argument(
-        "--kind", action="append", metavar="KIND", help="only this alert kind (repeatable)"
+        "--kind", action="append", metavar="KIND",
+        help=f"only this alert kind (repeatable): {', '.join(KINDS)}",
     )
     a.add_argument("--min-severity", choices=SEVERITIES, help="only at or above this level")
     a.add_argument("--json", action="store_true", help="print JSON lines")
@@ -115,6 +150,9 @@ def add_curve_client_options(p: argparse.ArgumentParser) -> None:
 
 def curve_client_keys(args: argparse.Namespace) -> Any:
     """The CurveKeys of ``--key``/``--server-key``, or None (in the clear)."""
+    from fusion.config import ConfigError
+    from fusion.security import load_keys
+
     if not args.key and not args.server_key:
         return None
     if not (args.key and args.server_key):
@@ -122,20 +160,55 @@ def curve_client_keys(args: argparse.Namespace) -> Any:
     return load_keys(args.key, args.server_key)
 
 
+def load_zones_file(path: str, origin: tuple[float, float]) -> tuple[ZoneSet, LocalFrame]:
+    """Zones from a GeoJSON file in lon/lat around ``origin``, refusing implausible ones.
+
+    Raises
+    ------
+    CommandError
+        When the file cannot be read or its coordinates cannot belong to ``origin``
+        (lat/lon swapped, or the wrong origin).
+    """
+    from fusion.alerting.zones import ZoneError, ZoneSet
+    from fusion.geo import ImplausibleCoordinates, LocalFrame, check_near_origin, geojson_lonlat
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"cannot read zones from {path}: {exc}") from None
+    try:
+        check_near_origin(geojson_lonlat(doc), origin, f"zones in {path}")
+        frame = LocalFrame(*origin)
+        return ZoneSet.from_geojson(doc, frame), frame
+    except (ImplausibleCoordinates, ZoneError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+
+
 def _zones_and_frame(args: argparse.Namespace) -> tuple[ZoneSet, LocalFrame]:
+    from fusion.alerting.zones import ZoneSet
+
     if args.zones:
         if not args.origin:
-            raise ConfigError("--zones needs --origin LON,LAT for the local frame")
-        lon, lat = (float(v) for v in args.origin.split(","))
-        frame = LocalFrame(lon, lat)
-        return ZoneSet.from_geojson(args.zones, frame), frame
-    from sensors.scenario import load_scenario
-
-    scenario = load_scenario(args.scenario or "default")
+            raise CommandError("--zones needs --origin LON,LAT for the local frame")
+        if args.scenario:
+            raise CommandError("give zones with either --scenario or --zones, not both")
+        return load_zones_file(args.zones, args.origin)
+    if args.origin:
+        raise CommandError("--origin goes with --zones (a scenario has its own origin)")
+    scenario = load_scenario_checked(args.scenario or "default")
     return ZoneSet.from_geojson(scenario.zones_geojson(), scenario.frame), scenario.frame
 
 
 def build_service(args: argparse.Namespace) -> TrackerService:
+    """The service that ``bufferzone track`` runs, from its options."""
+    from fusion.alerting.engine import AlertEngine
+    from fusion.alerting.rules import load_rules
+    from fusion.security import CurveServer, SecurityConfig
+    from fusion.service import Pipeline, ServiceConfig, TrackerService, restore_pipeline
+    from fusion.service.alertlog import AlertLog
+    from fusion.tracking.tracker import Tracker, TrackerConfig
+
     service_config = ServiceConfig.from_toml(args.config) if args.config else ServiceConfig()
     tracker_config = TrackerConfig.from_toml(args.config) if args.config else TrackerConfig()
     overrides: dict[str, Any] = {}
@@ -155,8 +228,20 @@ def build_service(args: argparse.Namespace) -> TrackerService:
         if value is not None:
             overrides[name] = value
     service_config = replace(service_config, **overrides)
+    for endpoint in (*service_config.det_connect, *service_config.det_bind,
+                     service_config.publish, service_config.snapshot):
+        if endpoint:
+            try:
+                parse_endpoint(endpoint)
+            except argparse.ArgumentTypeError as exc:
+                raise CommandError(f"{args.config}: {exc}") from None
+    if not (service_config.det_connect or service_config.det_bind):
+        raise CommandError("no detection feed: give --bind or --connect (or det_bind/det_connect "
+                           "in the [service] table of --config)")
+    check_bindable([*service_config.det_bind, service_config.publish, service_config.snapshot])
     zones, frame = _zones_and_frame(args)
-    engine = AlertEngine(zones, load_rules(args.rules), frame)
+    rules = load_rules(args.rules)
+    engine = AlertEngine(zones, rules, frame)
     alert_log = None
     if service_config.alert_log:
         alert_log = AlertLog(service_config.alert_log)  # cuts and reports a damaged tail
@@ -165,18 +250,49 @@ def build_service(args: argparse.Namespace) -> TrackerService:
     security_file = args.security or args.config
     security = SecurityConfig.from_toml(security_file) if security_file else SecurityConfig()
     server = CurveServer(security) if security.enabled else None
-    return TrackerService(pipeline, service_config, security=server)
+    service = TrackerService(pipeline, service_config, security=server)
+    # Subscribers check --zone against these: status is what every subscriber hears.
+    extra = pipeline.status_extra
+    names = sorted(z.name for z in zones)
+    pipeline.status_extra = lambda: {**extra(), "zones": names}
+    return service
 
 
 def run_track(args: argparse.Namespace) -> int:
+    """Entry point of ``bufferzone track``."""
+    import zmq
+
+    from fusion.config import ConfigError
+    from replay.progress import ticker
+
     try:
         service = build_service(args)
     except (ConfigError, ValueError, OSError) as exc:
-        print(f"bufferzone track: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(str(exc)) from None
+    pipeline = service.pipeline
+    endpoints = {
+        "--bind": ",".join(service.config.det_bind),
+        "--connect": ",".join(service.config.det_connect),
+        "--publish": service.config.publish,
+        "--snapshot": service.config.snapshot,
+    }
+
+    def line() -> str:
+        t = pipeline.processed_until
+        return (
+            f"track: t={t if t != float('-inf') else 0:7.1f} s  "
+            f"batches={pipeline.counters['batches']}  tracks={len(pipeline.tracker)}  "
+            f"alerts={sum(pipeline.alert_seq.values())}"
+        )
+
     # TrackerService.run logs the loud banner when it runs without authentication.
-    with stop_on_signals(service.stop):
-        final = service.run()
+    try:
+        with stop_on_signals(service.stop), ticker(line):
+            final = service.run()
+    except zmq.ZMQError as exc:
+        from replay.cli.common import zmq_error_line
+
+        raise CommandError(zmq_error_line(exc, endpoints)) from None
     print(json.dumps(final), file=sys.stdout, flush=True)
     return 0
 
@@ -211,12 +327,89 @@ def format_alert(alert: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+class _Watch:
+    """Listens for the service's ``status`` beside the alert client, in its own thread.
+
+    The alert stream can be quiet for hours, so silence there says nothing; the
+    service's status heartbeat (every couple of seconds) says whether anything is
+    listening at the endpoint at all. The first status also names the service's zones,
+    against which ``--zone`` is checked.
+    """
+
+    def __init__(self, args: argparse.Namespace, curve: Any, stop: threading.Event):
+        self.args = args
+        self.curve = curve
+        self.stop = stop
+        self.problem: str | None = None
+        self.thread = threading.Thread(target=self._run, name="alerts-watch", daemon=True)
+
+    def _run(self) -> None:
+        import zmq
+
+        from fusion.messages import WireError, unpack_map
+
+        endpoint = self.args.connect
+        ctx = zmq.Context()
+        try:
+            with ctx.socket(zmq.SUB) as sub:
+                sub.setsockopt(zmq.LINGER, 0)
+                if self.curve is not None:
+                    self.curve.apply_client(sub)
+                sub.setsockopt(zmq.SUBSCRIBE, b"status")
+                sub.connect(endpoint)
+                started = time.monotonic()
+                warned = False
+                while not self.stop.is_set():
+                    if not sub.poll(100):
+                        if not warned and time.monotonic() - started > SILENCE_WARNING_S:
+                            warned = True
+                            print(
+                                f"bufferzone alerts: nothing heard from {endpoint} in "
+                                f"{SILENCE_WARNING_S:g} s; is 'bufferzone track' running with "
+                                f"--publish {endpoint}? (still waiting)",
+                                file=sys.stderr, flush=True,
+                            )
+                        continue
+                    try:
+                        status = unpack_map(sub.recv_multipart()[-1])
+                    except WireError:
+                        continue
+                    if warned:
+                        print(f"bufferzone alerts: now hearing from {endpoint}",
+                              file=sys.stderr, flush=True)
+                    self._check_zones(status.get("zones"))
+                    return
+        finally:
+            ctx.destroy(linger=0)
+
+    def _check_zones(self, zones: Any) -> None:
+        if not isinstance(zones, list) or not self.args.zone:
+            return  # an older service that does not name its zones: nothing to check
+        unknown = [z for z in self.args.zone if z not in zones]
+        if unknown:
+            self.problem = (
+                f"unknown zone {', '.join(map(repr, unknown))}: the service at "
+                f"{self.args.connect} has {', '.join(zones)}"
+            )
+            self.stop.set()
+
+
 def run_alerts(args: argparse.Namespace) -> int:
+    """Entry point of ``bufferzone alerts``."""
+    from fusion.config import ConfigError
+    from fusion.messages import WireError
+    from fusion.service.client import AlertClient
+
+    unknown = [k for k in args.kind or () if k not in KINDS]
+    if unknown:
+        raise CommandError(
+            f"unknown alert kind {', '.join(map(repr, unknown))} (expected {', '.join(KINDS)})"
+        )
     try:
         curve = curve_client_keys(args)
     except ConfigError as exc:
-        print(f"bufferzone alerts: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(str(exc)) from None
+    stop = threading.Event()
     client = AlertClient(
         args.connect,
         args.snapshot,
@@ -225,7 +418,10 @@ def run_alerts(args: argparse.Namespace) -> int:
         args.min_severity,
         timeout=args.timeout,
         curve=curve,
+        stop=stop,
     )
+    watch = _Watch(args, curve, stop)
+    watch.thread.start()
 
     def interrupt() -> None:
         raise KeyboardInterrupt  # wakes the blocking receive; handled below like Ctrl-C
@@ -242,10 +438,14 @@ def run_alerts(args: argparse.Namespace) -> int:
                     break
     except KeyboardInterrupt:
         pass
-    except TimeoutError as exc:
+    except (TimeoutError, WireError) as exc:
         print(f"bufferzone alerts: {exc}", file=sys.stderr)
         return 1
     finally:
         stream.close()  # type: ignore[attr-defined]
+        stop.set()
+        watch.thread.join(timeout=2.0)
+    if watch.problem:
+        raise CommandError(watch.problem)
     log.info("printed %d alert events; stream: %s", seen, client.stats)
     return 0
