@@ -36,12 +36,27 @@ from replay.scoring.metrics import (
     AssociationTable,
     TrackMetrics,
     assignment_records,
+    exit_events,
+    incursion_events,
+    loiter_events,
     score_alerts,
+    score_kind,
     track_metrics,
 )
 from sensors.truth import Truth, decode_truth
 
-ALERT_KINDS = ("incursion", "predicted_incursion")
+ALERT_KINDS = ("incursion", "predicted_incursion", "exit", "loitering", "lost_inside")
+# Below this share of truth positions with a track within the cut-off, the truth and
+# the tracks almost certainly describe different runs (a working tracker holds most).
+MIN_MATCHED_SHARE = 0.2
+
+
+# The shipped loitering rule (fusion/data/rules.toml), applied to the truth.
+LOITER_DEFAULTS = {"radius": 50.0, "time": 120.0, "band": 200.0, "radius_close": 100.0}
+
+
+class ScoringError(ValueError):
+    """A file that cannot be scored as asked, with what to do instead."""
 
 
 @dataclass
@@ -54,12 +69,15 @@ class TruthSamples:
     ids : list of ndarray, each shape (N_t,), int64
     x : list of ndarray, each shape (N_t, 4), float64
     incursions : list of dict or None
+    name : str or None
+        The scenario the truth was simulated from, when the file says.
     """
 
     times: np.ndarray
     ids: list[np.ndarray]
     x: list[np.ndarray]
     incursions: list[dict[str, Any]] | None = None
+    name: str | None = None
 
 
 @dataclass
@@ -86,6 +104,28 @@ class ResultData:
     truth: TruthSamples | None
     status: dict[str, Any] = field(default_factory=dict)
     report_message: str = ""
+    complete: bool = True
+
+    @property
+    def is_result(self) -> bool:
+        """True for a ``replay --offline`` result, False for a recording."""
+        return self.metadata.get("kind") == "result"
+
+    @property
+    def incomplete(self) -> str | None:
+        """Why this result covers less than its recording, or None when it is whole.
+
+        A result is whole when its own file ends cleanly with the final ``status``
+        frame and that frame says the source recording was read to its end.
+        """
+        if not self.complete:
+            return f"the result file itself is cut short ({self.report_message})"
+        if not self.status:
+            return "the result has no final status frame (its replay did not finish)"
+        source = self.status.get("source_report") or {}
+        if source and source.get("status") != "complete":
+            return f"its recording was not read to the end ({source.get('message')})"
+        return None
 
 
 def _truth_from_frames(samples: dict[float, tuple[np.ndarray, np.ndarray]]) -> TruthSamples | None:
@@ -125,13 +165,17 @@ def read_result(path: str | Path, show_progress: bool | None = None) -> ResultDa
         metadata = reader.header.metadata
         report = reader.report
     pictures.sort(key=lambda p: p.t)
+    samples = _truth_from_frames(truth)
+    if samples is not None:
+        samples.name = (metadata.get("scenario") or {}).get("name")
     return ResultData(
         metadata,
         pictures,
         alerts,
-        _truth_from_frames(truth),
+        samples,
         status,
         "" if report is None else report.message(),
+        complete=report is None or report.complete,
     )
 
 
@@ -145,12 +189,73 @@ def load_truth(path: str | Path) -> TruthSamples:
             [truth.step(k)[0] for k in range(len(truth))],
             [truth.step(k)[1] for k in range(len(truth))],
             list(truth.incursions),
+            name=truth.name,
         )
     data = read_result(path)
     if data.truth is None:
         raise ValueError(f"{path}: no truth.* messages in this recording")
     data.truth.incursions = incursions_for(data.metadata.get("scenario") or {})
     return data.truth
+
+
+def check_scorable(
+    result: ResultData,
+    truth: TruthSamples | None,
+    result_path: str | Path,
+    truth_path: str | Path | None = None,
+    partial: bool = False,
+) -> list[str]:
+    """Refuse what cannot be scored; return warnings about what can, but may mislead.
+
+    Parameters
+    ----------
+    result : ResultData
+    truth : TruthSamples, optional
+        The ``--truth`` given, if any.
+    result_path, truth_path : str or Path
+        For the messages.
+    partial : bool
+        Score an incomplete result (with a warning) instead of refusing it.
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    ScoringError
+        A recording instead of a result, or an incomplete result without ``partial``.
+    """
+    if not result.is_result:
+        raise ScoringError(
+            f"{result_path} is a recording, not a result: track it first with "
+            f"'bufferzone replay {result_path} --offline --out RESULT.bzres', "
+            "then 'bufferzone eval RESULT.bzres'"
+        )
+    warnings: list[str] = []
+    why = result.incomplete
+    if why:
+        if not partial:
+            raise ScoringError(
+                f"{result_path} is incomplete: {why}. Scores would count the missing part "
+                "as missed; replay the whole recording again, or pass --partial to score "
+                "what is there"
+            )
+        warnings.append(f"{result_path} is incomplete ({why}); scores cover only its part")
+    if truth is not None:
+        scenario = result.metadata.get("scenario") or {}
+        ours = scenario.get("name") or (result.truth.name if result.truth else None)
+        if ours and truth.name and ours != truth.name:
+            warnings.append(
+                f"--truth {truth_path} is from scenario {truth.name!r}, this result from "
+                f"{ours!r}: the scores compare different runs"
+            )
+        elif not ours:
+            warnings.append(
+                f"{result_path} names no scenario (a live recording made without "
+                f"--scenario): nothing shows that --truth {truth_path} is from the same run"
+            )
+    return warnings
 
 
 @dataclass
@@ -206,6 +311,8 @@ def evaluate(
     tolerance: float = 2.0,
     predicted_lead: float = 60.0,
     end_grace: float = 10.0,
+    exit_lag: float = 10.0,
+    loiter: dict[str, float] | None = None,
 ) -> Evaluation:
     """Score a decoded result against truth.
 
@@ -224,6 +331,12 @@ def evaluate(
     end_grace : float
         Incursions entering in the last ``end_grace`` seconds of the evaluated span
         are not scored: no confirmed track and dwell can alert them in time.
+    exit_lag : float
+        Seconds after the truth's exit in which an ``exit`` alert still matches (the
+        rule's ``dwell_close`` plus the track's lag).
+    loiter : dict, optional
+        ``radius``, ``time``, ``band``, ``radius_close`` of the loitering rule the
+        truth's loitering is judged by (default: the shipped rules').
 
     Returns
     -------
@@ -250,6 +363,9 @@ def evaluate(
     truth_pos = [truth.x[k][:, :2] for _, k in steps]
     truth_ids = [truth.ids[k] for _, k in steps]
     series = gospa_series(truth_pos, [pic.x[:, :2] for pic, _ in steps], c, p, alpha)
+    n_truth_points = sum(len(ids) for ids in truth_ids)
+    n_tracked = sum(int((np.asarray(a) >= 0).sum()) for a in series.assignments)
+    matched_share = n_tracked / n_truth_points if n_truth_points else math.nan
     records = assignment_records(
         times.tolist(), truth_ids, [pic.ids for pic, _ in steps], series.assignments
     )
@@ -262,6 +378,15 @@ def evaluate(
         zones = [(z.name, z.geometry) for z in zones_from_metadata(scenario)[0]]
 
     summary: dict[str, Any] = {
+        "warnings": (
+            [
+                f"only {matched_share:.0%} of truth positions have a track within {c:g} m: "
+                "the truth is probably from another run or scenario"
+            ]
+            if matched_share < MIN_MATCHED_SHARE
+            else []
+        ),
+        "matched_share": matched_share,
         "tracker": result.metadata.get("tracker", "?"),
         "scenario": scenario.get("name"),
         "steps": int(times.size),
@@ -293,9 +418,34 @@ def evaluate(
             scored,
             result.alerts,
             table,
-            kinds=ALERT_KINDS,
+            kinds=("incursion", "predicted_incursion"),
             tolerance=tolerance,
             lead={"predicted_incursion": predicted_lead},
+        )
+        ended = [e for e in truth.incursions if e.get("t_exit") is not None
+                 and t0 <= e["t_exit"] <= t1 - end_grace]
+        scores.by_kind["exit"] = score_kind(
+            "exit", exit_events(ended, tolerance, exit_lag), result.alerts, table
+        )
+        if zones:
+            lo = {**LOITER_DEFAULTS, **(loiter or {})}
+            steps_k = [k for _, k in steps]
+            loiters = loiter_events(
+                times, [truth.ids[k] for k in steps_k], [truth.x[k] for k in steps_k], zones,
+                tolerance=tolerance, **lo,
+            )
+            loiters = [e for e in loiters if e.t_ref <= t1 - end_grace]
+            scores.by_kind["loitering"] = score_kind(
+                "loitering", loiters, result.alerts, table
+            )
+        # A lost track is looked up by its last association, however long ago.
+        last_seen = AssociationTable(records)
+        scores.by_kind["lost_inside"] = score_kind(
+            "lost_inside",
+            incursion_events(truth.incursions, tolerance),
+            result.alerts,
+            last_seen,
+            count_recall=False,
         )
         summary["alerts"] = _alert_summary(
             scores, scored, truth.incursions, records, steps, zones, end_grace, t0, t1
@@ -319,18 +469,25 @@ def _alert_summary(
         + (
             f" Incursions scored: t_enter in [{t0:g}, {t1:g} - {end_grace:g}] s "
             f"({len(scored)} of {len(all_incursions)}); alert track -> truth by the "
-            "per-step GOSPA assignment (nearest step within 2 steps)."
+            "per-step GOSPA assignment (nearest step within 2 steps). exit: matched to "
+            "the truth's exit time (window t_exit - tolerance .. t_exit + tolerance + "
+            "exit lag). loitering: the loitering rule's radius/time/band applied to the "
+            "truth positions; latency from when the truth reached the rule's time. "
+            "lost_inside: true when the lost track's last associated target was inside "
+            "the zone then (no recall: truth cannot say a track should have been lost)."
         ),
         "opened_by_kind": dict(scores.opened_by_kind),
     }
     for kind, ks in scores.by_kind.items():
         out[kind] = ks.summary()
+        infos = {"incursion": scored, "predicted_incursion": scored}.get(kind)
         out[kind]["missed"] = [
             {
-                "target": scored[e.episode]["target"],
+                "target": e.target,
+                "zone": e.zone,
                 "t_enter": e.t_enter,
-                "cls": scored[e.episode].get("cls"),
-                "side": scored[e.episode].get("side"),
+                "cls": infos[e.episode].get("cls") if infos else None,
+                "side": infos[e.episode].get("side") if infos else None,
             }
             for e in ks.episodes
             if e.alert_id is None
@@ -391,7 +548,8 @@ def format_summary(summary: dict[str, Any], limit: int = 5) -> str:
 
     g = summary["gospa"]
     m = g["mean"]
-    lines = [
+    lines = [f"WARNING: {w}" for w in summary.get("warnings") or ()]
+    lines += [
         f"tracker {summary['tracker']}, scenario {summary.get('scenario')}, "
         f"{summary['steps']} steps over t = {summary['t_span'][0]:g}..{summary['t_span'][1]:g} s",
         "",
@@ -429,9 +587,13 @@ def format_summary(summary: dict[str, Any], limit: int = 5) -> str:
                 f"{num(s['latency_p90'], '8.1f')}{num(s['latency_max'], '8.1f')}"
             )
             for miss in s["missed"][:limit]:
+                what = (
+                    f"({miss['cls']}, from {miss['side']}) entering"
+                    if miss.get("cls")
+                    else {"exit": "leaving", "loitering": "loitering from"}.get(kind, "at")
+                )
                 lines.append(
-                    f"      missed: target {miss['target']} ({miss['cls']}, from "
-                    f"{miss['side']}) entering at t={miss['t_enter']:.1f}"
+                    f"      missed: target {miss['target']} {what} at t={miss['t_enter']:.1f}"
                 )
             for fa in s["false"][:limit]:
                 lines.append(

@@ -409,18 +409,264 @@ def _matching_rule(tolerance: float, lead: Mapping[str, float]) -> str:
         for kind, s in lead.items()
     )
     return (
-        "Only 'open' alert events are scored. An opened alert matches a truth incursion when "
+        "Only 'open' alert events are scored; an alert lasts from its open to its close "
+        "event (to the end when never closed). An alert matches a truth incursion when "
         "the zones are equal, the alert's track is associated with the incursion's target at "
-        f"the alert's open time, and t_enter - {tolerance:g} s <= t_open <= t_exit + "
-        f"{tolerance:g} s (no upper bound while t_exit is None).{leads} Alerts are taken in "
+        f"the alert's open time, and the alert was open at some time in [t_enter - "
+        f"{tolerance:g} s, t_exit + {tolerance:g} s] (no upper bound while t_exit is None): "
+        "an alert that opened early, on a target near the line, and was still open when it "
+        f"crossed is a warning, not a false alarm.{leads} Alerts are taken in "
         "order of open time; each takes an unmatched candidate episode if there is one "
         "(nearest in time to its interval, then earliest t_enter), else it is a duplicate "
         "of the nearest matched one. The first alert of an episode is 'true' and gives its "
-        "latency (t_open - t_enter); later ones are 'duplicate' (fragmented tracks or "
-        "re-opened alerts); an alert with no candidate is 'false'. recall = matched "
-        "episodes / truth episodes; precision = (true + duplicate) / opened; "
-        "precision_strict = true / opened."
+        "latency (t_open - t_enter, negative when early); later ones are 'duplicate' "
+        "(fragmented tracks or re-opened alerts); an alert with no candidate is 'false'. "
+        "recall = matched episodes / truth episodes; precision = (true + duplicate) / "
+        "opened; precision_strict = true / opened."
     )
+
+
+@dataclass(frozen=True)
+class TruthEvent:
+    """A truth episode one alert kind should report, with its matching window.
+
+    Attributes
+    ----------
+    target : int
+    zone : str
+    t_ref : float
+        The moment latency is measured from (entry, exit, the loiter time reached).
+    t_lo, t_hi : float
+        An alert of the kind matches when it was open at some time in ``[t_lo, t_hi]``
+        (``t_hi`` may be inf).
+    info : dict
+        The source episode, for reports.
+    """
+
+    target: int
+    zone: str
+    t_ref: float
+    t_lo: float
+    t_hi: float
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+
+def alert_close_times(alert_events: Iterable[Mapping[str, Any]]) -> dict[Any, float]:
+    """Close time of every alert id that has a ``close`` event."""
+    return {
+        a["alert_id"]: float(a["t"]) for a in alert_events if a.get("event") == "close"
+    }
+
+
+def score_kind(
+    kind: str,
+    events: Sequence[TruthEvent],
+    alert_events: Sequence[Mapping[str, Any]],
+    track_to_truth: TrackToTruth,
+    *,
+    count_recall: bool = True,
+) -> KindScores:
+    """Match one kind's opened alerts to truth events (see :func:`_matching_rule`).
+
+    Parameters
+    ----------
+    kind : str
+    events : sequence of TruthEvent
+        What alerts of this kind should report.
+    alert_events : sequence of dict
+        Every alert event (open/update/close) of the run; close events end an alert.
+    track_to_truth : callable (track_id, t) -> int or None
+    count_recall : bool
+        False for kinds whose truth cannot be known from positions alone
+        (``lost_inside``: the truth says where a target was, not whether its track was
+        lost); ``events`` then only decide whether each alert was about a real
+        situation, and recall is NaN.
+
+    Returns
+    -------
+    KindScores
+    """
+    closes = alert_close_times(alert_events)
+    by_key: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for i, e in enumerate(events):
+        by_key[(e.zone, int(e.target))].append(i)
+    alerts = sorted(
+        (a for a in alert_events if a.get("event") == "open" and a.get("kind") == kind),
+        key=lambda a: (float(a["t"]), str(a["alert_id"])),
+    )
+    first_alert: dict[int, AlertMatch] = {}
+    n_matches: dict[int, int] = defaultdict(int)
+    matches: list[AlertMatch] = []
+    for a in alerts:
+        t = float(a["t"])
+        t_close = closes.get(a["alert_id"], math.inf)
+        zone = str(a["zone"])
+        track_id = int(a["track_id"])
+        target = track_to_truth(track_id, t)
+        candidates = []
+        if target is not None:
+            for i in by_key.get((zone, int(target)), ()):
+                e = events[i]
+                # The alert's open interval [t, t_close] meets the event's window.
+                if t <= e.t_hi and t_close >= e.t_lo:
+                    gap = max(e.t_lo - t, t - e.t_hi, 0.0)
+                    candidates.append((i in first_alert, gap, e.t_ref, i))
+        episode: int | None = None
+        outcome: Outcome = "false"
+        if candidates:
+            already, _, _, episode = min(candidates)
+            outcome = "duplicate" if already else "true"
+            n_matches[episode] += 1
+        match = AlertMatch(a["alert_id"], kind, zone, track_id, t, target, outcome, episode)
+        if episode is not None and outcome == "true":
+            first_alert[episode] = match
+        matches.append(match)
+
+    episode_matches = []
+    for i, e in enumerate(events if count_recall else ()):
+        m = first_alert.get(i)
+        episode_matches.append(
+            EpisodeMatch(
+                episode=i,
+                target=int(e.target),
+                zone=e.zone,
+                t_enter=e.t_ref,
+                alert_id=None if m is None else m.alert_id,
+                latency=None if m is None else m.t - e.t_ref,
+                n_alerts=n_matches.get(i, 0),
+            )
+        )
+    latencies = np.array(
+        [em.latency for em in episode_matches if em.latency is not None], dtype=np.float64
+    )
+    n_true = sum(m.outcome == "true" for m in matches)
+    n_duplicate = sum(m.outcome == "duplicate" for m in matches)
+    has_latency = latencies.size > 0
+    n_truth = len(events) if count_recall else 0
+    return KindScores(
+        kind=kind,
+        n_truth=n_truth,
+        n_opened=len(matches),
+        n_true=n_true,
+        n_duplicate=n_duplicate,
+        n_false=len(matches) - n_true - n_duplicate,
+        recall=_ratio(len(first_alert), n_truth),
+        precision=_ratio(n_true + n_duplicate, len(matches)),
+        precision_strict=_ratio(n_true, len(matches)),
+        latencies=latencies,
+        latency_median=float(np.median(latencies)) if has_latency else math.nan,
+        latency_p90=float(np.percentile(latencies, 90)) if has_latency else math.nan,
+        latency_max=float(latencies.max()) if has_latency else math.nan,
+        episodes=tuple(episode_matches),
+        alerts=tuple(matches),
+    )
+
+
+def incursion_events(
+    incursions: Sequence[Mapping[str, Any]], tolerance: float, lead: float = 0.0
+) -> list[TruthEvent]:
+    """Events for ``incursion`` (and, with ``lead``, ``predicted_incursion``) alerts."""
+    return [
+        TruthEvent(
+            int(e["target"]),
+            str(e["zone"]),
+            float(e["t_enter"]),
+            float(e["t_enter"]) - tolerance - lead,
+            math.inf if e.get("t_exit") is None else float(e["t_exit"]) + tolerance,
+            e,
+        )
+        for e in incursions
+    ]
+
+
+def exit_events(
+    incursions: Sequence[Mapping[str, Any]], tolerance: float, lag: float
+) -> list[TruthEvent]:
+    """Events for ``exit`` alerts: each incursion that ended, at its ``t_exit``.
+
+    ``lag`` allows for the rule's ``dwell_close`` and the track's filter lag.
+    """
+    return [
+        TruthEvent(
+            int(e["target"]), str(e["zone"]), float(e["t_exit"]),
+            float(e["t_exit"]) - tolerance, float(e["t_exit"]) + tolerance + lag, e,
+        )
+        for e in incursions
+        if e.get("t_exit") is not None
+    ]
+
+
+def loiter_events(
+    times: np.ndarray,
+    ids: Sequence[np.ndarray],
+    positions: Sequence[np.ndarray],
+    zones: Sequence[tuple[str, Any]],
+    *,
+    radius: float,
+    time: float,
+    band: float,
+    radius_close: float,
+    tolerance: float,
+) -> list[TruthEvent]:
+    """Truth loitering, by the alert rule's own definition applied to the truth.
+
+    A target loiters in a zone when it is inside it or within ``band`` metres and has
+    stayed within ``radius`` of the point where that dwell began for ``time`` seconds;
+    the episode lasts until it moves ``radius_close`` from that point or leaves the band.
+
+    Parameters
+    ----------
+    times : ndarray, shape (T,), float
+    ids : sequence of ndarray, each shape (N_t,), int
+    positions : sequence of ndarray, each shape (N_t, 2), float
+        East/north metres.
+    zones : sequence of (name, shapely geometry)
+    radius, time, band, radius_close, tolerance : float
+        Metres and seconds, as the ``loitering`` rule.
+
+    Returns
+    -------
+    list of TruthEvent
+        ``t_ref`` is when ``time`` was reached; the window runs to the episode's end.
+    """
+    import shapely
+
+    if not len(times):
+        return []
+    t_all = np.concatenate([np.full(len(i), t) for t, i in zip(times, ids, strict=True)])
+    id_all = np.concatenate([np.asarray(i, dtype=np.int64) for i in ids])
+    xy_all = np.concatenate([np.asarray(p, dtype=float)[:, :2] for p in positions])
+    order = np.lexsort((t_all, id_all))
+    t_all, id_all, xy_all = t_all[order], id_all[order], xy_all[order]
+    cuts = np.flatnonzero(np.diff(id_all)) + 1
+    out: list[TruthEvent] = []
+    for name, geom in zones:
+        near = shapely.distance(geom, shapely.points(xy_all)) <= band
+        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(id_all)], strict=True):
+            target = int(id_all[lo])
+            anchor: np.ndarray | None = None
+            t_anchor = 0.0
+            start: float | None = None
+            for k in range(lo, hi):
+                t, xy = float(t_all[k]), xy_all[k]
+                if start is not None:
+                    assert anchor is not None
+                    if not near[k] or np.hypot(*(xy - anchor)) > radius_close:
+                        out.append(TruthEvent(target, name, start, start - tolerance,
+                                              t + tolerance, {"t_start": t_anchor}))
+                        start, anchor = None, None
+                    continue
+                if not near[k]:
+                    anchor = None
+                    continue
+                if anchor is None or np.hypot(*(xy - anchor)) > radius:
+                    anchor, t_anchor = xy, t
+                elif t - t_anchor >= time:
+                    start = t_anchor + time
+            if start is not None:
+                out.append(TruthEvent(target, name, start, start - tolerance, math.inf,
+                                      {"t_start": t_anchor}))
+    return out
 
 
 def score_alerts(
@@ -432,7 +678,7 @@ def score_alerts(
     tolerance: float = 2.0,
     lead: Mapping[str, float] | None = None,
 ) -> AlertScores:
-    """Recall, precision and latency of alerts against truth incursions.
+    """Recall, precision and latency of incursion-like alerts against truth incursions.
 
     Parameters
     ----------
@@ -441,14 +687,14 @@ def score_alerts(
         Only pass those inside the scored time span.
     alert_events : iterable of dict
         The alert log: dicts with at least ``alert_id``, ``kind``, ``event``,
-        ``zone``, ``track_id`` and ``t``.
+        ``zone``, ``track_id`` and ``t``; ``close`` events end alerts.
     track_to_truth : callable (track_id, t) -> int or None
         Which truth target a track stood for at time ``t`` (e.g. an
         :class:`AssociationTable`).
     kinds : sequence of str
         Alert kinds to score, each separately against the same incursions (e.g.
-        ``("incursion", "predicted_incursion")``). Kinds that do not describe an
-        incursion (exit, loitering) are not meaningful here.
+        ``("incursion", "predicted_incursion")``). Exit and loitering have their own
+        truth events (:func:`exit_events`, :func:`loiter_events`, :func:`score_kind`).
     tolerance : float
         Seconds of slack on both ends of an episode, for time stamps and the noise
         of a position near the boundary.
@@ -465,91 +711,20 @@ def score_alerts(
     if not tolerance >= 0:
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
     lead = dict(lead or {})
-    episodes = list(incursions)
-    # Episodes by (zone, target): an alert only looks at its own candidates.
-    by_key: dict[tuple[str, int], list[int]] = defaultdict(list)
-    for i, e in enumerate(episodes):
-        by_key[(str(e["zone"]), int(e["target"]))].append(i)
-
-    opened: list[Mapping[str, Any]] = [a for a in alert_events if a.get("event") == "open"]
+    events = list(alert_events)
     opened_by_kind: dict[str, int] = defaultdict(int)
-    for a in opened:
-        opened_by_kind[str(a["kind"])] += 1
-
-    by_kind: dict[str, KindScores] = {}
-    for kind in kinds:
-        alerts = sorted(
-            (a for a in opened if a["kind"] == kind),
-            key=lambda a: (float(a["t"]), str(a["alert_id"])),
+    for a in events:
+        if a.get("event") == "open":
+            opened_by_kind[str(a["kind"])] += 1
+    by_kind = {
+        kind: score_kind(
+            kind,
+            incursion_events(incursions, tolerance, lead.get(kind, 0.0)),
+            events,
+            track_to_truth,
         )
-        before = tolerance + lead.get(kind, 0.0)
-        first_alert: dict[int, AlertMatch] = {}
-        n_matches: dict[int, int] = defaultdict(int)
-        matches: list[AlertMatch] = []
-        for a in alerts:
-            t = float(a["t"])
-            zone = str(a["zone"])
-            track_id = int(a["track_id"])
-            target = track_to_truth(track_id, t)
-            candidates = []
-            if target is not None:
-                for i in by_key.get((zone, int(target)), ()):
-                    t_enter = float(episodes[i]["t_enter"])
-                    t_exit_raw = episodes[i].get("t_exit")
-                    t_exit = math.inf if t_exit_raw is None else float(t_exit_raw)
-                    if t_enter - before <= t <= t_exit + tolerance:
-                        # Distance from t to the episode's interval: 0 when inside.
-                        gap = max(t_enter - t, t - t_exit, 0.0)
-                        candidates.append((i in first_alert, gap, t_enter, i))
-            episode: int | None = None
-            outcome: Outcome = "false"
-            if candidates:
-                already, _, _, episode = min(candidates)
-                outcome = "duplicate" if already else "true"
-                n_matches[episode] += 1
-            match = AlertMatch(a["alert_id"], kind, zone, track_id, t, target, outcome, episode)
-            if episode is not None and outcome == "true":
-                first_alert[episode] = match
-            matches.append(match)
-
-        episode_matches = []
-        for i, e in enumerate(episodes):
-            m = first_alert.get(i)
-            t_enter = float(e["t_enter"])
-            episode_matches.append(
-                EpisodeMatch(
-                    episode=i,
-                    target=int(e["target"]),
-                    zone=str(e["zone"]),
-                    t_enter=t_enter,
-                    alert_id=None if m is None else m.alert_id,
-                    latency=None if m is None else m.t - t_enter,
-                    n_alerts=n_matches.get(i, 0),
-                )
-            )
-        latencies = np.array(
-            [em.latency for em in episode_matches if em.latency is not None], dtype=np.float64
-        )
-        n_true = sum(m.outcome == "true" for m in matches)
-        n_duplicate = sum(m.outcome == "duplicate" for m in matches)
-        has_latency = latencies.size > 0
-        by_kind[kind] = KindScores(
-            kind=kind,
-            n_truth=len(episodes),
-            n_opened=len(matches),
-            n_true=n_true,
-            n_duplicate=n_duplicate,
-            n_false=len(matches) - n_true - n_duplicate,
-            recall=_ratio(len(first_alert), len(episodes)),
-            precision=_ratio(n_true + n_duplicate, len(matches)),
-            precision_strict=_ratio(n_true, len(matches)),
-            latencies=latencies,
-            latency_median=float(np.median(latencies)) if has_latency else math.nan,
-            latency_p90=float(np.percentile(latencies, 90)) if has_latency else math.nan,
-            latency_max=float(latencies.max()) if has_latency else math.nan,
-            episodes=tuple(episode_matches),
-            alerts=tuple(matches),
-        )
+        for kind in kinds
+    }
     return AlertScores(
         rule=_matching_rule(tolerance, lead), by_kind=by_kind, opened_by_kind=dict(opened_by_kind)
     )

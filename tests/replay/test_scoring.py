@@ -92,7 +92,11 @@ def test_alert_scores_on_a_hand_made_case():
 
 
 def test_lead_lets_predicted_alerts_match_early():
-    alerts = [_alert("p1", 4.0, 101, kind="predicted_incursion")]
+    # Opened 6 s before entry and closed 1 s later, well before the target crossed.
+    alerts = [
+        _alert("p1", 4.0, 101, kind="predicted_incursion"),
+        _alert("p1", 5.0, 101, kind="predicted_incursion", event="close"),
+    ]
     track_to_truth = lambda k, t: ASSOCIATION.get(k)  # noqa: E731
     without = score_alerts(INCURSIONS, alerts, track_to_truth, kinds=["predicted_incursion"])
     assert without["predicted_incursion"].n_false == 1
@@ -173,3 +177,53 @@ def test_records_from_gospa_feed_the_association_and_track_metrics():
     m = track_metrics(records)
     assert m.per_target[1].track_ids == (11, 13) and m.per_target[1].id_switches == 1
     assert m.per_target[2].n_tracks == 1
+
+
+def test_an_alert_open_before_entry_and_still_open_at_it_is_true():
+    # Issue 16: opened 2.7 s before the recorded entry on the right track, still open
+    # when the target crossed: one true alert, no miss, no false alarm.
+    alerts = [_alert("e1", 10.0 - 2.7, 101), _alert("e1", 28.0, 101, event="close")]
+    s = score_alerts(INCURSIONS[:1], alerts, lambda k, t: ASSOCIATION.get(k))["incursion"]
+    assert (s.n_true, s.n_false, s.recall) == (1, 0, 1.0)
+    np.testing.assert_allclose(s.latencies, [-2.7])
+    # Closed again 1 s after opening (before the 2 s tolerance): a false alarm and a miss.
+    early = [_alert("e2", 10.0 - 4.0, 101), _alert("e2", 7.0, 101, event="close")]
+    s = score_alerts(INCURSIONS[:1], early, lambda k, t: ASSOCIATION.get(k))["incursion"]
+    assert (s.n_true, s.n_false, s.recall) == (0, 1, 0.0)
+
+
+def test_exit_alerts_are_scored_against_the_truth_exit():
+    from replay.scoring.metrics import exit_events, score_kind
+
+    events = exit_events(INCURSIONS, tolerance=2.0, lag=10.0)
+    assert [(e.target, e.t_ref) for e in events] == [(1, 30.0), (3, 50.0)]  # 2 never left
+    alerts = [
+        _alert("x1", 34.0, 101, kind="exit"),  # target 1 left at 30: 4 s late, true
+        _alert("x2", 20.0, 102, kind="exit"),  # target 2 never left: false
+    ]
+    s = score_kind("exit", events, alerts, lambda k, t: ASSOCIATION.get(k))
+    assert (s.n_truth, s.n_true, s.n_false) == (2, 1, 1)
+    np.testing.assert_allclose(s.latencies, [4.0])
+
+
+def test_truth_loitering_follows_the_rule_and_matches_loitering_alerts():
+    import shapely
+
+    from replay.scoring.metrics import loiter_events, score_kind
+
+    zone = shapely.Polygon([(-100, -100), (100, -100), (100, 100), (-100, 100)])
+    times = np.arange(0.0, 301.0)
+    # Target 1 stands on the zone's edge from t=50 to t=270, far away before and after;
+    # target 2 walks east through the zone at 1 m/s (never 120 s within 50 m of a point).
+    walk = np.where((times >= 50) & (times < 270), -100.0, -1000.0)
+    ids = [np.array([1, 2]) for _ in times]
+    pos = [np.array([[walk[k], 0.0], [-300.0 + t, 20.0]]) for k, t in enumerate(times)]
+    events = loiter_events(times, ids, pos, [("z", zone)], radius=50.0, time=120.0,
+                           band=200.0, radius_close=100.0, tolerance=2.0)
+    assert [(e.target, e.t_ref) for e in events] == [(1, 170.0)]
+    assert events[0].t_hi == pytest.approx(270.0 + 2.0)  # gone at t=270
+    alerts = [_alert("L", 172.0, 101, zone="z", kind="loitering"),
+              _alert("M", 100.0, 102, zone="z", kind="loitering")]
+    s = score_kind("loitering", events, alerts, lambda k, t: {101: 1, 102: 2}[k])
+    assert (s.n_true, s.n_false, s.recall) == (1, 1, 1.0)
+    np.testing.assert_allclose(s.latencies, [2.0])
