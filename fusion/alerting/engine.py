@@ -79,7 +79,8 @@ from typing import Any
 import numpy as np
 
 from fusion.alerting.rules import RuleSet, load_rules
-from fusion.alerting.zones import _FAR_SIGMAS, Zone, ZoneSet
+from fusion.alerting.probability import FAR_SIGMAS
+from fusion.alerting.zones import Zone, ZoneSet
 from fusion.geo import LocalFrame
 from fusion.messages import CLASSES
 
@@ -547,7 +548,7 @@ class AlertEngine:
         horizon = pred.horizon_close if pred.enabled else 0.0
         band = max(loit.band, 0.0) if loit.enabled else 0.0
         sig = np.sqrt(np.maximum(Pp[:, 0, 0] + Pp[:, 1, 1], 0.0))
-        margin = np.maximum(np.maximum(_FAR_SIGMAS * sig, speed * horizon), band) + 1.0
+        margin = np.maximum(np.maximum(FAR_SIGMAS * sig, speed * horizon), band) + 1.0
         sub = np.flatnonzero(zone.near(pos, margin))
         p_in = np.zeros(n)
         ttb = np.full(n, np.inf)

@@ -4,76 +4,54 @@ A zone is configured as GeoJSON (WGS84 lon/lat, RFC 7946) and converted once, at
 time, to the local east/north frame of :class:`fusion.geo.LocalFrame`. Everything the
 alert engine asks of a zone is then a vectorised question over all tracks at once:
 
-* :meth:`Zone.contains` -- is the point inside (``shapely.contains_xy``)?
+* :meth:`Zone.contains` -- is the point inside?
 * :meth:`Zone.probability_inside` -- how likely is the track inside, given its
   position covariance (half-plane approximation, below)?
 * :meth:`Zone.time_to_breach` -- when does the straight-line path enter the zone?
 * :meth:`Zone.side` -- which of the zone's two sides is a point on?
+* :meth:`Zone.measure` -- all of these at once for the alert engine, sharing the
+  nearest-boundary computation.
 
-Probability inside
-------------------
-For a track at ``p`` with position covariance ``P``, let ``q`` be the nearest point of
-the zone boundary, ``d = |p - q|`` signed positive inside and negative outside, and
-``n = (p - q) / |p - q|`` the boundary normal through ``p``. Treating the boundary near
-``q`` as a straight line (a half-plane), the position error along ``n`` is normal with
-variance ``sigma^2 = n' P n``, so
+Probability inside is the half-plane approximation of
+:mod:`fusion.alerting.probability`; the per-point geometry is numpy edge arithmetic
+(:mod:`fusion.alerting.polygon`), so shapely only builds and checks the polygon once.
 
-    P(inside) = Phi(d / sigma)
-
-This is exact for a straight edge and a Gaussian position, and its error grows where
-the boundary bends within a few sigma of the track: it over-estimates near a convex
-corner (the inside is a wedge, smaller than the half-plane) and in a zone narrower than
-a few sigma, and under-estimates near a reflex corner. Tracks more than
-``_FAR_SIGMAS`` standard deviations from the zone's bounding box are given 0 without a
-distance computation.
-
-Sides
------
-A buffer zone separates two forces, so every point is on one of its two sides. The
-zone's long axis comes from its minimum-area bounding rectangle (or from the
-``axis_bearing`` property, degrees clockwise from north); each part's outer ring is cut
-at its two extreme points along that axis into two chains, one on each side of the
-axis. A point is on the side whose chain is nearer, which keeps working for a strip
-that curves. The positive side is the one the axis normal points to, oriented
-northwards for a strip running roughly east-west (sides named ``"north"`` and
-``"south"``) and eastwards for one running roughly north-south (``"east"`` and
-``"west"``). The ``side_names`` property renames them: a list ``[positive, negative]``
-or a mapping from the compass name to a force name, e.g.
-``{"north": "blue", "south": "red"}``.
+Sides (which of its two sides a point is on, and their names) are worked out in
+:mod:`fusion.alerting.sides`.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from os import PathLike
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 import shapely
-from scipy.special import ndtr
 
+from fusion.alerting import polygon, sides
+from fusion.alerting.geojson import (
+    DEFAULT_DENSIFY_DEG,
+    ZoneError,
+    read_zone_features,
+    zone_feature,
+)
+from fusion.alerting.probability import (
+    FAR_SIGMAS,
+    box_distance,
+    halfplane_probability,
+    position_sigma_bound,
+)
 from fusion.geo import LocalFrame
 
-__all__ = ["Zone", "ZoneError", "ZoneSet"]
+__all__ = ["Zone", "ZoneError", "ZoneMeasures", "ZoneSet"]
 
 # Zone names appear in ZeroMQ topics (alert.<zone>.<kind>) and in alert ids
 # (<zone>:<kind>:<track>:<n>), so dots and colons are not allowed.
 _ZONE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
-# Phi(-8) ~ 6e-16: beyond this many sigma a track's probability is exactly 0 or 1.
-_FAR_SIGMAS = 8.0
-# RFC 7946 edges are straight in lon/lat; densify them before projecting so that the
-# local polygon follows them (0.01 deg is about 1 km).
-_DEFAULT_DENSIFY_DEG = 0.01
-
-
-class ZoneError(ValueError):
-    """A zone definition that cannot be used; the message names the zone or feature."""
 
 
 def _as_points(pos: np.ndarray, name: str = "pos") -> np.ndarray:
@@ -83,54 +61,26 @@ def _as_points(pos: np.ndarray, name: str = "pos") -> np.ndarray:
     return pos
 
 
-def _split_ring(ring: np.ndarray, axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cut a closed ring at its two extreme points along ``axis`` into two chains.
+@dataclass(frozen=True)
+class ZoneMeasures:
+    """What the alert engine needs of one zone for M positions (see :meth:`Zone.measure`).
 
-    Parameters
+    Attributes
     ----------
-    ring : ndarray, shape (K, 2)
-        Ring vertices without the closing repeat.
-    axis : ndarray, shape (2,)
-        Unit vector of the zone's long axis.
-
-    Returns
-    -------
-    a, b : ndarray, shape (Ka, 2), (Kb, 2)
-        The two chains, each running from one cut point to the other.
+    p_inside : ndarray, shape (M,)
+        P(inside) from the position covariance.
+    time_to_breach : ndarray, shape (M,)
+        Seconds until the straight path enters (0 inside, ``inf`` beyond the horizon).
+    distance : ndarray, shape (M,)
+        Distance to the zone, metres (0 inside or on the boundary).
+    side : ndarray, shape (M,), int8
+        ``1`` positive side, ``-1`` negative side.
     """
-    # Where an end of the strip is a flat edge across the axis (a rectangle), cut at
-    # that edge's midpoint rather than at one of its corners, so neither side owns
-    # the end; a pointed end is cut at its tip.
-    k = len(ring)
-    proj = ring @ axis
 
-    def cut_for(i: int) -> tuple[str, int]:
-        best, best_cos = None, 0.5  # "across" = within 60 degrees of the normal
-        for j in ((i - 1) % k, (i + 1) % k):
-            edge = ring[j] - ring[i]
-            length = float(np.hypot(edge[0], edge[1]))
-            if length > 0 and abs(edge @ axis) / length < best_cos:
-                best, best_cos = j, abs(edge @ axis) / length
-        if best is None:
-            return ("vertex", i)
-        return ("edge", i if best == (i + 1) % k else best)  # edge from index to index+1
-
-    cuts = [cut_for(int(np.argmin(proj))), cut_for(int(np.argmax(proj)))]
-    pts: list[np.ndarray] = []
-    at: dict[tuple[str, int], int] = {}
-    for i in range(k):
-        if ("vertex", i) in cuts:
-            at[("vertex", i)] = len(pts)
-        pts.append(ring[i])
-        if ("edge", i) in cuts:
-            at[("edge", i)] = len(pts)
-            pts.append(0.5 * (ring[i] + ring[(i + 1) % k]))
-    i0, i1 = at[cuts[0]], at[cuts[1]]
-    n = len(pts)
-    arr = np.asarray(pts)
-    a = arr[[(i0 + s) % n for s in range((i1 - i0) % n + 1)]]
-    b = arr[[(i1 + s) % n for s in range((i0 - i1) % n + 1)]]
-    return a, b
+    p_inside: np.ndarray
+    time_to_breach: np.ndarray
+    distance: np.ndarray
+    side: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
@@ -184,87 +134,20 @@ class Zone:
             )
         if not np.isfinite(shapely.get_coordinates(geom)).all():
             raise ZoneError(f"zone {self.name!r}: coordinates are not finite")
-        # Prepared geometries make the repeated contains/intersection queries fast.
-        shapely.prepare(geom)
-        boundary = geom.boundary
-        shapely.prepare(boundary)
-        axis = self._long_axis(geom)
-        normal = np.array([-axis[1], axis[0]])
-        if abs(normal[1]) >= abs(normal[0]):
-            normal = normal if normal[1] > 0 else -normal
-            compass = ("north", "south")
-        else:
-            normal = normal if normal[0] > 0 else -normal
-            compass = ("east", "west")
-        names = self._resolve_side_names(compass)
-        pos_chains, neg_chains = [], []
-        parts = geom.geoms if isinstance(geom, shapely.MultiPolygon) else [geom]
-        for part in parts:
-            ring = np.asarray(part.exterior.coords)[:-1]
-            a, b = _split_ring(ring, axis)
-            # The chain further along the normal is the positive side's.
-            if a.mean(axis=0) @ normal >= b.mean(axis=0) @ normal:
-                pos_chains.append(a)
-                neg_chains.append(b)
-            else:
-                pos_chains.append(b)
-                neg_chains.append(a)
-        pos_line = shapely.multilinestrings([shapely.linestrings(c) for c in pos_chains])
-        neg_line = shapely.multilinestrings([shapely.linestrings(c) for c in neg_chains])
-        shapely.prepare(pos_line)
-        shapely.prepare(neg_line)
+        axis = sides.long_axis(geom, self.axis_bearing, self.name)
+        normal, compass = sides.orient(axis)
+        names = sides.resolve_names(self.side_names, compass, self.name)
+        chains = sides.side_chains(geom, axis, normal)
         set_ = object.__setattr__
         set_(self, "properties", MappingProxyType(dict(self.properties)))
-        set_(self, "_boundary", boundary)
-        set_(self, "_edges", _ring_edges(geom))
+        set_(self, "_edges", polygon.ring_edges(geom))
         set_(self, "_bounds", np.asarray(geom.bounds, dtype=float))
         set_(self, "_axis", axis)
         set_(self, "_normal", normal)
         set_(self, "_centre", np.asarray(geom.centroid.coords[0], dtype=float))
-        set_(self, "_chains", (pos_line, neg_line))
+        set_(self, "_chains", chains)
         set_(self, "_sides", names)
         set_(self, "_compass", compass)
-
-    def _long_axis(self, geom) -> np.ndarray:
-        if self.axis_bearing is not None:
-            try:
-                bearing = math.radians(float(self.axis_bearing))
-            except (TypeError, ValueError):
-                raise ZoneError(
-                    f"zone {self.name!r}: axis_bearing must be a number, got {self.axis_bearing!r}"
-                ) from None
-            if not math.isfinite(bearing):
-                raise ZoneError(f"zone {self.name!r}: axis_bearing must be finite")
-            return np.array([math.sin(bearing), math.cos(bearing)])
-        corners = np.asarray(shapely.oriented_envelope(geom).exterior.coords)
-        e1, e2 = corners[1] - corners[0], corners[2] - corners[1]
-        edge = e1 if np.hypot(*e1) >= np.hypot(*e2) else e2
-        return edge / np.hypot(*edge)
-
-    def _resolve_side_names(self, compass: tuple[str, str]) -> tuple[str, str]:
-        sides = self.side_names
-        if sides is None:
-            return compass
-        if isinstance(sides, Mapping):
-            if set(sides) != set(compass) or not all(
-                isinstance(v, str) and v for v in sides.values()
-            ):
-                raise ZoneError(
-                    f"zone {self.name!r}: side_names mapping must map exactly {list(compass)} "
-                    f"(this zone's compass sides) to non-empty names, got {dict(sides)!r}"
-                )
-            return (sides[compass[0]], sides[compass[1]])
-        if (
-            isinstance(sides, list | tuple)
-            and len(sides) == 2
-            and all(isinstance(v, str) and v for v in sides)
-            and sides[0] != sides[1]
-        ):
-            return (sides[0], sides[1])
-        raise ZoneError(
-            f"zone {self.name!r}: side_names must be two distinct names "
-            f"[{compass[0]}-side, {compass[1]}-side] or a mapping, got {sides!r}"
-        )
 
     # ----------------------------------------------------------------- construction
 
@@ -342,11 +225,7 @@ class Zone:
         ndarray, shape (N,), bool
             False only where the point is surely further than ``margin`` from the zone.
         """
-        pos = _as_points(pos)
-        x0, y0, x1, y1 = self._bounds  # type: ignore[attr-defined]
-        dx = np.maximum(np.maximum(x0 - pos[:, 0], pos[:, 0] - x1), 0.0)
-        dy = np.maximum(np.maximum(y0 - pos[:, 1], pos[:, 1] - y1), 0.0)
-        return np.hypot(dx, dy) <= margin
+        return box_distance(_as_points(pos), self._bounds) <= margin  # type: ignore[attr-defined]
 
     def contains(self, points: np.ndarray) -> np.ndarray:
         """Which points are strictly inside (points in a hole are outside).
@@ -361,9 +240,8 @@ class Zone:
         ndarray, shape (N,), bool
         """
         points = _as_points(points, "points")
-        return np.asarray(
-            shapely.contains_xy(self.geometry, points[:, 0], points[:, 1]), dtype=bool
-        )
+        d, _ = polygon.nearest_on_edges(points, self._edges)  # type: ignore[attr-defined]
+        return polygon.inside(points, self._edges) & (d > 0)  # type: ignore[attr-defined]
 
     def distance(self, points: np.ndarray) -> np.ndarray:
         """Distance to the zone, metres: 0 inside or on the boundary.
@@ -376,8 +254,7 @@ class Zone:
         -------
         ndarray, shape (N,), float64
         """
-        points = _as_points(points, "points")
-        return np.asarray(shapely.distance(self.geometry, shapely.points(points)), dtype=float)
+        return np.maximum(-self.signed_distance(points), 0.0)
 
     def signed_distance(self, points: np.ndarray) -> np.ndarray:
         """Distance to the boundary, metres: positive inside, negative outside.
@@ -391,16 +268,15 @@ class Zone:
         ndarray, shape (N,), float64
         """
         points = _as_points(points, "points")
-        boundary = self._boundary  # type: ignore[attr-defined]
-        d = np.asarray(shapely.distance(boundary, shapely.points(points)), dtype=np.float64)
-        return np.where(self.contains(points), d, -d)
+        d, _ = polygon.nearest_on_edges(points, self._edges)  # type: ignore[attr-defined]
+        return np.where(polygon.inside(points, self._edges), d, -d)  # type: ignore[attr-defined]
 
     def probability_inside(self, pos: np.ndarray, P_pos: np.ndarray) -> np.ndarray:
         """Probability that a Gaussian position lies inside, ``Phi(d / sigma)``.
 
         ``d`` is the signed distance to the nearest boundary point (positive inside) and
         ``sigma^2 = n' P n`` the variance along the boundary normal ``n`` through the
-        point: the half-plane approximation of the module docstring.
+        point: the half-plane approximation of :mod:`fusion.alerting.probability`.
 
         Parameters
         ----------
@@ -419,29 +295,12 @@ class Zone:
             raise ValueError(f"P_pos must have shape ({pos.shape[0]}, 2, 2), got {P_pos.shape}")
         p = np.zeros(pos.shape[0])
         # sqrt(trace) bounds the largest standard deviation, so beyond this margin Phi is 0.
-        sig_max = np.sqrt(np.maximum(P_pos[:, 0, 0] + P_pos[:, 1, 1], 0.0))
-        idx = np.flatnonzero(self.near(pos, _FAR_SIGMAS * sig_max))
-        if idx.size == 0:
-            return p
-        pts = pos[idx]
-        inside = self.contains(pts)
-        # shortest_line(p, boundary) runs from p to its nearest boundary point q.
-        lines = shapely.shortest_line(shapely.points(pts), self._boundary)  # type: ignore[attr-defined]
-        q = shapely.get_coordinates(lines).reshape(-1, 2, 2)[:, 1]
-        diff = pts - q
-        d = np.hypot(diff[:, 0], diff[:, 1])
-        n = np.divide(diff, d[:, None], out=np.zeros_like(diff), where=d[:, None] > 0)
-        Pi = P_pos[idx]
-        # sigma^2 = n' P n
-        var = np.einsum("ni,nij,nj->n", n, Pi, n)
-        s = np.where(inside, d, -d)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = s / np.sqrt(var)
-        # A degenerate variance along n means the point estimate decides; on the
-        # boundary itself (d == 0) the half-plane gives exactly one half.
-        z = np.where(var > 0, z, np.where(s > 0, np.inf, -np.inf))
-        z = np.where(d > 0, z, 0.0)
-        p[idx] = ndtr(z)
+        idx = np.flatnonzero(self.near(pos, FAR_SIGMAS * position_sigma_bound(P_pos)))
+        if idx.size:
+            pts = pos[idx]
+            d, q = polygon.nearest_on_edges(pts, self._edges)  # type: ignore[attr-defined]
+            inside = polygon.inside(pts, self._edges) & (d > 0)  # type: ignore[attr-defined]
+            p[idx] = halfplane_probability(pts, q, d, inside, P_pos[idx])
         return p
 
     def time_to_breach(
@@ -474,16 +333,22 @@ class Zone:
         speed = np.hypot(vel[:, 0], vel[:, 1])
         reach = speed * horizon
         cand = np.flatnonzero(self.near(pos, np.where(np.isfinite(reach), reach, 0.0)))
-        if cand.size == 0:
-            return ttb
-        pts = shapely.points(pos[cand])
-        on = np.asarray(shapely.intersects(self.geometry, pts), dtype=bool)
-        ttb[cand[on]] = 0.0
-        move = cand[~on & (speed[cand] > 0) & (horizon[cand] > 0)]
+        if cand.size:
+            pts = pos[cand]
+            d, _ = polygon.nearest_on_edges(pts, self._edges)  # type: ignore[attr-defined]
+            on = polygon.inside(pts, self._edges) | (d == 0)  # type: ignore[attr-defined]
+            ttb[cand] = self._entry_time(pts, vel[cand], horizon[cand], speed[cand], on)
+        return ttb
+
+    def _entry_time(self, pos, vel, horizon, speed, on) -> np.ndarray:
+        """:meth:`time_to_breach` of points already known to be inside (``on``) or not."""
+        ttb = np.where(on, 0.0, np.inf)
+        move = np.flatnonzero(~on & (speed > 0) & (horizon > 0))
         if move.size:
             # The start is outside, so the first boundary crossing along the path is
             # the entry: s in [0, 1] along pos -> pos + vel * horizon, time s * horizon.
-            s = _first_crossing(pos[move], vel[move] * horizon[move, None], self._edges)  # type: ignore[attr-defined]
+            delta = vel[move] * horizon[move, None]
+            s = polygon.first_crossing(pos[move], delta, self._edges)  # type: ignore[attr-defined]
             ttb[move] = s * horizon[move]
         return ttb
 
@@ -501,74 +366,54 @@ class Zone:
             Points inside are on the side of the half they are in.
         """
         points = _as_points(points, "points")
-        geoms = shapely.points(points)
-        pos_line, neg_line = self._chains  # type: ignore[attr-defined]
-        d_pos = np.asarray(shapely.distance(pos_line, geoms), dtype=float)
-        d_neg = np.asarray(shapely.distance(neg_line, geoms), dtype=float)
-        # Ties (a point on a cut point, or on the axis beyond an end): fall back to the
-        # side of the axis through the centroid.
-        ahead = (points - self._centre) @ self._normal >= 0  # type: ignore[attr-defined]
-        out = np.where(d_pos < d_neg, 1, np.where(d_neg < d_pos, -1, np.where(ahead, 1, -1)))
-        return out.astype(np.int8)
+        return sides.nearer_side(points, self._chains, self._centre, self._normal)  # type: ignore[attr-defined]
+
+    def measure(
+        self, pos: np.ndarray, P_pos: np.ndarray, vel: np.ndarray, horizon: float
+    ) -> ZoneMeasures:
+        """P(inside), time to breach, distance and side of M positions in one pass.
+
+        The same as :meth:`probability_inside`, :meth:`time_to_breach`,
+        :meth:`distance` and :meth:`side`, sharing one nearest-boundary and one inside
+        test.
+
+        Parameters
+        ----------
+        pos : ndarray, shape (M, 2)
+        P_pos : ndarray, shape (M, 2, 2)
+        vel : ndarray, shape (M, 2)
+        horizon : float
+            Look-ahead for the time to breach, seconds.
+
+        Returns
+        -------
+        ZoneMeasures
+        """
+        edges = self._edges  # type: ignore[attr-defined]
+        d, q = polygon.nearest_on_edges(pos, edges)
+        strictly = polygon.inside(pos, edges) & (d > 0)
+        on = strictly | (d == 0)
+        p_in = np.zeros(pos.shape[0])
+        # Beyond FAR_SIGMAS the probability is 0 (as in probability_inside).
+        far = box_distance(pos, self._bounds) > FAR_SIGMAS * position_sigma_bound(P_pos)  # type: ignore[attr-defined]
+        close = np.flatnonzero(~far)
+        p_in[close] = halfplane_probability(
+            pos[close], q[close], d[close], strictly[close], P_pos[close]
+        )
+        speed = np.hypot(vel[:, 0], vel[:, 1])
+        ttb = np.full(pos.shape[0], np.inf)
+        reach = box_distance(pos, self._bounds) <= speed * horizon  # type: ignore[attr-defined]
+        cand = np.flatnonzero(reach)
+        ttb[cand] = self._entry_time(
+            pos[cand], vel[cand], np.full(cand.size, float(horizon)), speed[cand], on[cand]
+        )
+        return ZoneMeasures(p_in, ttb, np.where(on, 0.0, d), self.side(pos))
 
     # ------------------------------------------------------------------- GeoJSON
 
     def to_geojson(self, frame: LocalFrame) -> dict[str, Any]:
         """This zone as a GeoJSON Feature in lon/lat (the local vertices, converted)."""
-
-        def ring(coords) -> list[list[float]]:
-            return frame.to_lonlat(np.asarray(coords)).tolist()
-
-        def poly(p: shapely.Polygon) -> list[list[list[float]]]:
-            return [ring(p.exterior.coords)] + [ring(h.coords) for h in p.interiors]
-
-        geometry: dict[str, Any]
-        if isinstance(self.geometry, shapely.MultiPolygon):
-            geometry = {
-                "type": "MultiPolygon",
-                "coordinates": [poly(p) for p in self.geometry.geoms],
-            }
-        else:
-            geometry = {"type": "Polygon", "coordinates": poly(self.geometry)}
-        props = dict(self.properties)
-        props.update(name=self.name, kind=self.kind)
-        if self.side_names is not None:
-            props["side_names"] = (
-                dict(self.side_names)
-                if isinstance(self.side_names, Mapping)
-                else list(self.side_names)
-            )
-        if self.axis_bearing is not None:
-            props["axis_bearing"] = self.axis_bearing
-        return {"type": "Feature", "properties": props, "geometry": geometry}
-
-
-def _rings_to_local(
-    rings: Any, frame: LocalFrame, densify_deg: float | None, where: str
-) -> list[np.ndarray]:
-    if not isinstance(rings, list) or not rings:
-        raise ZoneError(f"{where}: a polygon needs a list of rings")
-    out = []
-    for r, ring in enumerate(rings):
-        try:
-            arr = np.asarray(ring, dtype=float)
-        except (TypeError, ValueError):
-            raise ZoneError(f"{where}: ring {r} is not a list of [lon, lat] positions") from None
-        if arr.ndim != 2 or arr.shape[1] < 2 or arr.shape[0] < 4:
-            raise ZoneError(f"{where}: ring {r} needs at least 4 [lon, lat] positions")
-        arr = arr[:, :2]  # altitude, if any, is not used
-        if (
-            not np.isfinite(arr).all()
-            or (np.abs(arr[:, 0]) > 180).any()
-            or (np.abs(arr[:, 1]) > 90).any()
-        ):
-            raise ZoneError(
-                f"{where}: ring {r} has positions outside lon [-180, 180], lat [-90, 90]"
-            )
-        if densify_deg:
-            arr = shapely.get_coordinates(shapely.segmentize(shapely.linestrings(arr), densify_deg))
-        out.append(frame.to_local(arr))
-    return out
+        return zone_feature(self, frame)
 
 
 class ZoneSet:
@@ -611,7 +456,7 @@ class ZoneSet:
         cls,
         source: Mapping[str, Any] | str | PathLike[str],
         frame: LocalFrame,
-        densify_deg: float | None = _DEFAULT_DENSIFY_DEG,
+        densify_deg: float | None = DEFAULT_DENSIFY_DEG,
     ) -> ZoneSet:
         """Load zones from a GeoJSON FeatureCollection (a dict or a file path).
 
@@ -634,115 +479,8 @@ class ZoneSet:
         ZoneError
             Naming the feature (index and name) and what is wrong with it.
         """
-        if isinstance(source, str | PathLike):
-            path = Path(source)
-            try:
-                source = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise ZoneError(f"cannot read zones from {str(path)!r}: {exc}") from None
-        if not isinstance(source, Mapping):
-            raise ZoneError(f"zones must be a GeoJSON object, got {type(source).__name__}")
-        features: Any
-        if source.get("type") == "Feature":
-            features = [source]
-        elif source.get("type") == "FeatureCollection":
-            features = source.get("features")
-            if not isinstance(features, list):
-                raise ZoneError("FeatureCollection has no 'features' list")
-        else:
-            raise ZoneError(
-                f"expected a GeoJSON FeatureCollection or Feature, got type {source.get('type')!r}"
-            )
-        zones = []
-        for i, feat in enumerate(features):
-            if not isinstance(feat, Mapping) or feat.get("type") != "Feature":
-                raise ZoneError(f"feature {i}: not a GeoJSON Feature")
-            props = dict(feat.get("properties") or {})
-            name = props.pop("name", feat.get("id"))
-            where = f"feature {i} ({name!r})"
-            if not isinstance(name, str):
-                raise ZoneError(f"feature {i}: needs a string 'name' property (or feature 'id')")
-            geom = feat.get("geometry")
-            if not isinstance(geom, Mapping):
-                raise ZoneError(f"{where}: has no geometry")
-            gtype, coords = geom.get("type"), geom.get("coordinates")
-            if gtype == "Polygon":
-                rings = _rings_to_local(coords, frame, densify_deg, where)
-                shape = shapely.Polygon(rings[0], rings[1:])
-            elif gtype == "MultiPolygon":
-                if not isinstance(coords, list) or not coords:
-                    raise ZoneError(f"{where}: MultiPolygon needs a list of polygons")
-                polys = []
-                for j, pc in enumerate(coords):
-                    rings = _rings_to_local(pc, frame, densify_deg, f"{where} polygon {j}")
-                    polys.append(shapely.Polygon(rings[0], rings[1:]))
-                shape = shapely.MultiPolygon(polys)
-            else:
-                raise ZoneError(f"{where}: geometry type {gtype!r} is not Polygon or MultiPolygon")
-            kind = props.pop("kind", "buffer")
-            if not isinstance(kind, str):
-                raise ZoneError(f"{where}: 'kind' must be a string")
-            zones.append(
-                Zone(
-                    name,
-                    shape,
-                    kind=kind,
-                    side_names=props.pop("side_names", None),
-                    axis_bearing=props.pop("axis_bearing", None),
-                    properties=props,
-                )
-            )
-        return cls(zones)
+        return cls(Zone(**spec) for spec in read_zone_features(source, frame, densify_deg))
 
     def to_geojson(self, frame: LocalFrame) -> dict[str, Any]:
         """All zones as a GeoJSON FeatureCollection in lon/lat."""
         return {"type": "FeatureCollection", "features": [z.to_geojson(frame) for z in self]}
-
-
-def _ring_edges(geometry: Any) -> np.ndarray:
-    """Every boundary edge (exterior rings and holes) as rows ``ax, ay, bx, by``, (E, 4)."""
-    polygons = geometry.geoms if isinstance(geometry, shapely.MultiPolygon) else [geometry]
-    rings = [r for p in polygons for r in (p.exterior, *p.interiors)]
-    parts = []
-    for ring in rings:  # a handful of rings, once per zone
-        xy = np.asarray(ring.coords, dtype=float)
-        parts.append(np.hstack([xy[:-1], xy[1:]]))
-    return np.vstack(parts)
-
-
-# Segment x edge pairs per chunk in :func:`_first_crossing` (bounds its temporaries).
-_CROSSING_CHUNK = 1 << 20
-
-
-def _first_crossing(start: np.ndarray, delta: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Where each segment ``start + s * delta`` first crosses a boundary edge.
-
-    Solves ``start + s d = a + u (b - a)`` for every segment and edge with 2-D cross
-    products, vectorised over both; parallel edges never count.
-
-    Parameters
-    ----------
-    start, delta : ndarray, shape (M, 2)
-    edges : ndarray, shape (E, 4)
-        ``ax, ay, bx, by`` per edge.
-
-    Returns
-    -------
-    ndarray, shape (M,)
-        Smallest ``s`` in [0, 1] with a crossing, ``inf`` where there is none.
-    """
-    out = np.full(start.shape[0], np.inf)
-    ax, ay = edges[:, 0], edges[:, 1]
-    ex, ey = edges[:, 2] - ax, edges[:, 3] - ay
-    step = max(1, _CROSSING_CHUNK // max(edges.shape[0], 1))
-    for lo in range(0, start.shape[0], step):  # chunks of segments, not one at a time
-        px, py = start[lo : lo + step, :1], start[lo : lo + step, 1:]
-        dx, dy = delta[lo : lo + step, :1], delta[lo : lo + step, 1:]
-        denom = dx * ey - dy * ex  # cross(d, e)
-        wx, wy = ax - px, ay - py  # a - p
-        with np.errstate(divide="ignore", invalid="ignore"):
-            s = (wx * ey - wy * ex) / denom  # cross(a - p, e) / cross(d, e)
-            u = (wx * dy - wy * dx) / denom  # cross(a - p, d) / cross(d, e)
-        ok = (denom != 0) & (s >= 0) & (s <= 1) & (u >= 0) & (u <= 1)
-        out[lo : lo + step] = np.where(ok, s, np.inf).min(axis=1)
-    return out
