@@ -25,9 +25,11 @@ File format, version 1 (all integers and floats little-endian)::
       14+T    P     payload      bytes (msgpack payload as received)
       4+B     4     crc          uint32, CRC-32 of bytes [0, 4+B) of this frame
 
-The magic starts with a non-ASCII byte and holds ``\\r\\n`` (as PNG's does) so that a file
-mangled by a text-mode transfer is refused rather than misread. Each frame carries its
-own CRC so that a flipped bit is reported as corruption instead of being replayed.
+The frames are :mod:`fusion.framing`'s ``CRC_AFTER_BODY`` records; that module also
+reads them back and finds where a damaged tail begins. The magic starts with a
+non-ASCII byte and holds ``\\r\\n`` (as PNG's does) so that a file mangled by a
+text-mode transfer is refused rather than misread. Each frame carries its own CRC so
+that a flipped bit is reported as corruption instead of being replayed.
 
 A writer that crashes leaves a file whose last frame may be cut short. Readers stop at
 the last whole frame and say where (:class:`RecordingReport`); everything before that
@@ -46,13 +48,15 @@ import time
 import warnings
 import zlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, Literal, NamedTuple
 
 import msgpack
 import numpy as np
+
+from fusion.framing import CRC_AFTER_BODY
 
 MAGIC = b"\x89BZREC\r\n"
 FORMAT_VERSION = 1
@@ -64,10 +68,12 @@ MAX_TOPIC_BYTES = 0xFFFF
 MAX_METADATA_BYTES = 16 * 1024 * 1024
 
 _HEADER = struct.Struct("<8sHHdI")  # magic, version, flags, t_start, meta_len
-_FRAME_HEAD = struct.Struct("<IdH")  # body_len, t_recv, topic_len
+_BODY_HEAD = struct.Struct("<dH")  # t_recv, topic_len: the fixed start of every body
 _CRC = struct.Struct("<I")
-_FRAME_FIXED = _FRAME_HEAD.size - 4  # bytes of the body before the topic: t_recv, topic_len
-_FRAME_OVERHEAD = 4 + _CRC.size  # length prefix and CRC around the body
+_FRAME_FIXED = _BODY_HEAD.size
+# The frames: length, body, CRC-32 of length and body (fusion.framing's layout).
+FRAMES = replace(CRC_AFTER_BODY, max_body=MAX_FRAME_BYTES, min_body=_FRAME_FIXED)
+_FRAME_OVERHEAD = FRAMES.overhead
 
 
 class RecordingError(Exception):
@@ -318,14 +324,8 @@ class RecordingWriter:
         body_len = _FRAME_FIXED + len(topic) + payload_len
         if body_len > MAX_FRAME_BYTES:
             raise RecordingError(f"frame of {body_len} bytes exceeds {MAX_FRAME_BYTES}")
-        head = _FRAME_HEAD.pack(body_len, t_recv, len(topic))
-        # CRC-32 of the whole frame before the CRC field, computed incrementally so the
-        # payload is never copied.
-        crc = zlib.crc32(payload, zlib.crc32(topic, zlib.crc32(head)))
-        f.write(head)
-        f.write(topic)
-        f.write(payload)
-        f.write(_CRC.pack(crc))
+        # The payload is handed to the file as it is, never copied into one frame.
+        f.writelines(FRAMES.pieces(_BODY_HEAD.pack(t_recv, len(topic)), topic, payload))
         self.frames += 1
         self.bytes_written += body_len + _FRAME_OVERHEAD
         if time.monotonic() - self._last_flush >= self.flush_interval:
@@ -364,11 +364,6 @@ class RecordingWriter:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _zero_tail(buf: bytes | mmap.mmap, pos: int, size: int) -> bool:
-    """True when every byte from ``pos`` to the end of the file is zero."""
-    return not buf[pos:size].strip(b"\0")
 
 
 def _parse_header(buf: bytes | mmap.mmap, path: str) -> RecordingHeader:
@@ -455,58 +450,42 @@ class RecordingReader:
         buf = self._buf
         if isinstance(buf, mmap.mmap) and buf.closed:
             raise RecordingError(f"{self.path}: reader is closed")
-        size = self.file_size
-        pos = self.header.size
+        unpack_body = _BODY_HEAD.unpack_from
+        scan = FRAMES.scan(buf, self.header.size, self.file_size)
         n = 0
-        head_size = _FRAME_HEAD.size
-        unpack_head = _FRAME_HEAD.unpack_from
-        unpack_crc = _CRC.unpack_from
-        crc32 = zlib.crc32
-        status: Literal["complete", "truncated", "corrupt"] = "complete"
-        detail = ""
-        while pos < size:
-            if pos + head_size > size:
-                status, detail = "truncated", f"frame header cut short ({size - pos} bytes)"
-                break
-            body_len, t_recv, topic_len = unpack_head(buf, pos)
-            if body_len > MAX_FRAME_BYTES or body_len < _FRAME_FIXED + topic_len:
-                status, detail = (
-                    "corrupt",
-                    (
-                        f"frame declares body_len={body_len}, topic_len={topic_len}, "
-                        "which no writer produces"
-                    ),
+        for span in scan:
+            t_recv, topic_len = unpack_body(buf, span.start)
+            topic_start = span.start + _FRAME_FIXED
+            if topic_start + topic_len > span.end:
+                # The CRC holds, so a writer put this here: still not a frame we can read.
+                self._corrupt(
+                    span.offset,
+                    n,
+                    f"frame declares body_len={span.end - span.start}, topic_len={topic_len}, "
+                    "which no writer produces",
                 )
-                if _zero_tail(buf, pos, size):
-                    # Some file systems leave zeros where a crash interrupted the
-                    # last writes: that is a cut-off file, not a damaged one.
-                    status, detail = "truncated", f"zero-filled tail of {size - pos} bytes"
-                    break
-                if self.on_corrupt == "raise":
-                    self._finish(status, n, pos, detail)
-                    raise RecordingCorrupt(f"{self.path}: byte {pos}, frame {n}: {detail}", pos, n)
-                break
-            end = pos + 4 + body_len
-            if end + 4 > size:
-                status, detail = (
-                    "truncated",
-                    (f"frame of {body_len + _FRAME_OVERHEAD} bytes cut short at {size - pos}"),
-                )
-                break
-            (crc,) = unpack_crc(buf, end)
-            if crc32(buf[pos:end]) != crc:
-                status, detail = "corrupt", "frame CRC mismatch"
-                if self.on_corrupt == "raise":
-                    self._finish(status, n, pos, detail)
-                    raise RecordingCorrupt(f"{self.path}: byte {pos}, frame {n}: {detail}", pos, n)
-                break
-            topic_end = pos + head_size + topic_len
-            yield Frame(t_recv, buf[pos + head_size : topic_end], buf[topic_end:end])
+                return
+            topic_end = topic_start + topic_len
+            yield Frame(t_recv, buf[topic_start:topic_end], buf[topic_end : span.end])
             n += 1
-            pos = end + 4
-        report = self._finish(status, n, pos, detail)
+        end = scan.finished()
+        if end.reason in ("length", "crc"):
+            detail = "frame CRC mismatch" if end.reason == "crc" else end.detail
+            self._corrupt(end.offset, n, detail)
+            return
+        if end.reason is None:
+            self._finish("complete", n, end.offset, "")
+            return
+        report = self._finish("truncated", n, end.offset, end.detail)
         if not report.complete:
             warnings.warn(report.message(), RecordingWarning, stacklevel=2)
+
+    def _corrupt(self, pos: int, n: int, detail: str) -> None:
+        """End a read at a damaged frame: raise, or warn and report, per ``on_corrupt``."""
+        report = self._finish("corrupt", n, pos, detail)
+        if self.on_corrupt == "raise":
+            raise RecordingCorrupt(f"{self.path}: byte {pos}, frame {n}: {detail}", pos, n)
+        warnings.warn(report.message(), RecordingWarning, stacklevel=3)
 
     def _finish(
         self, status: Literal["complete", "truncated", "corrupt"], n: int, pos: int, detail: str

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import logging
 import os
-import struct
-import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from fusion.framing import CRC_BEFORE_BODY
 from fusion.messages import WireError, pack_map, unpack_map
 
 __all__ = [
@@ -44,10 +43,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAGIC = b"BZALOG1\n"
-_HEADER = struct.Struct("<II")
-# An alert event is a few hundred bytes; a length past this is corruption, not data,
-# and must not make the reader allocate it.
-MAX_RECORD_BYTES = 1 << 20
+# The records: length, CRC-32 of the payload, payload (see fusion.framing). An alert
+# event is a few hundred bytes; a length past MAX_RECORD_BYTES is corruption, not
+# data, and must not make the reader allocate it.
+RECORDS = CRC_BEFORE_BODY
+MAX_RECORD_BYTES = RECORDS.max_body
 
 
 class AlertLogError(OSError):
@@ -92,8 +92,10 @@ class LogReport:
         return self.error is None
 
 
-def _scan(f: BinaryIO, path: str, file_bytes: int) -> tuple[list[dict[str, Any]], LogReport]:
-    head = f.read(len(MAGIC))
+def _scan(data: bytes, path: str) -> tuple[list[dict[str, Any]], LogReport]:
+    """Verify the magic and every record of a whole log held in ``data``."""
+    file_bytes = len(data)
+    head = data[: len(MAGIC)]
     if head != MAGIC:
         if file_bytes < len(MAGIC) and MAGIC.startswith(head):
             # A crash while creating the file: no records were ever written.
@@ -107,36 +109,21 @@ def _scan(f: BinaryIO, path: str, file_bytes: int) -> tuple[list[dict[str, Any]]
             )
         raise AlertLogError(f"{path} is not a bufferzone alert log (bad magic {head[:8]!r})")
     events: list[dict[str, Any]] = []
-    offset = len(MAGIC)
-    error, detail = None, ""
-    while offset < file_bytes:
-        header = f.read(_HEADER.size)
-        if len(header) < _HEADER.size:
-            error, detail = "truncated", f"record header at offset {offset} is cut short"
-            break
-        length, crc = _HEADER.unpack(header)
-        if length > MAX_RECORD_BYTES:
-            error, detail = "length", f"record at offset {offset} claims {length} bytes"
-            break
-        payload = f.read(length)
-        if len(payload) < length:
-            error = "truncated"
-            detail = f"record at offset {offset} needs {length} payload bytes, {len(payload)} left"
-            break
-        if zlib.crc32(payload) != crc:
-            error, detail = "crc", f"record at offset {offset} fails its CRC32 check"
-            break
+    scan = RECORDS.scan(data, len(MAGIC))
+    for span in scan:
         try:
-            event = unpack_map(payload)
+            event = unpack_map(data[span.start : span.end])
         except WireError as exc:
-            error, detail = "payload", f"record at offset {offset} is not an event map ({exc})"
-            break
+            # The frame verified but its body is no event: stop here like any damage.
+            detail = f"record at offset {span.offset} is not an event map ({exc})"
+            return events, LogReport(
+                path, len(events), span.offset, file_bytes, "payload", detail
+            )
         event.pop("v", None)
         events.append(event)
-        offset += _HEADER.size + length
-    if error is None:
-        detail = f"{len(events)} records, {offset} bytes, clean"
-    return events, LogReport(path, len(events), offset, file_bytes, error, detail)
+    end = scan.finished()
+    detail = end.detail if end.reason else f"{len(events)} records, {end.offset} bytes, clean"
+    return events, LogReport(path, len(events), end.offset, file_bytes, end.reason, detail)
 
 
 def read_alert_log(path: str | PathLike[str]) -> tuple[list[dict[str, Any]], LogReport]:
@@ -161,8 +148,7 @@ def read_alert_log(path: str | PathLike[str]) -> tuple[list[dict[str, Any]], Log
     """
     path = os.fspath(path)
     with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        return _scan(f, path, size)
+        return _scan(f.read(), path)
 
 
 def open_alerts_from_events(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -225,11 +211,12 @@ class AlertLog:
         try:
             self._lock(f)
             f.seek(0)
-            size = os.fstat(f.fileno()).st_size
+            data = f.read()
+            size = len(data)
             if size == 0:
                 report = LogReport(str(self.path), 0, 0, 0, None, "new log")
             else:
-                _, report = _scan(f, str(self.path), size)
+                _, report = _scan(data, str(self.path))
             if report.error is not None or size == 0:
                 if report.error is not None:
                     log.warning(
@@ -304,7 +291,7 @@ class AlertLog:
                 raise AlertLogError(
                     f"alert event of {len(payload)} bytes exceeds {MAX_RECORD_BYTES}"
                 )
-            chunks.append(_HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
+            chunks.append(RECORDS.encode(payload))
             offsets.append(offset)
             offset += len(chunks[-1])
         # One write of whole records: a crash tears at most the last one, which the

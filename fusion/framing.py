@@ -1,0 +1,251 @@
+"""Length-prefixed, CRC-checked records for append-only files.
+
+The alert log (:mod:`fusion.service.alertlog`) and the recording
+(:mod:`replay.recording`) are both a header of their own followed by records that are
+only ever appended. This module owns the records: how one is laid out, how it is
+written, and how a file of them is read back and checked, including where a torn or
+damaged tail begins. It never writes to, cuts or deletes anything in a file it reads;
+what to do about a bad tail is the owner's decision.
+
+Two layouts are on disk today, each a :class:`RecordLayout` (integers little-endian)::
+
+    CRC_BEFORE_BODY  (the alert log)
+      length  uint32  body size B
+      crc     uint32  CRC-32 of the body
+      body    B bytes
+
+    CRC_AFTER_BODY   (the recording)
+      length  uint32  body size B
+      body    B bytes
+      crc     uint32  CRC-32 of length and body (the 4 + B bytes before it)
+
+Reading stops at the first record that does not verify and reports why
+(:class:`ScanEnd`): ``"truncated"`` when the file ends inside a record, ``"length"``
+when a record declares a size no writer produces (unless everything from there on is
+zero bytes, which is how some file systems leave a crash: that is a truncation too),
+``"crc"`` when the checksum does not match.
+
+A later format can extend the layout without touching its readers' loops: a sync
+marker before each record (so a reader can find the next good record after damage
+instead of stopping) or a hash chained through the records would be fields of
+:class:`RecordLayout` checked in :meth:`RecordScan.__iter__`.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+__all__ = ["CRC_AFTER_BODY", "CRC_BEFORE_BODY", "RecordLayout", "RecordScan", "ScanEnd", "Span"]
+
+Buffer = bytes | bytearray | memoryview
+Reason = Literal["truncated", "length", "crc"]
+
+_U32 = struct.Struct("<I")
+_U32_PAIR = struct.Struct("<II")
+
+
+class Span(NamedTuple):
+    """Where one verified record lies in the buffer that was scanned.
+
+    Positions, not a view: a view would pin a memory map open after its reader
+    closes it.
+
+    Attributes
+    ----------
+    offset : int
+        Byte offset of the record (its length prefix).
+    start, end : int
+        The body is ``buf[start:end]``.
+    """
+
+    offset: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class ScanEnd:
+    """Where a scan stopped and why.
+
+    Attributes
+    ----------
+    offset : int
+        Byte offset just after the last verified record: the offset of the first bad
+        record when ``reason`` is set, the end of the buffer otherwise.
+    records : int
+        Records that verified.
+    size : int
+        Bytes that were scanned to (the file size).
+    reason : {"truncated", "length", "crc"} or None
+        Why the scan stopped before ``size``; ``None`` when every byte verified.
+    detail : str
+        A sentence for a person, naming the offset.
+    """
+
+    offset: int
+    records: int
+    size: int
+    reason: Reason | None = None
+    detail: str = ""
+
+    @property
+    def clean(self) -> bool:
+        """True when every byte up to ``size`` belongs to a verified record."""
+        return self.reason is None
+
+
+@dataclass(frozen=True)
+class RecordLayout:
+    """How records are framed: length prefix, CRC-32 placement and size limits.
+
+    Parameters
+    ----------
+    crc_after_body : bool
+        ``False``: ``length | crc(body) | body``. ``True``: ``length | body |
+        crc(length + body)``.
+    max_body : int
+        Largest body a writer may produce; a larger declared length is damage, and the
+        reader never allocates it.
+    min_body : int
+        Smallest body a writer produces (a fixed part every body has).
+    """
+
+    crc_after_body: bool
+    max_body: int
+    min_body: int = 0
+
+    @property
+    def overhead(self) -> int:
+        """Bytes each record adds around its body."""
+        return 8
+
+    def pieces(self, *body: Buffer) -> list[Buffer]:
+        """The buffers that make up one record whose body is the concatenated ``body``.
+
+        The body parts are not copied, so a large payload can go straight to the file
+        (``f.writelines(layout.pieces(head, payload))``).
+
+        Raises
+        ------
+        ValueError
+            If the body is outside ``[min_body, max_body]``.
+        """
+        length = sum(memoryview(part).nbytes for part in body)
+        if not self.min_body <= length <= self.max_body:
+            raise ValueError(
+                f"record body of {length} bytes is outside [{self.min_body}, {self.max_body}]"
+            )
+        if self.crc_after_body:
+            prefix = _U32.pack(length)
+            crc = zlib.crc32(prefix)
+            for part in body:
+                crc = zlib.crc32(part, crc)
+            return [prefix, *body, _U32.pack(crc)]
+        crc = 0
+        for part in body:
+            crc = zlib.crc32(part, crc)
+        return [_U32_PAIR.pack(length, crc), *body]
+
+    def encode(self, *body: Buffer) -> bytes:
+        """One whole record as bytes (see :meth:`pieces`)."""
+        return b"".join(self.pieces(*body))
+
+    def scan(self, buf: Buffer, start: int, size: int | None = None) -> RecordScan:
+        """The records of ``buf[start:size]``; see :class:`RecordScan`."""
+        return RecordScan(self, buf, start, len(buf) if size is None else size)
+
+
+CRC_BEFORE_BODY = RecordLayout(crc_after_body=False, max_body=1 << 20)
+CRC_AFTER_BODY = RecordLayout(crc_after_body=True, max_body=1 << 30)
+
+
+def _zero_tail(buf: Buffer, pos: int, size: int) -> bool:
+    """True when every byte from ``pos`` to ``size`` is zero."""
+    return not bytes(buf[pos:size]).strip(b"\0")
+
+
+class RecordScan:
+    """Iterate over the verified records of a buffer; :attr:`end` says how it ended.
+
+    Parameters
+    ----------
+    layout : RecordLayout
+    buf : bytes-like or mmap
+        The file's bytes.
+    start : int
+        Offset of the first record (the size of the file's own header).
+    size : int
+        Offset to scan up to.
+
+    Attributes
+    ----------
+    end : ScanEnd or None
+        Set when the iteration is exhausted; ``None`` before, or if the caller stopped
+        early (the caller then knows better why).
+    """
+
+    def __init__(self, layout: RecordLayout, buf: Buffer, start: int, size: int):
+        self.layout = layout
+        self.buf = buf
+        self.start = start
+        self.size = size
+        self.end: ScanEnd | None = None
+
+    def __iter__(self) -> Iterator[Span]:
+        buf, size, layout = self.buf, self.size, self.layout
+        head = 8 if not layout.crc_after_body else 4
+        pos, n = self.start, 0
+        reason: Reason | None = None
+        detail = f"{size - self.start} bytes of records, clean"
+        while pos < size:
+            if pos + head > size:
+                reason = "truncated"
+                detail = f"record at offset {pos} is cut short inside its {head}-byte header"
+                break
+            (length,) = _U32.unpack_from(buf, pos)
+            if not layout.min_body <= length <= layout.max_body:
+                if _zero_tail(buf, pos, size):
+                    reason = "truncated"
+                    detail = f"zero-filled tail of {size - pos} bytes at offset {pos}"
+                else:
+                    reason = "length"
+                    detail = (
+                        f"record at offset {pos} declares body_len={length}, which no "
+                        f"writer produces (limits {layout.min_body}..{layout.max_body})"
+                    )
+                break
+            body = pos + head
+            stop = body + length + (4 if layout.crc_after_body else 0)
+            if stop > size:
+                reason = "truncated"
+                detail = f"record at offset {pos} needs {stop - pos} bytes, {size - pos} left"
+                break
+            if layout.crc_after_body:
+                (crc,) = _U32.unpack_from(buf, body + length)
+                ok = zlib.crc32(buf[pos : body + length]) == crc
+            else:
+                (crc,) = _U32.unpack_from(buf, pos + 4)
+                ok = zlib.crc32(buf[body : body + length]) == crc
+            if not ok:
+                reason, detail = "crc", f"record at offset {pos} fails its CRC-32 check"
+                break
+            yield Span(pos, body, body + length)
+            n += 1
+            pos = stop
+        self.end = ScanEnd(pos, n, size, reason, detail)
+
+    def finished(self) -> ScanEnd:
+        """:attr:`end`, for a caller that has exhausted the iteration.
+
+        Raises
+        ------
+        RuntimeError
+            If the iteration has not run to its end.
+        """
+        if self.end is None:
+            raise RuntimeError("the record scan was not run to its end")
+        return self.end
