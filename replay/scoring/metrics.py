@@ -415,7 +415,8 @@ def _matching_rule(tolerance: float, lead: Mapping[str, float]) -> str:
         f"the alert's open time, and the alert was open at some time in [t_enter - "
         f"{tolerance:g} s, t_exit + {tolerance:g} s] (no upper bound while t_exit is None): "
         "an alert that opened early, on a target near the line, and was still open when it "
-        f"crossed is a warning, not a false alarm.{leads} Alerts are taken in "
+        f"crossed is a warning, not a false alarm.{leads} For such kinds the open time "
+        "itself must fall in the window. Alerts are taken in "
         "order of open time; each takes an unmatched candidate episode if there is one "
         "(nearest in time to its interval, then earliest t_enter), else it is a duplicate "
         "of the nearest matched one. The first alert of an episode is 'true' and gives its "
@@ -465,6 +466,7 @@ def score_kind(
     track_to_truth: TrackToTruth,
     *,
     count_recall: bool = True,
+    overlap: bool = True,
 ) -> KindScores:
     """Match one kind's opened alerts to truth events (see :func:`_matching_rule`).
 
@@ -481,6 +483,10 @@ def score_kind(
         (``lost_inside``: the truth says where a target was, not whether its track was
         lost); ``events`` then only decide whether each alert was about a real
         situation, and recall is NaN.
+    overlap : bool
+        True: an alert matches when it was open at some time in an event's window.
+        False: its open time must fall in the window (for kinds meant to fire early,
+        whose window already reaches back by their lead).
 
     Returns
     -------
@@ -507,8 +513,8 @@ def score_kind(
         if target is not None:
             for i in by_key.get((zone, int(target)), ()):
                 e = events[i]
-                # The alert's open interval [t, t_close] meets the event's window.
-                if t <= e.t_hi and t_close >= e.t_lo:
+                # The alert's open interval [t, t_close] (or just t) meets the window.
+                if t <= e.t_hi and (t_close if overlap else t) >= e.t_lo:
                     gap = max(e.t_lo - t, t - e.t_hi, 0.0)
                     candidates.append((i in first_alert, gap, e.t_ref, i))
         episode: int | None = None
@@ -722,6 +728,7 @@ def score_alerts(
             incursion_events(incursions, tolerance, lead.get(kind, 0.0)),
             events,
             track_to_truth,
+            overlap=kind not in lead,
         )
         for kind in kinds
     }

@@ -1,7 +1,24 @@
-"""The evaluation picture: zone, truth paths, confirmed tracks, alerts, GOSPA over time."""
+"""The evaluation page: a PNG an analyst can hand to someone who was not there.
+
+One landscape page, readable without this code:
+
+- a map in local metres with longitude/latitude on the opposite axes: the zones, the
+  sensors and their coverage, every truth path, the confirmed tracks coloured by what
+  scoring made of them (following a truth, or false), numbered alert markers, and a
+  red cross wherever an incursion went without an alert;
+- the scores: GOSPA and its parts, track continuity, and recall / precision /
+  latency per alert kind;
+- a numbered alert table (id, kind, zone, track, open time, verdict, latency) keyed
+  to the map;
+- GOSPA over time with its localisation / missed / false parts, incursion entries and
+  alert openings marked, and the largest spikes labelled with what caused them;
+- the matching rule in words.
+"""
 
 from __future__ import annotations
 
+import math
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -23,6 +40,14 @@ _ALERT_STYLE = {
     "lost_inside": ("X", "black"),
     "loitering": ("o", "tab:purple"),
 }
+# Kinds listed one by one in the alert table; predicted incursions are many and are
+# summed up in the scores instead.
+_TABLE_KINDS = ("incursion", "exit", "loitering", "lost_inside")
+_TABLE_ROWS = 26
+_TRACK_OK = "tab:blue"
+_TRACK_FALSE = "tab:orange"
+_SENSOR_COLOUR = {"radar": "tab:green", "drone": "tab:cyan", "satellite": "tab:olive",
+                  "ugs": "tab:brown"}
 
 
 def _paths(times: list[float], ids: list[np.ndarray], x: list[np.ndarray]) -> dict[int, np.ndarray]:
@@ -34,102 +59,432 @@ def _paths(times: list[float], ids: list[np.ndarray], x: list[np.ndarray]) -> di
     return {tid: np.array(pts) for tid, pts in acc.items()}
 
 
-def write_report(ev: Evaluation, path: str | Path) -> None:
-    """Draw the evaluation to a PNG.
+def _scenario(ev: Evaluation) -> Any:
+    """The scenario the result came from (for its sensors), or None when not loadable."""
+    meta = ev.result.metadata.get("scenario") or {}
+    source = meta.get("source")
+    if not source or str(source).startswith("<"):
+        return None
+    try:
+        from sensors.scenario import load_scenario
 
-    Top: the zone(s), every truth path (grey), every confirmed track (coloured by
-    id), opened alerts as markers by kind (false ones circled). Bottom: GOSPA per
-    step, and its localisation / missed / false parts (m^p, stacked).
+        return load_scenario(source)
+    except (OSError, ValueError):
+        return None
+
+
+def _frame(ev: Evaluation) -> Any:
+    origin = (ev.result.metadata.get("scenario") or {}).get("origin")
+    if not origin:
+        return None
+    from fusion.geo import LocalFrame
+
+    return LocalFrame(float(origin[0]), float(origin[1]))
+
+
+def _coverage(spec: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(coverage polygon, position or route) of one sensor spec, local metres."""
+    from sensors import shapes
+
+    kind = spec.kind
+    if kind == "radar":
+        return (
+            shapes.sector(np.asarray(spec.position), *spec.range, spec.azimuth, spec.width),
+            np.asarray(spec.position)[None, :],
+        )
+    if kind == "ugs":
+        return shapes.circle(np.asarray(spec.position), spec.radius, 24), np.asarray(
+            spec.position
+        )[None, :]
+    if kind == "satellite":
+        return shapes.rectangle(np.asarray(spec.center), spec.heading, spec.length,
+                                spec.width), None
+    if kind == "drone":
+        return None, np.asarray(spec.route)
+    return None, None
+
+
+def _draw_sensors(ax: Any, scenario: Any) -> list[str]:
+    """Sensors and their coverage on the map; returns legend notes."""
+    if scenario is None:
+        return ["sensors: scenario file not available"]
+    seen: set[str] = set()
+    ugs_pos = []
+    for spec in scenario.sensors:
+        cover, where = _coverage(spec)
+        colour = _SENSOR_COLOUR.get(spec.kind, "0.4")
+        label = None if spec.kind in seen else f"{spec.kind} coverage"
+        seen.add(spec.kind)
+        if spec.kind == "ugs":
+            ugs_pos.append(where[0])
+            continue
+        if cover is not None:
+            ring = np.vstack([cover, cover[:1]])
+            ax.fill(ring[:, 0], ring[:, 1], color=colour, alpha=0.06, zorder=0)
+            ax.plot(ring[:, 0], ring[:, 1], color=colour, lw=0.6, alpha=0.6, zorder=0,
+                    label=label)
+            label = None
+        if spec.kind == "drone" and where is not None:
+            loop = np.vstack([where, where[:1]])
+            ax.plot(loop[:, 0], loop[:, 1], color=colour, lw=1.0, ls="--", zorder=1,
+                    label=None if "drone route" in seen else "drone route")
+            seen.add("drone route")
+        elif where is not None:
+            ax.scatter(where[:, 0], where[:, 1], marker="P", s=70, color=colour,
+                       edgecolors="k", linewidths=0.5, zorder=6,
+                       label=None if f"{spec.kind}-pos" in seen else spec.kind)
+            seen.add(f"{spec.kind}-pos")
+            ax.annotate(spec.id, where[0], fontsize=6, xytext=(3, 3),
+                        textcoords="offset points", color=colour)
+    if ugs_pos:
+        pts = np.array(ugs_pos)
+        ax.scatter(pts[:, 0], pts[:, 1], marker=".", s=12, color=_SENSOR_COLOUR["ugs"],
+                   zorder=6, label=f"UGS ({len(pts)})")
+    return []
+
+
+def _lonlat_axes(ax: Any, frame: Any) -> None:
+    """Longitude / latitude on the top and right axes (exact along the map's centre lines)."""
+    if frame is None:
+        return
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    north_c, east_c = (y0 + y1) / 2, (x0 + x1) / 2
+
+    def e2lon(e: Any) -> Any:
+        e = np.asarray(e, dtype=float)
+        return frame.to_lonlat(np.stack([e, np.full_like(e, north_c)], axis=-1))[..., 0]
+
+    def lon2e(lon: Any) -> Any:
+        lon = np.asarray(lon, dtype=float)
+        lat_c = frame.to_lonlat(np.array([east_c, north_c]))[1]
+        return frame.to_local(np.stack([lon, np.full_like(lon, lat_c)], axis=-1))[..., 0]
+
+    def n2lat(n: Any) -> Any:
+        n = np.asarray(n, dtype=float)
+        return frame.to_lonlat(np.stack([np.full_like(n, east_c), n], axis=-1))[..., 1]
+
+    def lat2n(lat: Any) -> Any:
+        lat = np.asarray(lat, dtype=float)
+        lon_c = frame.to_lonlat(np.array([east_c, north_c]))[0]
+        return frame.to_local(np.stack([np.full_like(lat, lon_c), lat], axis=-1))[..., 1]
+
+    top = ax.secondary_xaxis("top", functions=(e2lon, lon2e))
+    top.set_xlabel("longitude (°E, WGS84)")
+    right = ax.secondary_yaxis("right", functions=(n2lat, lat2n))
+    right.set_ylabel("latitude (°N, WGS84)")
+
+
+def _verdicts(ev: Evaluation) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
+    if ev.alerts is not None:
+        for ks in ev.alerts.by_kind.values():
+            for a in ks.alerts:
+                out[a.alert_id] = a
+    return out
+
+
+def _latency(ev: Evaluation, kind: str, alert_id: Any) -> float | None:
+    if ev.alerts is None or kind not in ev.alerts.by_kind:
+        return None
+    for e in ev.alerts.by_kind[kind].episodes:
+        if e.alert_id == alert_id:
+            return e.latency
+    return None
+
+
+def _entry_point(ev: Evaluation, target: int, t: float) -> np.ndarray | None:
+    k = int(np.searchsorted(ev.truth.times, t))
+    for kk in (k, k - 1, k + 1):
+        if 0 <= kk < len(ev.truth.times):
+            row = np.flatnonzero(ev.truth.ids[kk] == target)
+            if row.size:
+                return ev.truth.x[kk][row[0], :2]
+    return None
+
+
+def _fmt(v: Any, spec: str = ".3f") -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "n/a"
+    return format(v, spec)
+
+
+def _scores_text(ev: Evaluation) -> str:
+    s = ev.summary
+    g = s["gospa"]
+    m = g["mean"]
+    t = s["tracks"]
+    lines = [
+        f"GOSPA (c = {g['c']:g} m, p = {g['p']:g}, alpha = {g['alpha']:g}), mean of "
+        f"{s['steps']} steps",
+        f"  distance {_fmt(m['distance'], '.1f')} m = (localisation "
+        f"{_fmt(m['localisation'], '.0f')} + missed {_fmt(m['missed'], '.0f')}"
+        f" + false {_fmt(m['false'], '.0f')} m^{g['p']:g})^(1/{g['p']:g})",
+        f"  {_fmt(m['n_missed'], '.1f')} truths missed, {_fmt(m['n_false'], '.1f')} false "
+        "tracks per step",
+        f"Tracks: {t['targets']} truths, {t['targets_tracked']} tracked, "
+        f"{t['never_tracked']} never; {_fmt(t['fragmentation'], '.2f')} track ids per truth; "
+        f"{t['id_switches']} id switches",
+        "",
+        f"{'alerts':20}{'truth':>6}{'open':>6}{'true':>6}{'false':>6}{'recall':>8}"
+        f"{'precision':>10}{'latency p50/max':>17}",
+    ]
+    alerts = s.get("alerts") or {}
+    for kind in ("incursion", "predicted_incursion", "exit", "loitering", "lost_inside"):
+        k = alerts.get(kind)
+        if not k:
+            continue
+        lat = (f"{_fmt(k['latency_median'], '.1f')} / {_fmt(k['latency_max'], '.1f')} s"
+               if k.get("latency_median") is not None else "n/a")
+        lines.append(
+            f"{kind:20}{k['n_truth']:6d}{k['n_opened']:6d}{k['n_true']:6d}{k['n_false']:6d}"
+            f"{_fmt(k['recall']):>8}{_fmt(k['precision']):>10}{lat:>17}"
+        )
+    if "rule" not in alerts and alerts.get("note"):
+        lines.append(alerts["note"])
+    for w in s.get("warnings") or ():
+        lines += ["", f"WARNING: {w}"]
+    return "\n".join(lines)
+
+
+def _alert_rows(ev: Evaluation) -> list[dict[str, Any]]:
+    verdicts = _verdicts(ev)
+    rows = []
+    for a in ev.result.alerts:
+        if a.get("event") != "open" or a.get("kind") not in _TABLE_KINDS:
+            continue
+        v = verdicts.get(a["alert_id"])
+        rows.append({
+            "alert": a,
+            "verdict": v.outcome if v is not None else "-",
+            "latency": _latency(ev, a["kind"], a["alert_id"]) if v is not None else None,
+        })
+    rows.sort(key=lambda r: float(r["alert"]["t"]))
+    for n, r in enumerate(rows, 1):
+        r["n"] = n
+    return rows
+
+
+def _table_text(rows: list[dict[str, Any]]) -> str:
+    head = f"{'#':>3} {'kind':12}{'zone':9}{'track':>6}{'opened':>9}  {'verdict':10}{'latency':>8}"
+    lines = [head]
+    for r in rows[:_TABLE_ROWS]:
+        a = r["alert"]
+        lat = f"{r['latency']:+.1f} s" if r["latency"] is not None else ""
+        lines.append(
+            f"{r['n']:3d} {a['kind'][:12]:12}{str(a['zone'])[:9]:9}{int(a['track_id']):6d}"
+            f"{float(a['t']):8.1f}s  {r['verdict']:10}{lat:>8}"
+        )
+    if len(rows) > _TABLE_ROWS:
+        lines.append(f"    ... {len(rows) - _TABLE_ROWS} more in the --json summary")
+    lines.append("")
+    lines.append("ids: <zone>:<kind>:<track>:<n>; e.g. " + (
+        str(rows[0]["alert"]["alert_id"]) if rows else "none opened"))
+    return "\n".join(lines)
+
+
+def _spikes(ev: Evaluation, n: int = 3) -> list[tuple[float, float, str]]:
+    """The ``n`` largest GOSPA peaks, well apart, with what dominated each."""
+    g = ev.gospa
+    if len(g) == 0:
+        return []
+    order = np.argsort(-g.distance, kind="stable")
+    chosen: list[int] = []
+    gap = max(30.0, (ev.times[-1] - ev.times[0]) / 15)
+    for k in order.tolist():
+        if all(abs(ev.times[k] - ev.times[j]) > gap for j in chosen):
+            chosen.append(k)
+        if len(chosen) == n:
+            break
+    out = []
+    for k in chosen:
+        parts = {"missed": g.missed[k], "false": g.false[k], "localisation": g.localisation[k]}
+        main = max(parts, key=lambda p: parts[p])
+        why = {
+            "missed": f"{int(g.n_missed[k])} truths without a track",
+            "false": f"{int(g.n_false[k])} tracks on no truth",
+            "localisation": "position errors",
+        }[main]
+        out.append((float(ev.times[k]), float(g.distance[k]), why))
+    return out
+
+
+def _wrap(text: str, width: int) -> str:
+    return "\n".join(textwrap.wrap(text, width))
+
+
+def write_report(ev: Evaluation, path: str | Path) -> None:
+    """Draw the evaluation to a one-page PNG (A3 landscape at 110 dpi).
+
+    Parameters
+    ----------
+    ev : Evaluation
+        From :func:`replay.scoring.evaluate.evaluate`.
+    path : str or Path
+        PNG to write.
     """
-    fig = plt.figure(figsize=(14, 11), constrained_layout=True)
-    grid = fig.add_gridspec(3, 1, height_ratios=[3, 1, 1])
-    ax = fig.add_subplot(grid[0])
+    s = ev.summary
+    fig = plt.figure(figsize=(16.5, 11.7))
+    grid = fig.add_gridspec(
+        3, 2, height_ratios=[3.0, 1.0, 0.4], width_ratios=[1.75, 1.0],
+        left=0.05, right=0.98, top=0.9, bottom=0.03, hspace=0.42, wspace=0.12,
+    )
+    source = ev.result.metadata.get("source", "?")
+    fig.suptitle(
+        f"bufferzone evaluation: scenario {s.get('scenario')!r}, tracker {s['tracker']}, "
+        f"recording {source}, t = {s['t_span'][0]:g} to {s['t_span'][1]:g} s",
+        fontsize=14, fontweight="bold",
+    )
+    ax = fig.add_subplot(grid[0, 0])
+    frame = _frame(ev)
+    notes = _draw_sensors(ax, _scenario(ev))
     for name, geom in ev.zones:
         polys = geom.geoms if isinstance(geom, shapely.MultiPolygon) else [geom]
         for poly in polys:
             e, n = poly.exterior.xy
-            ax.fill(e, n, color="tab:blue", alpha=0.08)
-            ax.plot(e, n, color="tab:blue", lw=1)
+            ax.fill(e, n, color="tab:red", alpha=0.07, zorder=1)
+            ax.plot(e, n, color="tab:red", lw=1.2, zorder=1)
         c = geom.centroid
-        ax.annotate(name, (c.x, c.y), color="tab:blue")
+        ax.annotate(name, (c.x, c.y), color="tab:red", fontsize=10, fontweight="bold")
     truth = _paths(list(ev.truth.times), ev.truth.ids, ev.truth.x)
     for pts in truth.values():
-        ax.plot(pts[:, 0], pts[:, 1], color="0.6", lw=0.8)
+        ax.plot(pts[:, 0], pts[:, 1], color="0.55", lw=0.7, zorder=2)
     pics = ev.result.pictures
     tracks = _paths([p.t for p in pics], [p.ids for p in pics], [p.x for p in pics])
-    cmap = plt.get_cmap("tab20")
+    followed = _tracks_on_truth(ev)
     for tid, pts in tracks.items():
-        ax.plot(pts[:, 0], pts[:, 1], color=cmap(tid % 20), lw=1.2)
-    false_ids: set[Any] = set()
-    if ev.alerts is not None:
-        for ks in ev.alerts.by_kind.values():
-            false_ids.update(a.alert_id for a in ks.alerts if a.outcome == "false")
-    seen_kinds = set()
+        ok = tid in followed
+        ax.plot(pts[:, 0], pts[:, 1], color=_TRACK_OK if ok else _TRACK_FALSE,
+                lw=1.1 if ok else 0.9, alpha=0.9, zorder=3)
+
+    rows = _alert_rows(ev)
+    numbered = {r["alert"]["alert_id"]: r["n"] for r in rows}
+    verdicts = _verdicts(ev)
+    seen_kinds: set[str] = set()
     for a in ev.result.alerts:
         if a.get("event") != "open":
             continue
-        marker, color = _ALERT_STYLE.get(a["kind"], ("*", "tab:gray"))
         pos = a.get("position") or {}
         if pos.get("east") is None or pos.get("north") is None:
             continue
+        marker, colour = _ALERT_STYLE.get(a["kind"], ("*", "tab:gray"))
         east, north = float(pos["east"]), float(pos["north"])
-        label = a["kind"] if a["kind"] not in seen_kinds else None
+        label = f"{a['kind']} alert" if a["kind"] not in seen_kinds else None
         seen_kinds.add(a["kind"])
-        ax.scatter(
-            east,
-            north,
-            marker=marker,
-            color=color,
-            s=60,
-            zorder=5,
-            label=label,
-            edgecolors="k",
-            linewidths=0.5,
-        )
-        if a["alert_id"] in false_ids:
-            ax.scatter(
-                east,
-                north,
-                marker="o",
-                s=220,
-                zorder=4,
-                facecolors="none",
-                edgecolors="magenta",
-                linewidths=1.5,
-            )
-    ax.plot([], [], color="0.6", label="truth")
-    ax.plot([], [], color=cmap(0), label="confirmed tracks")
-    ax.scatter(
-        [], [], marker="o", s=120, facecolors="none", edgecolors="magenta", label="false alert"
-    )
-    ax.legend(loc="upper right", fontsize=8)
-    ax.set_aspect("equal", adjustable="datalim")
-    ax.set_xlabel("east (m)")
-    ax.set_ylabel("north (m)")
-    s = ev.summary
+        ax.scatter(east, north, marker=marker, color=colour, s=55, zorder=5, label=label,
+                   edgecolors="k", linewidths=0.5)
+        v = verdicts.get(a["alert_id"])
+        if v is not None and v.outcome == "false":
+            ax.scatter(east, north, marker="o", s=200, zorder=4, facecolors="none",
+                       edgecolors="magenta", linewidths=1.4)
+        if a["alert_id"] in numbered:
+            ax.annotate(str(numbered[a["alert_id"]]), (east, north), fontsize=7,
+                        xytext=(4, -9), textcoords="offset points", zorder=7)
+    missed = []
+    if ev.alerts is not None and "incursion" in ev.alerts.by_kind:
+        for e in ev.alerts.by_kind["incursion"].episodes:
+            if e.alert_id is None:
+                where = _entry_point(ev, e.target, e.t_enter)
+                if where is not None:
+                    missed.append((where, e))
+    for where, e in missed:
+        ax.scatter(*where, marker="X", s=160, color="red", edgecolors="k", zorder=8)
+        ax.annotate(f"MISSED target {e.target}\nentered t={e.t_enter:.0f} s", where,
+                    fontsize=8, color="red", xytext=(6, 6), textcoords="offset points",
+                    zorder=8, fontweight="bold")
+    ax.plot([], [], color="0.55", label="truth path")
+    ax.plot([], [], color=_TRACK_OK, label="track following a truth")
+    ax.plot([], [], color=_TRACK_FALSE, label="false track (no truth)")
+    ax.scatter([], [], marker="o", s=120, facecolors="none", edgecolors="magenta",
+               label="false alert")
+    ax.scatter([], [], marker="X", s=100, color="red", edgecolors="k",
+               label="incursion with no alert")
+    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.08), fontsize=7.5, ncol=5,
+              framealpha=0.9)
+    # Frame the truth (where things happen), not the far edge of every radar's reach.
+    if truth:
+        every = np.vstack(list(truth.values()))
+        lo, hi = every.min(axis=0), every.max(axis=0)
+        pad = 0.06 * (hi - lo) + 200.0
+        ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+        ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_xlabel("east of origin (m)")
+    ax.set_ylabel("north of origin (m)")
+    ax.grid(alpha=0.2)
+    origin = (ev.result.metadata.get("scenario") or {}).get("origin")
     ax.set_title(
-        f"{s.get('scenario')} — tracker {s['tracker']}: mean GOSPA "
-        f"{s['gospa']['mean']['distance']:.1f} m (c={s['gospa']['c']:g} m)"
+        "Map: local east/north metres"
+        + (f" around origin lon {origin[0]:g}, lat {origin[1]:g}" if origin else "")
+        + "; numbers refer to the alert table" + ("; " + "; ".join(notes) if notes else ""),
+        fontsize=9,
     )
+    fig.canvas.draw()  # fixes the limits the lon/lat axes are computed from
+    _lonlat_axes(ax, frame)
+
+    side = grid[0, 1].subgridspec(2, 1, height_ratios=[1.0, 1.5], hspace=0.08)
+    box = fig.add_subplot(side[0])
+    box.axis("off")
+    box.set_title("Scores", loc="left", fontsize=11, fontweight="bold")
+    box.text(0, 1, _scores_text(ev), va="top", ha="left", family="monospace", fontsize=7.6,
+             transform=box.transAxes)
+    table = fig.add_subplot(side[1])
+    table.axis("off")
+    table.set_title("Alerts opened (incursion, exit, loitering, lost inside)", loc="left",
+                    fontsize=11, fontweight="bold")
+    table.text(0, 1, _table_text(rows), va="top", ha="left", family="monospace",
+               fontsize=7.2, transform=table.transAxes)
 
     g = ev.gospa
-    ax2 = fig.add_subplot(grid[1])
-    ax2.plot(ev.times, g.distance, color="k", lw=1)
-    ax2.set_ylabel("GOSPA (m)")
+    ax2 = fig.add_subplot(grid[1, :])
+    ax2.stackplot(ev.times, g.localisation, g.missed, g.false,
+                  labels=["localisation", "missed truths", "false tracks"],
+                  colors=["tab:blue", "tab:red", "tab:orange"], alpha=0.55)
+    ax2.set_ylabel(f"GOSPA parts (m^{s['gospa']['p']:g})")
+    ax2.set_xlabel("time (s)")
     ax2.grid(alpha=0.3)
-    ax3 = fig.add_subplot(grid[2], sharex=ax2)
-    ax3.stackplot(
-        ev.times,
-        g.localisation,
-        g.missed,
-        g.false,
-        labels=["localisation", "missed", "false"],
-        colors=["tab:blue", "tab:red", "tab:orange"],
-        alpha=0.8,
+    ax2b = ax2.twinx()
+    ax2b.plot(ev.times, g.distance, color="k", lw=1, label="GOSPA distance (m, right axis)")
+    ax2b.set_ylabel("GOSPA (m)")
+    for e in (ev.truth.incursions or ()):
+        if ev.times.size and ev.times[0] <= e["t_enter"] <= ev.times[-1]:
+            ax2.axvline(e["t_enter"], color="tab:red", lw=0.6, ls=":")
+    for r in rows:
+        if r["alert"]["kind"] == "incursion":
+            ax2.axvline(float(r["alert"]["t"]), color="tab:red", lw=0.6, alpha=0.5)
+    for t, d, why in _spikes(ev):
+        ax2b.annotate(f"t={t:.0f} s: {d:.0f} m, {why}", (t, d), fontsize=7.5,
+                      xytext=(6, 0), textcoords="offset points", va="center",
+                      bbox={"boxstyle": "round", "fc": "white", "alpha": 0.8, "lw": 0.3})
+    ax2.plot([], [], color="tab:red", lw=0.6, ls=":", label="truth incursion entry")
+    ax2.plot([], [], color="tab:red", lw=0.6, alpha=0.5, label="incursion alert opened")
+    h1, l1 = ax2.get_legend_handles_labels()
+    h2, l2 = ax2b.get_legend_handles_labels()
+    ax2.legend(h1 + h2, l1 + l2, loc="upper left", bbox_to_anchor=(0.0, -0.22), fontsize=7,
+               ncol=6)
+    ax2.set_title(
+        "GOSPA over time: spikes are labelled with their largest part (missed: truths no "
+        "track is within c of, e.g. new targets before confirmation or outside coverage; "
+        "false: tracks near no truth, e.g. clutter or a track lagging a turn)",
+        fontsize=9, loc="left",
     )
-    ax3.set_ylabel(f"parts (m^{s['gospa']['p']:g})")
-    ax3.set_xlabel("time (s)")
-    ax3.legend(loc="upper left", fontsize=8)
-    ax3.grid(alpha=0.3)
+    foot = fig.add_subplot(grid[2, :])
+    foot.axis("off")
+    rule = (s.get("alerts") or {}).get("rule", "")
+    foot.text(0, 1, _wrap("How alerts were scored: " + rule, 240), va="top", ha="left",
+              fontsize=6.6, transform=foot.transAxes)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _tracks_on_truth(ev: Evaluation) -> set[int]:
+    """Track ids the GOSPA assignment ever put on a truth."""
+    out: set[int] = set()
+    pics = {round(p.t, 6): p for p in ev.result.pictures}
+    for t, assignment in zip(ev.times, ev.gospa.assignments, strict=True):
+        pic = pics.get(round(float(t), 6))
+        if pic is None:
+            continue
+        hit = np.asarray(assignment)
+        out.update(int(pic.ids[i]) for i in hit[hit >= 0].tolist())
+    return out
