@@ -24,7 +24,6 @@ Kind-specific fields are documented on each rule class and in
 from __future__ import annotations
 
 import dataclasses
-import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,8 +31,9 @@ from importlib import resources
 from os import PathLike
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any
 
+from fusion.config import ConfigError, OneOf, Table, from_mapping
 from fusion.messages import CLASSES
 
 __all__ = [
@@ -60,7 +60,7 @@ def severity_rank(level: str) -> int:
     return SEVERITIES.index(level)
 
 
-class RulesError(ValueError):
+class RulesError(ConfigError):
     """A rules file that cannot be used.
 
     Parameters
@@ -72,9 +72,17 @@ class RulesError(ValueError):
     """
 
     def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
+        super().__init__(f"{field}: {message}", field)
         self.message = message
+
+    @classmethod
+    def at(cls, field: str, message: str) -> RulesError:
+        return cls(field, message)
+
+
+# Field types that say which values a rules file may give (read by from_mapping).
+ClassNames = Annotated[tuple[str, ...], OneOf(CLASSES)]
+SeverityTable = Annotated[Mapping[str, str], OneOf(SEVERITIES, keys=CLASSES)]
 
 
 def _default_severity() -> Mapping[str, str]:
@@ -105,8 +113,8 @@ class _KindRule:
     """
 
     enabled: bool = True
-    classes: tuple[str, ...] = CLASSES
-    severity: Mapping[str, str] = field(default_factory=_default_severity)
+    classes: ClassNames = CLASSES
+    severity: SeverityTable = field(default_factory=_default_severity)
     dwell_open: float = 0.0
     dwell_close: float = 0.0
     update_interval: float = 10.0
@@ -168,7 +176,7 @@ class PredictedIncursionRule(_KindRule):
     min_speed: float = 0.5
     dwell_open: float = 2.0
     dwell_close: float = 3.0
-    severity: Mapping[str, str] = field(
+    severity: SeverityTable = field(
         default_factory=lambda: MappingProxyType(
             {"unknown": "low", "person": "low", "vehicle": "medium", "drone": "medium"}
         )
@@ -214,7 +222,7 @@ class LoiteringRule(_KindRule):
     band: float = 200.0
     dwell_close: float = 5.0
     update_interval: float = 30.0
-    severity: Mapping[str, str] = field(
+    severity: SeverityTable = field(
         default_factory=lambda: MappingProxyType(
             {"unknown": "low", "person": "medium", "vehicle": "medium", "drone": "high"}
         )
@@ -247,7 +255,7 @@ class ExitRule(_KindRule):
 
     hold: float = 0.0
     update_interval: float = 0.0
-    severity: Mapping[str, str] = field(
+    severity: SeverityTable = field(
         default_factory=lambda: MappingProxyType(
             {"unknown": "low", "person": "low", "vehicle": "low", "drone": "low"}
         )
@@ -272,7 +280,7 @@ class LostInsideRule(_KindRule):
 
     hold: float = 120.0
     update_interval: float = 0.0
-    severity: Mapping[str, str] = field(
+    severity: SeverityTable = field(
         default_factory=lambda: MappingProxyType(
             {"unknown": "high", "person": "high", "vehicle": "high", "drone": "high"}
         )
@@ -333,15 +341,15 @@ class RuleSet:
         """Build from parsed TOML; see the module docstring for the layout."""
         if not isinstance(data, Mapping):
             raise RulesError("<root>", "must be a table")
-        for key in data:
-            if key not in ("version", "zones"):
-                raise RulesError(key, "unknown top-level key (expected 'version' and 'zones')")
-        version = data.get("version", 1)
+        top = Table(data, "", RulesError, known=("version", "zones"))
+        for key in top.unknown():
+            raise top.fail(key, "unknown top-level key (expected 'version' and 'zones')")
+        version = top.raw("version", 1)
         if version != 1 or isinstance(version, bool):
             raise RulesError(
                 "version", f"rules format version {version!r} not supported (expected 1)"
             )
-        zones = data.get("zones", {})
+        zones = top.raw("zones", {})
         if not isinstance(zones, Mapping):
             raise RulesError("zones", "must be a table of zone tables")
         for name, table in zones.items():
@@ -379,48 +387,8 @@ def _merge_zone(base: ZoneRules, table: Mapping[str, Any], where: str) -> ZoneRu
 
 
 def _merge_kind(base: _KindRule, table: Mapping[str, Any], where: str) -> _KindRule:
-    fields = {f.name: f for f in dataclasses.fields(base)}
-    changes: dict[str, Any] = {}
-    for key, value in table.items():
-        path = f"{where}.{key}"
-        if key not in fields:
-            raise RulesError(path, f"unknown field (expected one of {sorted(fields)})")
-        if key == "enabled":
-            if not isinstance(value, bool):
-                raise RulesError(path, f"must be true or false, got {value!r}")
-            changes[key] = value
-        elif key == "classes":
-            if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
-                raise RulesError(path, f"must be a list of class names, got {value!r}")
-            bad = [c for c in value if c not in CLASSES]
-            if bad:
-                raise RulesError(
-                    path, f"unknown classes {bad} (expected names from {list(CLASSES)})"
-                )
-            changes[key] = tuple(value)
-        elif key == "severity":
-            if not isinstance(value, Mapping):
-                raise RulesError(path, f"must be a table of class = level, got {value!r}")
-            merged = dict(base.severity)
-            for cls_name, level in value.items():
-                if cls_name not in CLASSES:
-                    raise RulesError(
-                        f"{path}.{cls_name}", f"unknown class (expected one of {list(CLASSES)})"
-                    )
-                if level not in SEVERITIES:
-                    raise RulesError(
-                        f"{path}.{cls_name}", f"severity {level!r} is not one of {list(SEVERITIES)}"
-                    )
-                merged[cls_name] = level
-            changes[key] = MappingProxyType(merged)
-        else:
-            # Every other field is a number of seconds, metres, m/s or a probability.
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise RulesError(path, f"must be a number, got {value!r}")
-            if not math.isfinite(value):
-                raise RulesError(path, f"must be finite, got {value!r}")
-            changes[key] = float(value)
-    rule = dataclasses.replace(base, **changes)
+    # Every number in a rule is seconds, metres, m/s or a probability: never infinite.
+    rule = from_mapping(type(base), table, where, base=base, error=RulesError, finite=True)
     rule._check(where)
     return rule
 
