@@ -33,12 +33,25 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
-__all__ = ["ConfigError", "OneOf", "Table", "from_mapping", "load_toml"]
+__all__ = [
+    "REQUIRED",
+    "ConfigError",
+    "OneOf",
+    "Table",
+    "check_boolean",
+    "check_integer",
+    "check_mapping",
+    "check_number",
+    "check_string",
+    "check_strings",
+    "from_mapping",
+    "load_toml",
+]
 
 T = TypeVar("T")
-_REQUIRED: Any = object()  # marks a key with no default
+REQUIRED: Any = object()  # the default of a key that must be given
 
 
 class ConfigError(ValueError):
@@ -246,24 +259,24 @@ class Table:
         names = ", ".join(repr(self.name(k)) for k in unknown)
         return self.fail(key, f"is missing, and {names} is not a known key (misspelt?)")
 
-    def raw(self, key: str, default: Any = _REQUIRED) -> Any:
+    def raw(self, key: str, default: Any = REQUIRED) -> Any:
         """The value as parsed; ``default`` if absent (an error if there is none)."""
         self.seen.add(key)
         if key not in self.obj:
-            if default is _REQUIRED:
+            if default is REQUIRED:
                 raise self.missing(key)
             return default
         return self.obj[key]
 
     def string(
-        self, key: str, default: Any = _REQUIRED, choices: Iterable[str] | None = None
+        self, key: str, default: Any = REQUIRED, choices: Iterable[str] | None = None
     ) -> str:
         return check_string(self.name(key), self.raw(key, default), self.error, choices=choices)
 
     def number(
         self,
         key: str,
-        default: Any = _REQUIRED,
+        default: Any = REQUIRED,
         lo: float | None = None,
         hi: float | None = None,
         strict_lo: bool = False,
@@ -271,13 +284,13 @@ class Table:
         value = self.raw(key, default)
         return check_number(self.name(key), value, self.error, lo=lo, hi=hi, strict_lo=strict_lo)
 
-    def integer(self, key: str, default: Any = _REQUIRED, lo: int | None = None) -> int:
+    def integer(self, key: str, default: Any = REQUIRED, lo: int | None = None) -> int:
         return check_integer(self.name(key), self.raw(key, default), self.error, lo=lo)
 
-    def boolean(self, key: str, default: Any = _REQUIRED) -> bool:
+    def boolean(self, key: str, default: Any = REQUIRED) -> bool:
         return check_boolean(self.name(key), self.raw(key, default), self.error)
 
-    def table(self, key: str, known: Iterable[str] | None = None) -> Table:
+    def table(self, key: str, known: Iterable[str] | None = None) -> Self:
         """The sub-table ``key``, as a reader of the same type."""
         return type(self)(self.raw(key), self.name(key), self.error, known)
 

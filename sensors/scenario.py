@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import re
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import shapely
 
+from fusion.config import REQUIRED, ConfigError, Table, check_number
 from fusion.geo import LocalFrame
 from fusion.messages import CLASSES, SENSOR_KINDS
 from sensors.shapes import ZoneFrame, racetrack
@@ -52,7 +53,7 @@ DEFAULT_SPEED = {"person": (1.0, 2.0), "vehicle": (5.0, 25.0), "drone": (10.0, 3
 DEFAULT_LEG = {"person": (200.0, 600.0), "vehicle": (800.0, 2500.0), "drone": (1000.0, 3000.0)}
 
 
-class ScenarioError(ValueError):
+class ScenarioError(ConfigError):
     """A scenario that cannot be used, with the field at fault.
 
     Parameters
@@ -64,8 +65,11 @@ class ScenarioError(ValueError):
     """
 
     def __init__(self, field: str, message: str):
-        super().__init__(f"scenario field {field!r}: {message}")
-        self.field = field
+        super().__init__(f"scenario field {field!r}: {message}", field)
+
+    @classmethod
+    def at(cls, field: str, message: str) -> ScenarioError:
+        return cls(field, message)
 
 
 # ---------------------------------------------------------------------------- specs
@@ -293,114 +297,85 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
 # ---------------------------------------------------------------------------- parsing
 
 
-class _Table:
-    """Typed, checked access to one TOML table; every error names ``prefix.key``.
+def _keys(spec: type, *extra: str, drop: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The keys a table for ``spec`` may hold: its fields as written in the file."""
+    return tuple(f.name for f in fields(spec) if f.name not in drop) + extra
+
+
+# What each table may hold. A "missing" error names the keys outside these sets, so a
+# misspelt required key is reported as what it is.
+_TOP_KEYS = ("name", "seed", "duration", "truth_dt", "origin", "area", "zones", "targets",
+             "sensors")
+_ZONE_KEYS = ("name", "kind", "local", "lonlat", "geojson", "sides")
+_RACETRACK_KEYS = ("center", "heading", "length", "width")
+_SWATH_KEYS = (*_RACETRACK_KEYS, "shift")
+_SENSOR_KEYS = {
+    "radar": _keys(RadarSpec),
+    "drone": _keys(DroneSpec, "waypoints", "racetrack", drop=("route",)),
+    "satellite": _keys(SatelliteSpec, "swath", drop=_SWATH_KEYS),
+    "ugs": _keys(UgsSpec, "line", "count"),
+}
+_ANY_SENSOR_KEYS = frozenset().union(*_SENSOR_KEYS.values())
+
+
+class _Table(Table):
+    """:class:`fusion.config.Table` with the scenario's own shapes: pairs and points.
 
     Keys that are never read are reported by :meth:`done`, so a typo such as
     ``rtae = 2`` is an error rather than a silent default.
     """
 
-    def __init__(self, obj: Any, prefix: str):
-        if not isinstance(obj, dict):
-            raise ScenarioError(prefix, f"must be a table, got {type(obj).__name__}")
-        self.obj = obj
-        self.prefix = prefix
-        self.seen: set[str] = set()
+    def __init__(
+        self,
+        obj: Any,
+        prefix: str,
+        error: type[ConfigError] = ScenarioError,
+        known: Iterable[str] | None = None,
+    ):
+        super().__init__(obj, prefix, error, known)
 
-    def name(self, key: str) -> str:
-        return f"{self.prefix}.{key}" if self.prefix else key
-
-    def has(self, key: str) -> bool:
-        return key in self.obj
-
-    def raw(self, key: str, default: Any = ..., required: bool = True) -> Any:
-        self.seen.add(key)
-        if key not in self.obj:
-            if default is ...:
-                raise ScenarioError(self.name(key), "is missing")
-            return default
-        return self.obj[key]
-
-    def string(self, key: str, default: Any = ..., choices: tuple[str, ...] | None = None) -> str:
-        value = self.raw(key, default)
-        if not isinstance(value, str):
-            raise ScenarioError(self.name(key), f"must be a string, got {value!r}")
-        if choices is not None and value not in choices:
-            raise ScenarioError(self.name(key), f"{value!r} is not one of {', '.join(choices)}")
-        return value
-
-    def number(self, key: str, default: Any = ..., lo: float | None = None,
-               hi: float | None = None, strict_lo: bool = False) -> float:
-        value = self.raw(key, default)
-        return _check_number(self.name(key), value, lo, hi, strict_lo)
-
-    def integer(self, key: str, default: Any = ..., lo: int | None = None) -> int:
-        value = self.raw(key, default)
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ScenarioError(self.name(key), f"must be an integer, got {value!r}")
-        if lo is not None and value < lo:
-            raise ScenarioError(self.name(key), f"must be >= {lo}, got {value}")
-        return value
-
-    def pair(self, key: str, default: Any = ..., lo: float | None = None,
+    def pair(self, key: str, default: Any = REQUIRED, lo: float | None = None,
              strict_lo: bool = False, ordered: bool = True) -> tuple[float, float]:
         """Two numbers; a single number ``x`` means ``(x, x)``."""
         value = self.raw(key, default)
         if isinstance(value, int | float) and not isinstance(value, bool):
             value = [value, value]
         if not isinstance(value, list | tuple) or len(value) != 2:
-            raise ScenarioError(self.name(key), f"must be a number or [low, high], got {value!r}")
+            raise self.fail(key, f"must be a number or [low, high], got {value!r}")
         a = _check_number(self.name(key), value[0], lo, None, strict_lo)
         b = _check_number(self.name(key), value[1], lo, None, strict_lo)
         if ordered and a > b:
-            raise ScenarioError(self.name(key), f"low {a} is above high {b}")
+            raise self.fail(key, f"low {a} is above high {b}")
         return a, b
 
-    def points(self, key: str, default: Any = ..., min_count: int = 1) -> np.ndarray:
+    def points(self, key: str, default: Any = REQUIRED, min_count: int = 1) -> np.ndarray:
         value = self.raw(key, default)
         try:
             arr = np.asarray(value, dtype=float)
         except (TypeError, ValueError):
-            raise ScenarioError(self.name(key), "must be a list of [x, y] pairs") from None
+            raise self.fail(key, "must be a list of [x, y] pairs") from None
         if arr.ndim == 1 and arr.shape == (2,) and min_count == 1:
             arr = arr[None, :]
         if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] < min_count:
-            raise ScenarioError(
-                self.name(key), f"must be a list of at least {min_count} [x, y] pairs"
-            )
+            raise self.fail(key, f"must be a list of at least {min_count} [x, y] pairs")
         if not np.isfinite(arr).all():
-            raise ScenarioError(self.name(key), "holds a non-finite number")
+            raise self.fail(key, "holds a non-finite number")
         return arr
 
-    def point(self, key: str, default: Any = ...) -> tuple[float, float]:
+    def point(self, key: str, default: Any = REQUIRED) -> tuple[float, float]:
         arr = self.points(key, default)
         if arr.shape[0] != 1:
-            raise ScenarioError(self.name(key), "must be one [x, y] pair")
+            raise self.fail(key, "must be one [x, y] pair")
         return float(arr[0, 0]), float(arr[0, 1])
-
-    def table(self, key: str) -> _Table:
-        return _Table(self.raw(key), self.name(key))
-
-    def done(self) -> None:
-        unknown = sorted(set(self.obj) - self.seen)
-        if unknown:
-            raise ScenarioError(self.name(unknown[0]), "is not a known field (a typo?)")
 
 
 def _check_number(field: str, value: Any, lo: float | None, hi: float | None,
                   strict_lo: bool) -> float:
-    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-        raise ScenarioError(field, f"must be a finite number, got {value!r}")
-    value = float(value)
-    if lo is not None and (value <= lo if strict_lo else value < lo):
-        raise ScenarioError(field, f"must be {'>' if strict_lo else '>='} {lo:g}, got {value:g}")
-    if hi is not None and value > hi:
-        raise ScenarioError(field, f"must be <= {hi:g}, got {value:g}")
-    return value
+    return check_number(field, value, ScenarioError, lo=lo, hi=hi, strict_lo=strict_lo)
 
 
 def _parse(doc: dict[str, Any], source: str, base_dir: Path) -> Scenario:
-    top = _Table(doc, "")
+    top = _Table(doc, "", known=_TOP_KEYS)
     name = top.string("name", "scenario")
     if not _NAME.match(name):
         raise ScenarioError(
@@ -426,7 +401,8 @@ def _parse(doc: dict[str, Any], source: str, base_dir: Path) -> Scenario:
     if not isinstance(zone_list, list) or not zone_list:
         raise ScenarioError("zones", "must be a non-empty list of [[zones]] tables")
     zone_specs = tuple(
-        _parse_zone(_Table(z, f"zones[{i}]"), frame, base_dir) for i, z in enumerate(zone_list)
+        _parse_zone(_Table(z, f"zones[{i}]", known=_ZONE_KEYS), frame, base_dir)
+        for i, z in enumerate(zone_list)
     )
     names = [z.name for z in zone_specs]
     for i, n in enumerate(names):
@@ -437,7 +413,8 @@ def _parse(doc: dict[str, Any], source: str, base_dir: Path) -> Scenario:
     if not isinstance(target_list, list):
         raise ScenarioError("targets", "must be a list of [[targets]] tables")
     targets = tuple(
-        _parse_group(_Table(t, f"targets[{i}]"), zone_specs) for i, t in enumerate(target_list)
+        _parse_group(_Table(t, f"targets[{i}]", known=_keys(TargetGroup)), zone_specs)
+        for i, t in enumerate(target_list)
     )
     group_names = [g.name for g in targets]
     for i, n in enumerate(group_names):
@@ -449,7 +426,7 @@ def _parse(doc: dict[str, Any], source: str, base_dir: Path) -> Scenario:
         raise ScenarioError("sensors", "must be a list of [[sensors]] tables")
     sensors: list[SensorSpec] = []
     for i, s in enumerate(sensor_list):
-        sensors.extend(_parse_sensor(_Table(s, f"sensors[{i}]")))
+        sensors.extend(_parse_sensor(_Table(s, f"sensors[{i}]", known=_ANY_SENSOR_KEYS)))
     ids = [s.id for s in sensors]
     for i, n in enumerate(ids):
         if n in ids[:i]:
@@ -587,7 +564,7 @@ def _parse_group(t: _Table, zones: tuple[ZoneSpec, ...]) -> TargetGroup:
 def _parse_pd(t: _Table) -> tuple[float, float, float, float]:
     value = t.raw("pd")
     if isinstance(value, dict):
-        sub = _Table(value, t.name("pd"))
+        sub = _Table(value, t.name("pd"), known=TARGET_CLASSES)
         per = [sub.number(c, 0.0, lo=0.0, hi=1.0) for c in TARGET_CLASSES]
         sub.done()
         return (0.0, per[0], per[1], per[2])
@@ -597,6 +574,7 @@ def _parse_pd(t: _Table) -> tuple[float, float, float, float]:
 
 def _parse_sensor(t: _Table) -> list[SensorSpec]:
     kind = t.string("kind", choices=SENSOR_KINDS)
+    t.expect(_SENSOR_KEYS[kind])
     sid = t.string("id")
     if not _SENSOR_ID.match(sid):
         raise ScenarioError(t.name("id"), f"{sid!r} must match [A-Za-z0-9_.:-]{{1,64}}")
@@ -634,7 +612,7 @@ def _parse_sensor(t: _Table) -> list[SensorSpec]:
             class_accuracy=t.number("class_accuracy", 0.9, lo=0.0, hi=1.0),
         )]
     elif kind == "satellite":
-        sw = t.table("swath")
+        sw = t.table("swath", known=_SWATH_KEYS)
         swath: dict[str, Any] = {
             "center": sw.point("center"),
             "heading": sw.number("heading", 90.0),
@@ -691,7 +669,7 @@ def _parse_route(t: _Table) -> np.ndarray:
         )
     if t.has("waypoints"):
         return t.points("waypoints", min_count=2)
-    rt = t.table("racetrack")
+    rt = t.table("racetrack", known=_RACETRACK_KEYS)
     route = racetrack(
         np.asarray(rt.point("center")),
         rt.number("heading", 90.0),

@@ -101,3 +101,29 @@ def test_unreadable_and_malformed_files_fail_clearly(tmp_path):
     (tmp_path / "bad.toml").write_text("name = [unclosed")
     with pytest.raises(ScenarioError, match="not valid TOML"):
         Scenario.load(tmp_path / "bad.toml")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "unknown"),
+    [
+        ("duration = 60.0\n", "duraton = 60.0\n", "duration", "duraton"),
+        ("rate = 1.0\n", "rtae = 1.0\n", "sensors[0].rate", "sensors[0].rtae"),
+        ("sigma = 20.0\n", "sgima = 20.0\n", "sensors[1].sigma", "sensors[1].sgima"),
+    ],
+)
+def test_misspelt_required_key_is_named_as_unknown_beside_the_missing_one(
+    small_text, old, new, field, unknown
+):
+    # Issue 16: the misspelling used to be hidden behind "'duration': is missing".
+    assert old in small_text
+    with pytest.raises(ScenarioError) as err:
+        Scenario.loads(small_text.replace(old, new, 1))
+    assert err.value.field == field
+    message = str(err.value)
+    assert "is missing" in message and f"{unknown!r} is not a known key" in message
+
+
+def test_missing_key_alone_names_no_other_key(small_text):
+    with pytest.raises(ScenarioError) as err:
+        Scenario.loads(small_text.replace("duration = 60.0\n", "", 1))
+    assert str(err.value) == "scenario field 'duration': is missing"
