@@ -2,10 +2,18 @@
 
 After each detection batch the tracker hands :meth:`AlertEngine.step` a snapshot of its
 confirmed tracks (structure of arrays); a timer calls it too, without a snapshot, so that
-dwell times and holds run out even when no data arrives. The per-track maths -- P(inside)
-from the covariance, time to breach, distance, side, dwell timers, loitering anchors --
-is numpy over all tracks, once per zone; Python only touches the few tracks whose alert
-opens, updates or closes in this step.
+dwell times and holds run out even when no data arrives.
+
+The step is incremental. For each zone a cheap bound over all tracks -- distance to the
+zone's bounding box against ``FAR_SIGMAS`` position sigmas, the distance the track's
+speed covers within the prediction horizon, and the loitering band -- picks the tracks
+that could change an alert; only those, and the tracks whose timers are running or
+whose alert is open, are evaluated (:class:`fusion.alerting.kinds.ZoneView`), with numpy
+edge maths (:mod:`fusion.alerting.polygon`). Every other track is far from the zone, so
+its timers are idle and stay so. Open alerts live column-wise in
+:class:`fusion.alerting.episodes.OpenIndex` per zone and kind, so evidence, due updates
+and severity changes are array operations; Python only touches the few alerts that emit
+an event in this step.
 
 Alert kinds and their lifecycle (thresholds are :mod:`fusion.alerting.rules` data):
 
@@ -68,7 +76,6 @@ Event schema (every key always present; plain Python values, msgpack- and JSON-r
 
 Track ids are assumed never to be reused by the tracker.
 """
-
 from __future__ import annotations
 
 import copy
@@ -78,53 +85,29 @@ from typing import Any
 
 import numpy as np
 
-from fusion.alerting.rules import RuleSet, load_rules
-from fusion.alerting.probability import FAR_SIGMAS
+from fusion.alerting import kinds
+from fusion.alerting.episodes import Episode, OpenIndex, fields_from_row
+from fusion.alerting.evidence import EvidenceRing
+from fusion.alerting.kinds import EPS_T, STATE_COLUMNS, ZoneView
+from fusion.alerting.probability import FAR_SIGMAS, box_distance
+from fusion.alerting.rules import SEVERITIES, RuleSet, load_rules
+from fusion.alerting.snapshot import Snapshot
 from fusion.alerting.zones import Zone, ZoneSet
 from fusion.geo import LocalFrame
-from fusion.messages import CLASSES
 
 __all__ = ["AlertEngine"]
 
 _STATE_VERSION = 1
-# Slack on time comparisons: step times like 0.1 * k do not add up exactly.
-_EPS_T = 1e-9
-# Distinct sensors remembered per track (with the time each last updated it), so that
-# an alert opening after its dwell names the sensors that saw the whole dwell.
-_RING = 16
-# Per-zone per-track columns carried from step to step (float; NaN = not running).
-_ZONE_COLS = (
-    "side_from",
-    "inc_on",
-    "inc_off",
-    "pred_on",
-    "pred_off",
-    "loit_e",
-    "loit_n",
-    "loit_t",
-    "loit_off",
-)
 # Kinds whose alerts follow a condition on the live track; the others close on a hold.
 _CONDITION_KINDS = ("incursion", "predicted_incursion", "loitering")
+# Timers whose running means the track must be evaluated even far from the zone.
+_LIVE_TIMERS = ("inc_on", "pred_on", "loit_t")
 
 
-def _align(prev_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Where each of ``ids`` sits in sorted ``prev_ids``: (index (N,), found (N,) bool)."""
-    if prev_ids.size == 0:
-        return np.zeros(ids.shape, np.intp), np.zeros(ids.shape, bool)
-    idx = np.minimum(np.searchsorted(prev_ids, ids), prev_ids.size - 1)
-    return idx, prev_ids[idx] == ids
-
-
-def _since(cond: np.ndarray, prev: np.ndarray, t: float) -> np.ndarray:
-    """Time each condition started holding (NaN where it does not hold now)."""
-    return np.where(cond, np.where(np.isnan(prev), t, prev), np.nan)
-
-
-def _held(since: np.ndarray, t: float, dwell: float) -> np.ndarray:
-    """Whether a condition has held for ``dwell`` seconds (NaN since -> False)."""
-    with np.errstate(invalid="ignore"):
-        return (t - since) >= dwell - _EPS_T
+def _empty_zone_state() -> dict[str, np.ndarray]:
+    st = {c: np.zeros(0) for c in STATE_COLUMNS}
+    st["ids"] = np.zeros(0, np.int64)
+    return st
 
 
 class AlertEngine:
@@ -160,40 +143,32 @@ class AlertEngine:
                 f"(configured: {self.zones.names})"
             )
         self.frame = frame
+        # Severity index per class code, per (zone, kind), looked up once.
+        self._severity = {
+            (z.name, kind): kinds.severity_by_class(self.rules.for_zone(z.name)[kind])
+            for z in self.zones
+            for kind in _CONDITION_KINDS
+        }
         self._reset()
 
     def _reset(self) -> None:
         self._t: float | None = None
-        # Last snapshot (ids, x, P_pos, cls, conf), for timer steps without one.
-        self._snap = (
-            np.zeros(0, np.int64),
-            np.zeros((0, 4)),
-            np.zeros((0, 2, 2)),
-            np.zeros(0, np.uint8),
-            np.zeros(0),
-        )
-        self._sensors: list[str] = []
-        self._sensor_code: dict[str, int] = {}
-        # Per-track evidence ring, rows sorted by track id.
-        self._trk_ids = np.zeros(0, np.int64)
-        self._ev_code = np.full((0, _RING), -1, np.int32)
-        self._ev_t = np.full((0, _RING), -np.inf)
-        # Per-zone per-track columns, rows sorted by track id.
+        self._snap = Snapshot.empty()
+        self._ring = EvidenceRing()
+        # Per-zone per-track columns, rows sorted by track id; only tracks that have
+        # been near the zone (a side seen) or have a timer running hold a row.
         self._zst: dict[str, dict[str, np.ndarray]] = {
-            z.name: self._empty_zone_state() for z in self.zones
+            z.name: _empty_zone_state() for z in self.zones
         }
-        # Open alerts by id (insertion order = opening order), and an index by
-        # (zone, kind) -> {track id: alert id}.
-        self._open: dict[str, dict[str, Any]] = {}
-        self._by_zk: dict[tuple[str, str], dict[int, str]] = {}
+        # Open alerts by id (insertion order = opening order); condition kinds also in
+        # an OpenIndex per (zone, kind), hold kinds in _holds.
+        self._open: dict[str, Episode] = {}
+        self._index: dict[tuple[str, str], OpenIndex] = {
+            (z.name, kind): OpenIndex() for z in self.zones for kind in _CONDITION_KINDS
+        }
+        self._holds: dict[str, Episode] = {}
         # Episodes so far per track: {track id: {(zone, kind): n}}; dropped with the track.
         self._counts: dict[int, dict[tuple[str, str], int]] = {}
-
-    @staticmethod
-    def _empty_zone_state() -> dict[str, np.ndarray]:
-        st = {c: np.zeros(0) for c in _ZONE_COLS}
-        st["ids"] = np.zeros(0, np.int64)
-        return st
 
     # ------------------------------------------------------------------ public API
 
@@ -253,49 +228,75 @@ class AlertEngine:
                 raise ValueError("x, P, cls and conf come with ids; pass ids too")
             snap = self._snap
         else:
-            snap = self._check_snapshot(ids, x, P, cls, conf)
+            snap = Snapshot.checked(ids, x, P, cls, conf)
         deleted = np.unique(
             np.asarray([] if deleted_ids is None else deleted_ids, np.int64).ravel()
         )
-        if deleted.size and snap[0].size:
-            keep = ~np.isin(snap[0], deleted)
-            snap = tuple(a[keep] for a in snap)  # type: ignore[assignment]
+        if deleted.size and len(snap):
+            snap = snap.without(deleted)
         self._snap = snap
-        ids_, x_, Pp, cls_, conf_ = snap
         self._t = t
         events: list[dict[str, Any]] = []
-
         # Tracks that went away: close their alerts; an open incursion becomes lost_inside.
-        vanished = np.setdiff1d(self._trk_ids, ids_, assume_unique=True)
-        gone = np.union1d(deleted, vanished)
+        ring_ids = self._ring.ids
+        if ring_ids.size == snap.sorted_ids.size and np.array_equal(ring_ids, snap.sorted_ids):
+            gone = deleted
+        else:
+            gone = np.union1d(deleted, np.setdiff1d(ring_ids, snap.sorted_ids, True))
         if gone.size:
-            self._handle_gone(t, gone, set(deleted.tolist()), events)
-
-        self._update_evidence(t, ids_, updated_ids, sensor_id)
-        order = np.argsort(ids_, kind="stable")
+            self._handle_gone(t, gone, deleted, events)
+        self._ring.keep(snap.sorted_ids)
+        self.record_evidence(t, updated_ids, sensor_id)
         for zone in self.zones:
-            self._step_zone(t, zone, ids_, x_, Pp, cls_, conf_, order, events)
+            self._step_zone(t, zone, snap, events)
         self._expire_holds(t, events)
         self._fill_lonlat(events)
         return events
 
+    def record_evidence(
+        self, t: float, updated_ids: np.ndarray | None, sensor_id: str | None
+    ) -> None:
+        """Note that ``sensor_id`` updated these tracks at ``t``, without a full step.
+
+        The service calls this for batches between rule evaluations, so evidence is
+        complete even when rules are evaluated less often than batches arrive. Tracks
+        the engine has not seen in a snapshot yet are skipped.
+
+        Parameters
+        ----------
+        t : float
+        updated_ids : ndarray, shape (U,), int64
+        sensor_id : str
+        """
+        if sensor_id is None or updated_ids is None or self._ring.ids.size == 0:
+            return
+        updated = np.asarray(updated_ids, np.int64).ravel()
+        if updated.size == 0:
+            return
+        code = self._ring.sensor_code(sensor_id)
+        known = self._ring.record(t, updated, code)
+        if known.size:
+            for index in self._index.values():
+                if len(index):
+                    index.add_evidence(known, code)
+
     def open_alerts(self) -> list[dict[str, Any]]:
         """The latest event of every open alert, in opening order (for late subscribers)."""
-        return [copy.deepcopy(ep["last_event"]) for ep in self._open.values()]
+        return [copy.deepcopy(ep.last_event) for ep in self._open.values()]
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly where this engine is (a deep copy)."""
+        self._sync_all()
+        ring = self._ring
         return copy.deepcopy(
             {
                 "version": _STATE_VERSION,
                 "t": self._t,
-                "snapshot": dict(
-                    zip(("ids", "x", "P_pos", "cls", "conf"), self._snap, strict=True)
-                ),
-                "sensors": self._sensors,
-                "tracks": {"ids": self._trk_ids, "ev_code": self._ev_code, "ev_t": self._ev_t},
+                "snapshot": self._snap.as_state(),
+                "sensors": ring.sensors,
+                "tracks": {"ids": ring.ids, "ev_code": ring.code, "ev_t": ring.when},
                 "zones": self._zst,
-                "open": [{**ep, "evidence": sorted(ep["evidence"])} for ep in self._open.values()],
+                "open": [ep.to_state() for ep in self._open.values()],
                 "counts": [
                     [tid, zone, kind, n]
                     for tid, per in self._counts.items()
@@ -325,206 +326,94 @@ class AlertEngine:
         self._reset()
         self._t = state["t"]
         s = state["snapshot"]
-        self._snap = (s["ids"], s["x"], s["P_pos"], s["cls"], s["conf"])
-        self._sensors = list(state["sensors"])
-        self._sensor_code = {name: i for i, name in enumerate(self._sensors)}
-        self._trk_ids = state["tracks"]["ids"]
-        self._ev_code = state["tracks"]["ev_code"]
-        self._ev_t = state["tracks"]["ev_t"]
+        self._snap = Snapshot(s["ids"], s["x"], s["P_pos"], s["cls"], s["conf"])
+        tracks = state["tracks"]
+        self._ring.restore(tracks["ids"], tracks["ev_code"], tracks["ev_t"], state["sensors"])
         self._zst = state["zones"]
-        for ep in state["open"]:
-            ep["evidence"] = set(ep["evidence"])
-            self._open[ep["alert_id"]] = ep
-            self._by_zk.setdefault((ep["zone"], ep["kind"]), {})[ep["track_id"]] = ep["alert_id"]
+        for ep_state in state["open"]:
+            self._register(Episode.from_state(ep_state), new=False)
         for tid, zone, kind, n in state["counts"]:
             self._counts.setdefault(int(tid), {})[(zone, kind)] = int(n)
 
-    # ------------------------------------------------------------------ internals
+    # ------------------------------------------------------------------ episodes
 
-    @staticmethod
-    def _check_snapshot(ids, x, P, cls, conf):
-        ids = np.asarray(ids)
-        if ids.ndim != 1 or not (ids.size == 0 or np.issubdtype(ids.dtype, np.integer)):
-            raise ValueError(f"ids must be a 1-D integer array, got {ids.dtype} {ids.shape}")
-        ids = ids.astype(np.int64)
-        n = ids.size
-        if any(a is None for a in (x, P, cls, conf)):
-            raise ValueError("a snapshot needs ids, x, P, cls and conf")
-        x = np.asarray(x, dtype=float)
-        P = np.asarray(P, dtype=float)
-        cls = np.asarray(cls)
-        conf = np.asarray(conf, dtype=float)
-        if x.shape != (n, 4):
-            raise ValueError(f"x must have shape ({n}, 4), got {x.shape}")
-        if P.shape not in ((n, 4, 4), (n, 2, 2)):
-            raise ValueError(f"P must have shape ({n}, 4, 4) or ({n}, 2, 2), got {P.shape}")
-        if cls.shape != (n,) or conf.shape != (n,):
-            raise ValueError(
-                f"cls and conf must have shape ({n},), got {cls.shape} and {conf.shape}"
-            )
-        if n and ((cls < 0).any() or (cls >= len(CLASSES)).any()):
-            raise ValueError(f"cls holds indices outside 0..{len(CLASSES) - 1}")
-        if np.unique(ids).size != n:
-            raise ValueError("track ids in a snapshot must be unique")
-        Pp = P[:, :2, :2]
-        if not (np.isfinite(x).all() and np.isfinite(Pp).all()):
-            raise ValueError("x or P holds NaN or infinity")
-        # Copies: the tracker's arrays are reused and compacted in place.
-        return ids, x.copy(), Pp.copy(), cls.astype(np.uint8), conf.copy()
+    def _register(self, ep: Episode, new: bool = True) -> None:
+        self._open[ep.alert_id] = ep
+        if ep.kind in _CONDITION_KINDS:
+            self._index[(ep.zone, ep.kind)].add(ep, new)
+        else:
+            self._holds[ep.alert_id] = ep
 
-    def _update_evidence(self, t, ids, updated_ids, sensor_id) -> None:
-        idx, found = _align(self._trk_ids, ids)
-        code = np.full((ids.size, _RING), -1, np.int32)
-        when = np.full((ids.size, _RING), -np.inf)
-        code[found] = self._ev_code[idx[found]]
-        when[found] = self._ev_t[idx[found]]
-        order = np.argsort(ids, kind="stable")
-        self._trk_ids, self._ev_code, self._ev_t = ids[order], code[order], when[order]
-        self.record_evidence(t, updated_ids, sensor_id)
+    def _sync(self, ep: Episode) -> Episode:
+        """Fold the pending evidence and latest track values of ``ep`` into it."""
+        if ep.kind in _CONDITION_KINDS:
+            index = self._index[(ep.zone, ep.kind)]
+            index.sync(index.row(ep.track_id), self._ring.sensors, self.zones[ep.zone].sides)
+        return ep
 
-    def record_evidence(
-        self, t: float, updated_ids: np.ndarray | None, sensor_id: str | None
-    ) -> None:
-        """Note that ``sensor_id`` updated these tracks at ``t``, without a full step.
+    def _sync_all(self) -> None:
+        for (zone, _), index in self._index.items():
+            for k in range(len(index)):  # checkpoints only, not per step
+                index.sync(k, self._ring.sensors, self.zones[zone].sides)
 
-        The service calls this for batches between rule evaluations, so evidence is
-        complete even when rules are evaluated less often than batches arrive. Tracks
-        the engine has not seen in a snapshot yet are skipped.
-
-        Parameters
-        ----------
-        t : float
-        updated_ids : ndarray, shape (U,), int64
-        sensor_id : str
-        """
-        if sensor_id is None or updated_ids is None or self._trk_ids.size == 0:
-            return
-        updated = np.asarray(updated_ids, np.int64).ravel()
-        if updated.size == 0:
-            return
-        if sensor_id not in self._sensor_code:
-            self._sensor_code[sensor_id] = len(self._sensors)
-            self._sensors.append(sensor_id)
-        c = self._sensor_code[sensor_id]
-        idx = np.minimum(np.searchsorted(self._trk_ids, updated), self._trk_ids.size - 1)
-        rows = np.unique(idx[self._trk_ids[idx] == updated])
-        if rows.size == 0:
-            return
-        match = self._ev_code[rows] == c
-        # The sensor's own slot if it has one, else the stalest slot.
-        slot = np.where(match.any(axis=1), match.argmax(axis=1), self._ev_t[rows].argmin(axis=1))
-        self._ev_code[rows, slot] = c
-        self._ev_t[rows, slot] = t
-        upd_set = set(self._trk_ids[rows].tolist())
-        # Open episodes indexed by (zone, kind) -> {track id: alert id}: intersect
-        # rather than visiting every open alert for every batch.
-        for (_, kind), by_track in self._by_zk.items():
-            if kind in _CONDITION_KINDS:
-                for tid in upd_set.intersection(by_track):
-                    self._open[by_track[tid]]["evidence"].add(sensor_id)
-
-    def _evidence_since(self, tid: int, since: float) -> set[str]:
-        i = int(np.searchsorted(self._trk_ids, tid))
-        if i >= self._trk_ids.size or self._trk_ids[i] != tid:
-            return set()
-        keep = (self._ev_code[i] >= 0) & (self._ev_t[i] >= since - _EPS_T)
-        return {self._sensors[c] for c in self._ev_code[i][keep].tolist()}
-
-    def _open_ids(self, zone: str, kind: str) -> np.ndarray:
-        d = self._by_zk.get((zone, kind))
-        return np.fromiter(d, np.int64, len(d)) if d else np.zeros(0, np.int64)
-
-    def _new_episode(
-        self, t, zone, kind, tid, severity, side, evidence, fields, related=None, hold=None
-    ):
+    def _new_episode(self, t, zone, kind, tid, severity, side, evidence, fields,
+                     related=None, hold=None) -> Episode:
         per = self._counts.setdefault(tid, {})
         n = per.get((zone, kind), 0)
         per[(zone, kind)] = n + 1
-        ep = {
-            "alert_id": f"{zone}:{kind}:{tid}:{n}",
-            "kind": kind,
-            "zone": zone,
-            "track_id": tid,
-            "opened_at": t,
-            "severity": severity,
-            "side": side,
-            "evidence": set(evidence),
-            "fields": fields,
-            "related": related,
-            "close_at": None if hold is None else t + hold,
-            "last_emit": t,
-            "last_event": None,
-        }
-        self._open[ep["alert_id"]] = ep
-        self._by_zk.setdefault((zone, kind), {})[tid] = ep["alert_id"]
+        ep = Episode(
+            alert_id=f"{zone}:{kind}:{tid}:{n}", kind=kind, zone=zone, track_id=tid,
+            opened_at=t, severity=severity, side=side, evidence=set(evidence),
+            fields=fields, related=related, close_at=None if hold is None else t + hold,
+            last_emit=t,
+        )
+        self._register(ep)
         return ep
 
-    def _emit(self, ep, event, t, events, reason=None) -> dict[str, Any]:
-        f = ep["fields"]
-        ev = {
-            "alert_id": ep["alert_id"],
-            "kind": ep["kind"],
-            "event": event,
-            "severity": ep["severity"],
-            "zone": ep["zone"],
-            "track_id": ep["track_id"],
-            "t": t,
-            "position": {"east": f["east"], "north": f["north"], "lon": None, "lat": None},
-            "velocity": {"east": f["v_east"], "north": f["v_north"]},
-            "speed": f["speed"],
-            "p_inside": f["p_inside"],
-            "time_to_breach": f["ttb"],
-            "side": ep["side"],
-            "side_now": f["side_now"],
-            "cls": f["cls"],
-            "conf": f["conf"],
-            "evidence": sorted(ep["evidence"]),
-            "opened_at": ep["opened_at"],
-            "closed_at": t if event == "close" else None,
-            "reason": reason,
-            "related_alert_id": ep["related"],
-        }
-        ep["last_event"] = ev
-        ep["last_emit"] = t
-        events.append(ev)
+    def _emit(self, ep: Episode, event: str, t: float, events: list, reason=None) -> None:
+        """Send one event of ``ep`` (its fields already current); a close retires it."""
+        events.append(ep.event(event, t, reason))
+        if ep.kind not in _CONDITION_KINDS:
+            if event == "close":
+                del self._open[ep.alert_id]
+                self._holds.pop(ep.alert_id, None)
+            return
+        index = self._index[(ep.zone, ep.kind)]
         if event == "close":
-            del self._open[ep["alert_id"]]
-            by = self._by_zk.get((ep["zone"], ep["kind"]))
-            if by is not None and by.get(ep["track_id"]) == ep["alert_id"]:
-                del by[ep["track_id"]]
-        return ev
+            del self._open[ep.alert_id]
+            index.remove(ep)
+        else:
+            index.emitted(index.row(ep.track_id))
 
-    def _handle_gone(self, t, gone, deleted: set[int], events) -> None:
-        gone_set = set(gone.tolist())
-        for ep in list(self._open.values()):
-            tid = ep["track_id"]
-            if ep["kind"] not in _CONDITION_KINDS or tid not in gone_set:
-                continue
-            reason = "track_deleted" if tid in deleted else "track_gone"
+    def _follow_on(self, t: float, inc: Episode, kind: str, events: list) -> Episode | None:
+        """Open the exit or lost-inside alert of a closing incursion, if its rule allows."""
+        rule = self.rules.for_zone(inc.zone)[kind]
+        severity = kinds.follow_on_severity(inc, rule)
+        if severity is None:
+            return None
+        ep = self._new_episode(t, inc.zone, kind, inc.track_id, severity, inc.side,
+                               inc.evidence, inc.fields, related=inc.alert_id, hold=rule.hold)
+        self._emit(ep, "open", t, events)
+        return ep
+
+    def _handle_gone(self, t, gone: np.ndarray, deleted: np.ndarray, events) -> None:
+        hit: set[str] = set()
+        for index in self._index.values():
+            if len(index):
+                for k in np.flatnonzero(np.isin(index.tids, gone)).tolist():
+                    hit.add(index.episodes[k].alert_id)
+        for ep in [ep for aid, ep in self._open.items() if aid in hit]:  # opening order
+            self._sync(ep)
+            reason = "track_deleted" if ep.track_id in deleted else "track_gone"
             self._emit(ep, "close", t, events, reason)
-            if ep["kind"] == "incursion":
-                rule = self.rules.for_zone(ep["zone"]).lost_inside
-                cls_name = ep["fields"]["cls"]
-                if rule.enabled and cls_name in rule.classes:
-                    lost = self._new_episode(
-                        t,
-                        ep["zone"],
-                        "lost_inside",
-                        tid,
-                        rule.severity_for(cls_name),
-                        ep["side"],
-                        ep["evidence"],
-                        ep["fields"],
-                        related=ep["alert_id"],
-                        hold=rule.hold,
-                    )
-                    self._emit(lost, "open", t, events)
-        for tid in gone_set:
+            if ep.kind == "incursion":
+                self._follow_on(t, ep, "lost_inside", events)
+        for tid in gone.tolist():
             self._counts.pop(tid, None)
 
     def _expire_holds(self, t, events) -> None:
-        for ep in list(self._open.values()):
-            if ep["close_at"] is not None and t >= ep["close_at"] - _EPS_T:
+        for ep in list(self._holds.values()):
+            if ep.close_at is not None and t >= ep.close_at - EPS_T:
                 self._emit(ep, "close", t, events, "hold_elapsed")
 
     def _fill_lonlat(self, events) -> None:
@@ -536,258 +425,181 @@ class AlertEngine:
             e["position"]["lon"] = lon
             e["position"]["lat"] = lat
 
-    def _step_zone(self, t, zone: Zone, ids, x, Pp, cls, conf, order, events) -> None:
-        zr = self.rules.for_zone(zone.name)
-        inc, pred, loit = zr.incursion, zr.predicted_incursion, zr.loitering
-        n = ids.size
-        pos, vel = x[:, :2], x[:, 2:4]
-        speed = np.hypot(vel[:, 0], vel[:, 1])
+    # ------------------------------------------------------------------ one zone
 
-        # Only tracks near the zone need the shapely work; the rest are outside, far,
-        # with no time to breach within the horizon.
+    def _view(self, zone: Zone, snap: Snapshot) -> ZoneView:
+        """The tracks of ``snap`` this zone must evaluate, with their geometry and timers.
+
+        A track is evaluated if it is within the reach bound of the zone's bounding box
+        (``FAR_SIGMAS`` sigmas, speed times the prediction horizon, the loitering band),
+        has a timer running, or has an alert open here. Outside the bound P(inside) is
+        0, no breach is due within the horizon and the track is out of the band.
+        """
+        zr = self.rules.for_zone(zone.name)
+        pred, loit = zr.predicted_incursion, zr.loitering
         horizon = pred.horizon_close if pred.enabled else 0.0
         band = max(loit.band, 0.0) if loit.enabled else 0.0
-        sig = np.sqrt(np.maximum(Pp[:, 0, 0] + Pp[:, 1, 1], 0.0))
-        margin = np.maximum(np.maximum(FAR_SIGMAS * sig, speed * horizon), band) + 1.0
-        sub = np.flatnonzero(zone.near(pos, margin))
-        p_in = np.zeros(n)
-        ttb = np.full(n, np.inf)
-        dist = np.full(n, np.inf)
-        side_now = np.zeros(n, np.int8)
-        if sub.size:
-            p_in[sub] = zone.probability_inside(pos[sub], Pp[sub])
-            if pred.enabled:
-                ttb[sub] = zone.time_to_breach(pos[sub], vel[sub], horizon)
-            dist[sub] = zone.distance(pos[sub])
-            side_now[sub] = zone.side(pos[sub])
-
+        margin = np.maximum(np.maximum(FAR_SIGMAS * snap.sigma, snap.speed * horizon), band)
+        near = box_distance(snap.x[:, :2], zone.bounds) <= margin + 1.0
         st = self._zst[zone.name]
-        idx, found = _align(st["ids"], ids)
+        live = np.zeros(st["ids"].size, bool)
+        for c in _LIVE_TIMERS:
+            live |= ~np.isnan(st[c])
+        keep = [st["ids"][live]] + [self._index[(zone.name, k)].tids for k in _CONDITION_KINDS]
+        rows, found = snap.rows_of(np.concatenate(keep))
+        active = near.copy()
+        active[rows[found]] = True
+        rows = np.flatnonzero(active)
+        m = rows.size
+        p_in, ttb = np.zeros(m), np.full(m, np.inf)
+        dist, side = np.full(m, np.inf), np.zeros(m, np.int8)
+        sub = np.flatnonzero(near[rows])
+        if sub.size:
+            r = rows[sub]
+            got = zone.measure(snap.x[r, :2], snap.P_pos[r], snap.x[r, 2:4], horizon)
+            p_in[sub], dist[sub], side[sub] = got.p_inside, got.distance, got.side
+            if pred.enabled:
+                ttb[sub] = got.time_to_breach
+        ids = snap.ids[rows]
+        k = np.minimum(np.searchsorted(st["ids"], ids), max(st["ids"].size - 1, 0))
+        had = st["ids"][k] == ids if st["ids"].size else np.zeros(m, bool)
         col = {}
-        for c in _ZONE_COLS:
-            col[c] = np.full(n, 0.0 if c == "side_from" else np.nan)
-            col[c][found] = st[c][idx[found]]
+        for c in STATE_COLUMNS:
+            col[c] = np.full(m, 0.0 if c == "side_from" else np.nan)
+            col[c][had] = st[c][k[had]]
         # Where the track came from: the last side it was seen on while outside.
-        seen_out = dist > 0
-        col["side_from"] = np.where(seen_out & (side_now != 0), side_now, col["side_from"])
+        col["side_from"] = np.where((dist > 0) & (side != 0), side, col["side_from"])
+        return ZoneView(rows, ids, snap.x[rows, :2], snap.x[rows, 2:4], snap.speed[rows],
+                        p_in, ttb, dist, side, snap.cls[rows], snap.conf[rows], col)
 
-        def cls_ok(rule) -> np.ndarray:
-            allowed = [CLASSES.index(c) for c in rule.classes]
-            return np.isin(cls, allowed)
+    def _keep_state(self, zone: Zone, v: ZoneView, snap: Snapshot) -> None:
+        """Store the evaluated rows that carry anything, and the others still tracked."""
+        st = self._zst[zone.name]
+        idle = np.isin(st["ids"], v.ids, invert=True)
+        _, present = snap.rows_of(st["ids"])
+        carried = idle & present
+        keep = v.col["side_from"] != 0
+        for c in STATE_COLUMNS[1:]:
+            keep |= ~np.isnan(v.col[c])
+        ids = np.concatenate([st["ids"][carried], v.ids[keep]])
+        order = np.argsort(ids, kind="stable")
+        new = {c: np.concatenate([st[c][carried], v.col[c][keep]])[order] for c in STATE_COLUMNS}
+        new["ids"] = ids[order]
+        self._zst[zone.name] = new
 
-        def row_of(tid: int) -> int:
-            return int(order[np.searchsorted(ids, tid, sorter=order)])
+    def _fields(self, zone: Zone, v: ZoneView, i: int):
+        row = self._values(v, np.array([i]))[0].tolist()
+        return fields_from_row(row, zone.sides)
 
-        def fields(i: int) -> dict[str, Any]:
-            s = int(side_now[i])
-            return {
-                "east": float(pos[i, 0]),
-                "north": float(pos[i, 1]),
-                "v_east": float(vel[i, 0]),
-                "v_north": float(vel[i, 1]),
-                "speed": float(speed[i]),
-                "p_inside": float(p_in[i]),
-                "ttb": float(ttb[i]) if np.isfinite(ttb[i]) else None,
-                "side_now": zone.side_name(s),
-                "cls": CLASSES[int(cls[i])],
-                "conf": float(conf[i]),
-            }
+    @staticmethod
+    def _values(v: ZoneView, at: np.ndarray) -> np.ndarray:
+        """``FIELD_COLUMNS`` of view positions ``at``, shape (K, len(FIELD_COLUMNS))."""
+        ttb = v.ttb[at]
+        return np.column_stack([
+            v.pos[at, 0], v.pos[at, 1], v.vel[at, 0], v.vel[at, 1], v.speed[at],
+            v.p_inside[at], np.where(np.isfinite(ttb), ttb, np.nan), v.side[at],
+            v.cls[at], v.conf[at],
+        ])
 
-        def fields_many(rows: np.ndarray) -> list[dict[str, Any]]:
-            """:func:`fields` for many rows, converting whole columns at once."""
-            ttb_rows = ttb[rows]
-            columns = zip(
-                pos[rows, 0].tolist(),
-                pos[rows, 1].tolist(),
-                vel[rows, 0].tolist(),
-                vel[rows, 1].tolist(),
-                speed[rows].tolist(),
-                p_in[rows].tolist(),
-                np.where(np.isfinite(ttb_rows), ttb_rows, np.nan).tolist(),
-                side_now[rows].tolist(),
-                cls[rows].tolist(),
-                conf[rows].tolist(),
-                strict=True,
-            )
-            return [
-                {
-                    "east": e,
-                    "north": nn,
-                    "v_east": ve,
-                    "v_north": vn,
-                    "speed": sp,
-                    "p_inside": p,
-                    "ttb": None if b != b else b,  # NaN marks "no breach"
-                    "side_now": zone.side_name(s),
-                    "cls": CLASSES[c],
-                    "conf": cf,
-                }
-                for e, nn, ve, vn, sp, p, b, s, c, cf in columns
-            ]
+    def _close(self, t, zone, v, kind, at, reason, events) -> list[Episode]:
+        """Close the ``kind`` alerts of view positions ``at`` (ascending).
 
-        def side_from(i: int) -> str | None:
-            s = int(col["side_from"][i]) or int(side_now[i])
-            return zone.side_name(s)
+        ``reason`` is the close reason, or ``reason(episode, position)`` giving it.
+        """
+        index = self._index[(zone.name, kind)]
+        closed = []
+        for i in at.tolist():
+            ep = self._sync(index.episodes[index.row(int(v.ids[i]))])
+            ep.fields = self._fields(zone, v, i)
+            why = reason(ep, i) if callable(reason) else reason
+            self._emit(ep, "close", t, events, why)
+            closed.append(ep)
+        return closed
 
-        def close_all(kind: str, reason: str) -> None:
-            for tid in sorted(self._by_zk.get((zone.name, kind), {})):
-                self._emit(
-                    self._open[self._by_zk[(zone.name, kind)][tid]], "close", t, events, reason
-                )
+    def _open_new(self, t, zone, v, kind, at, since, events) -> None:
+        """Open ``kind`` alerts for view positions ``at``; evidence since ``since``."""
+        rule = self.rules.for_zone(zone.name)[kind]
+        for i in at.tolist():
+            tid = int(v.ids[i])
+            fields = self._fields(zone, v, i)
+            side = zone.side_name(int(v.col["side_from"][i]) or int(v.side[i]))
+            ep = self._new_episode(t, zone.name, kind, tid, rule.severity_for(fields["cls"]),
+                                   side, self._ring.since(tid, since[i]), fields)
+            self._emit(ep, "open", t, events)
 
-        touched: set[str] = set()  # alerts that already sent an event this step
+    def _is_open(self, zone: Zone, kind: str, v: ZoneView) -> np.ndarray:
+        tids = self._index[(zone.name, kind)].tids
+        if tids.size == 0:
+            return np.zeros(v.ids.size, bool)
+        k = np.minimum(np.searchsorted(tids, v.ids), tids.size - 1)
+        return tids[k] == v.ids
 
-        # --- incursion -------------------------------------------------------------
-        inc_closed_ids: list[int] = []
+    def _close_all(self, t, zone: Zone, kind: str, events) -> None:
+        index = self._index[(zone.name, kind)]
+        for ep in list(index.episodes):  # ascending track id
+            self._emit(self._sync(ep), "close", t, events, "rule_disabled")
+
+    def _step_zone(self, t: float, zone: Zone, snap: Snapshot, events: list) -> None:
+        zr = self.rules.for_zone(zone.name)
+        inc, pred, loit = zr.incursion, zr.predicted_incursion, zr.loitering
+        v = self._view(zone, snap)
         if inc.enabled:
-            ok = cls_ok(inc)
-            col["inc_on"] = _since((p_in >= inc.p_open) & ok, col["inc_on"], t)
-            col["inc_off"] = _since((p_in <= inc.p_close) | ~ok, col["inc_off"], t)
-            is_open = np.isin(ids, self._open_ids(zone.name, "incursion"))
-            for i in np.flatnonzero(is_open & _held(col["inc_off"], t, inc.dwell_close)).tolist():
-                tid = int(ids[i])
-                ep = self._open[self._by_zk[(zone.name, "incursion")][tid]]
-                ep["fields"] = fields(i)
-                self._emit(ep, "close", t, events, "left_zone")
-                inc_closed_ids.append(tid)
-                ex = zr.exit
-                if ex.enabled and ep["fields"]["cls"] in ex.classes:
-                    e2 = self._new_episode(
-                        t,
-                        zone.name,
-                        "exit",
-                        tid,
-                        ex.severity_for(ep["fields"]["cls"]),
-                        ep["side"],
-                        ep["evidence"],
-                        ep["fields"],
-                        related=ep["alert_id"],
-                        hold=ex.hold,
-                    )
-                    self._emit(e2, "open", t, events)
-                    touched.add(e2["alert_id"])
-            for i in np.flatnonzero(~is_open & _held(col["inc_on"], t, inc.dwell_open)).tolist():
-                tid = int(ids[i])
-                f = fields(i)
-                ep = self._new_episode(
-                    t,
-                    zone.name,
-                    "incursion",
-                    tid,
-                    inc.severity_for(f["cls"]),
-                    side_from(i),
-                    self._evidence_since(tid, col["inc_on"][i]),
-                    f,
-                )
-                self._emit(ep, "open", t, events)
-                touched.add(ep["alert_id"])
+            close, open_ = kinds.incursion(v, inc, t, self._is_open(zone, "incursion", v))
+            for ep in self._close(t, zone, v, "incursion", close, "left_zone", events):
+                self._follow_on(t, ep, "exit", events)
+            self._open_new(t, zone, v, "incursion", open_, v.col["inc_on"], events)
         else:
-            close_all("incursion", "rule_disabled")
-        inc_open = np.isin(ids, self._open_ids(zone.name, "incursion"))
-
-        # --- predicted incursion -----------------------------------------------------
+            self._close_all(t, zone, "incursion", events)
+        inc_open = self._is_open(zone, "incursion", v)
         if pred.enabled:
-            ok = cls_ok(pred)
-            entered = inc_open if inc.enabled else (dist == 0)
-            on = (dist > 0) & (ttb <= pred.horizon) & (speed >= pred.min_speed) & ok & ~inc_open
-            col["pred_on"] = _since(on, col["pred_on"], t)
-            col["pred_off"] = _since((ttb > pred.horizon_close) | ~ok, col["pred_off"], t)
-            is_open = np.isin(ids, self._open_ids(zone.name, "predicted_incursion"))
-            closing = is_open & (entered | _held(col["pred_off"], t, pred.dwell_close))
-            for i in np.flatnonzero(closing).tolist():
-                tid = int(ids[i])
-                ep = self._open[self._by_zk[(zone.name, "predicted_incursion")][tid]]
-                ep["fields"] = fields(i)
+            entered = inc_open if inc.enabled else (v.dist == 0)
+            is_open = self._is_open(zone, "predicted_incursion", v)
+            close, open_ = kinds.predicted_incursion(v, pred, t, is_open, inc_open, entered)
+
+            def reason(ep: Episode, i: int) -> str:
                 if entered[i] and inc.enabled:
-                    ep["related"] = self._by_zk[(zone.name, "incursion")][tid]
-                    self._emit(ep, "close", t, events, "incursion")
-                else:
-                    self._emit(ep, "close", t, events, "entered" if entered[i] else "cleared")
-            starting = ~is_open & ~entered & _held(col["pred_on"], t, pred.dwell_open)
-            for i in np.flatnonzero(starting).tolist():
-                tid = int(ids[i])
-                f = fields(i)
-                ep = self._new_episode(
-                    t,
-                    zone.name,
-                    "predicted_incursion",
-                    tid,
-                    pred.severity_for(f["cls"]),
-                    side_from(i),
-                    self._evidence_since(tid, col["pred_on"][i]),
-                    f,
-                )
-                self._emit(ep, "open", t, events)
-                touched.add(ep["alert_id"])
-        else:
-            close_all("predicted_incursion", "rule_disabled")
+                    ep.related = self._index[(zone.name, "incursion")].get(ep.track_id).alert_id  # type: ignore[union-attr]
+                    return "incursion"
+                return "entered" if entered[i] else "cleared"
 
-        # --- loitering -------------------------------------------------------------
+            self._close(t, zone, v, "predicted_incursion", close, reason, events)
+            self._open_new(t, zone, v, "predicted_incursion", open_, v.col["pred_on"], events)
+        else:
+            self._close_all(t, zone, "predicted_incursion", events)
         if loit.enabled:
-            ok = cls_ok(loit)
-            in_band = (dist <= loit.band) & ok
-            is_open = np.isin(ids, self._open_ids(zone.name, "loitering"))
-            with np.errstate(invalid="ignore"):
-                moved_by = np.hypot(pos[:, 0] - col["loit_e"], pos[:, 1] - col["loit_n"])
-            # The anchor is where the current dwell began; it restarts whenever the
-            # track strays beyond `radius`, and is frozen while the alert is open.
-            restart = in_band & ~is_open & (np.isnan(col["loit_t"]) | ~(moved_by <= loit.radius))
-            col["loit_e"] = np.where(restart, pos[:, 0], col["loit_e"])
-            col["loit_n"] = np.where(restart, pos[:, 1], col["loit_n"])
-            col["loit_t"] = np.where(restart, t, col["loit_t"])
-            col["loit_t"] = np.where(in_band | is_open, col["loit_t"], np.nan)
-            with np.errstate(invalid="ignore"):
-                moved_by = np.hypot(pos[:, 0] - col["loit_e"], pos[:, 1] - col["loit_n"])
-                away = (dist > loit.band) | (moved_by > loit.radius_close) | ~ok
-            col["loit_off"] = _since(is_open & away, col["loit_off"], t)
-            for i in np.flatnonzero(is_open & _held(col["loit_off"], t, loit.dwell_close)).tolist():
-                tid = int(ids[i])
-                ep = self._open[self._by_zk[(zone.name, "loitering")][tid]]
-                ep["fields"] = fields(i)
-                self._emit(ep, "close", t, events, "loiter_ended")
-                col["loit_t"][i] = np.nan  # a new loiter needs a fresh dwell
-                col["loit_off"][i] = np.nan
-            for i in np.flatnonzero(
-                ~is_open & in_band & _held(col["loit_t"], t, loit.time)
-            ).tolist():
-                tid = int(ids[i])
-                f = fields(i)
-                ep = self._new_episode(
-                    t,
-                    zone.name,
-                    "loitering",
-                    tid,
-                    loit.severity_for(f["cls"]),
-                    side_from(i),
-                    self._evidence_since(tid, col["loit_t"][i]),
-                    f,
-                )
-                self._emit(ep, "open", t, events)
-                touched.add(ep["alert_id"])
+            close, open_ = kinds.loitering(v, loit, t, self._is_open(zone, "loitering", v))
+            self._close(t, zone, v, "loitering", close, "loiter_ended", events)
+            self._open_new(t, zone, v, "loitering", open_, v.col["loit_t"], events)
         else:
-            close_all("loitering", "rule_disabled")
+            self._close_all(t, zone, "loitering", events)
+        self._refresh_open(t, zone, v, events)
+        self._keep_state(zone, v, snap)
 
-        # --- updates of alerts still open ---------------------------------------------
+    def _refresh_open(self, t, zone: Zone, v: ZoneView, events) -> None:
+        """Take every open alert's track values; send the updates that are due.
+
+        An update is due every ``update_interval`` seconds, or when the severity (by
+        the track's class now) changed; alerts opened in this step are left alone.
+        """
         for kind in _CONDITION_KINDS:
-            rule = zr[kind]
-            by = self._by_zk.get((zone.name, kind), {})
-            tids = [tid for tid in sorted(by) if self._open[by[tid]]["alert_id"] not in touched]
-            if not tids:
+            index = self._index[(zone.name, kind)]
+            if not len(index):
                 continue
-            # One gather for all open alerts of this kind; a dict per alert only at the end.
-            rows = order[np.searchsorted(ids, np.asarray(tids, np.int64), sorter=order)]
-            for tid, f in zip(tids, fields_many(rows), strict=True):
-                ep = self._open[by[tid]]
-                ep["fields"] = f
-                severity = rule.severity_for(ep["fields"]["cls"])
-                due = (
-                    rule.update_interval > 0
-                    and t - ep["last_emit"] >= rule.update_interval - _EPS_T
-                )
-                if severity != ep["severity"] or due:
-                    ep["severity"] = severity
-                    self._emit(ep, "update", t, events)
-
-        # Keep the per-track columns, sorted by id, for the next step.
-        col["ids"] = ids
-        self._zst[zone.name] = {c: a[order] for c, a in col.items()}
+            k = np.minimum(np.searchsorted(v.ids, index.tids), v.ids.size - 1)
+            present = v.ids[k] == index.tids if v.ids.size else np.zeros(len(index), bool)
+            at = k[present]
+            index.values[present] = self._values(v, at)
+            # Alerts opened in this step already hold this step's values.
+            fresh = present & ~index.new
+            index.fresh |= fresh
+            index.new[:] = False
+            severity = np.zeros(len(index), np.int8)
+            severity[present] = self._severity[(zone.name, kind)][v.cls[at]]
+            rule = self.rules.for_zone(zone.name)[kind]
+            due = (rule.update_interval > 0) & (
+                t - index.last_emit >= rule.update_interval - EPS_T
+            )
+            for row in np.flatnonzero(fresh & ((severity != index.severity) | due)).tolist():
+                ep = index.sync(row, self._ring.sensors, zone.sides)
+                ep.severity = SEVERITIES[severity[row]]
+                self._emit(ep, "update", t, events)

@@ -196,6 +196,11 @@ class Zone:
         return self._axis.copy()  # type: ignore[attr-defined]
 
     @property
+    def bounds(self) -> np.ndarray:
+        """Bounding box ``x0, y0, x1, y1`` (east/north metres), shape (4,); do not modify."""
+        return self._bounds  # type: ignore[attr-defined]
+
+    @property
     def normal(self) -> np.ndarray:
         """Unit vector pointing to the positive side, shape (2,)."""
         return self._normal.copy()  # type: ignore[attr-defined]

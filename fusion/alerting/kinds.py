@@ -1,0 +1,220 @@
+"""One function per alert kind: when it opens and when it closes, over arrays of tracks.
+
+The three condition kinds (incursion, predicted incursion, loitering) are decided for
+all the tracks of a :class:`ZoneView` at once: each function advances that kind's
+timers (the time its open or close condition started holding, NaN while it does not
+hold) and returns the view positions whose alert closes and opens this step. The two
+follow-on kinds (exit, lost inside) open from a closing incursion episode and close on a
+hold. Thresholds are :mod:`fusion.alerting.rules` data; see
+:mod:`fusion.alerting.engine` for the lifecycle in words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fusion.alerting.episodes import Episode
+from fusion.alerting.rules import (
+    SEVERITIES,
+    IncursionRule,
+    LoiteringRule,
+    PredictedIncursionRule,
+)
+from fusion.messages import CLASSES
+
+__all__ = [
+    "EPS_T",
+    "STATE_COLUMNS",
+    "ZoneView",
+    "follow_on_severity",
+    "incursion",
+    "loitering",
+    "predicted_incursion",
+    "severity_by_class",
+]
+
+# Slack on time comparisons: step times like 0.1 * k do not add up exactly.
+EPS_T = 1e-9
+# Per-zone per-track columns carried from step to step (float; NaN = not running).
+STATE_COLUMNS = (
+    "side_from",
+    "inc_on",
+    "inc_off",
+    "pred_on",
+    "pred_off",
+    "loit_e",
+    "loit_n",
+    "loit_t",
+    "loit_off",
+)
+
+
+@dataclass
+class ZoneView:
+    """The tracks one zone evaluates this step (M of them, in snapshot order).
+
+    Attributes
+    ----------
+    rows : ndarray, shape (M,), intp
+        Rows of the snapshot, ascending.
+    ids : ndarray, shape (M,), int64
+    pos, vel : ndarray, shape (M, 2)
+        Position (m) and velocity (m/s), east/north.
+    speed : ndarray, shape (M,)
+    p_inside : ndarray, shape (M,)
+        P(inside); 0 for a track far from the zone.
+    ttb : ndarray, shape (M,)
+        Time to breach, s; ``inf`` when none within the horizon (or far).
+    dist : ndarray, shape (M,)
+        Distance to the zone, m; ``inf`` for a track far from it.
+    side : ndarray, shape (M,), int8
+        Side now (1, -1); 0 for a track far from the zone.
+    cls : ndarray, shape (M,), uint8
+    conf : ndarray, shape (M,)
+    col : dict of str to ndarray, shape (M,)
+        The ``STATE_COLUMNS`` of these tracks, advanced in place by the kind functions.
+    """
+
+    rows: np.ndarray
+    ids: np.ndarray
+    pos: np.ndarray
+    vel: np.ndarray
+    speed: np.ndarray
+    p_inside: np.ndarray
+    ttb: np.ndarray
+    dist: np.ndarray
+    side: np.ndarray
+    cls: np.ndarray
+    conf: np.ndarray
+    col: dict[str, np.ndarray]
+
+
+def _since(cond: np.ndarray, prev: np.ndarray, t: float) -> np.ndarray:
+    """Time each condition started holding (NaN where it does not hold now)."""
+    return np.where(cond, np.where(np.isnan(prev), t, prev), np.nan)
+
+
+def _held(since: np.ndarray, t: float, dwell: float) -> np.ndarray:
+    """Whether a condition has held for ``dwell`` seconds (NaN since -> False)."""
+    with np.errstate(invalid="ignore"):
+        return (t - since) >= dwell - EPS_T
+
+
+def _allowed(cls: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
+    table = np.isin(np.arange(len(CLASSES)), [CLASSES.index(c) for c in classes])
+    return table[cls]
+
+
+def severity_by_class(rule) -> np.ndarray:
+    """``SEVERITIES`` index of the rule's severity for each class code, shape (len(CLASSES),)."""
+    return np.array([SEVERITIES.index(rule.severity_for(c)) for c in CLASSES], np.int8)
+
+
+def incursion(
+    v: ZoneView, rule: IncursionRule, t: float, is_open: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Incursion: P(inside) >= ``p_open`` for ``dwell_open``; closes at <= ``p_close``.
+
+    Parameters
+    ----------
+    v : ZoneView
+    rule : IncursionRule
+    t : float
+    is_open : ndarray, shape (M,), bool
+        Whether the track's incursion in this zone is open.
+
+    Returns
+    -------
+    close, open : ndarray of view positions
+    """
+    ok = _allowed(v.cls, rule.classes)
+    v.col["inc_on"] = _since((v.p_inside >= rule.p_open) & ok, v.col["inc_on"], t)
+    v.col["inc_off"] = _since((v.p_inside <= rule.p_close) | ~ok, v.col["inc_off"], t)
+    close = np.flatnonzero(is_open & _held(v.col["inc_off"], t, rule.dwell_close))
+    open_ = np.flatnonzero(~is_open & _held(v.col["inc_on"], t, rule.dwell_open))
+    return close, open_
+
+
+def predicted_incursion(
+    v: ZoneView,
+    rule: PredictedIncursionRule,
+    t: float,
+    is_open: np.ndarray,
+    inc_open: np.ndarray,
+    entered: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted incursion: outside, moving, path enters within ``horizon``.
+
+    Closes when the time to breach exceeds ``horizon_close`` for ``dwell_close``, or at
+    once when the track entered (``entered``: its incursion is open, or it is inside
+    where the incursion rule is off).
+
+    Parameters
+    ----------
+    v : ZoneView
+    rule : PredictedIncursionRule
+    t : float
+    is_open, inc_open, entered : ndarray, shape (M,), bool
+        Predicted incursion open; incursion open; track entered.
+
+    Returns
+    -------
+    close, open : ndarray of view positions
+    """
+    ok = _allowed(v.cls, rule.classes)
+    on = (v.dist > 0) & (v.ttb <= rule.horizon) & (v.speed >= rule.min_speed) & ok & ~inc_open
+    v.col["pred_on"] = _since(on, v.col["pred_on"], t)
+    v.col["pred_off"] = _since((v.ttb > rule.horizon_close) | ~ok, v.col["pred_off"], t)
+    closing = is_open & (entered | _held(v.col["pred_off"], t, rule.dwell_close))
+    opening = ~is_open & ~entered & _held(v.col["pred_on"], t, rule.dwell_open)
+    return np.flatnonzero(closing), np.flatnonzero(opening)
+
+
+def loitering(
+    v: ZoneView, rule: LoiteringRule, t: float, is_open: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Loitering: within ``band`` of the zone and ``radius`` of one point for ``time``.
+
+    The anchor is where the current dwell began; it restarts whenever the track strays
+    beyond ``radius`` and is frozen while the alert is open, which closes once the track
+    is ``radius_close`` from it or out of the band for ``dwell_close``.
+
+    Returns
+    -------
+    close, open : ndarray of view positions
+    """
+    col, east, north = v.col, v.pos[:, 0], v.pos[:, 1]
+    ok = _allowed(v.cls, rule.classes)
+    in_band = (v.dist <= rule.band) & ok
+    with np.errstate(invalid="ignore"):
+        moved_by = np.hypot(east - col["loit_e"], north - col["loit_n"])
+    restart = in_band & ~is_open & (np.isnan(col["loit_t"]) | ~(moved_by <= rule.radius))
+    col["loit_e"] = np.where(restart, east, col["loit_e"])
+    col["loit_n"] = np.where(restart, north, col["loit_n"])
+    col["loit_t"] = np.where(restart, t, col["loit_t"])
+    col["loit_t"] = np.where(in_band | is_open, col["loit_t"], np.nan)
+    with np.errstate(invalid="ignore"):
+        moved_by = np.hypot(east - col["loit_e"], north - col["loit_n"])
+        away = (v.dist > rule.band) | (moved_by > rule.radius_close) | ~ok
+    col["loit_off"] = _since(is_open & away, col["loit_off"], t)
+    close = np.flatnonzero(is_open & _held(col["loit_off"], t, rule.dwell_close))
+    # A new loiter needs a fresh dwell.
+    col["loit_t"][close] = np.nan
+    col["loit_off"][close] = np.nan
+    open_ = np.flatnonzero(~is_open & in_band & _held(col["loit_t"], t, rule.time))
+    return close, open_
+
+
+def follow_on_severity(incursion_episode: Episode, rule) -> str | None:
+    """Severity of the exit or lost-inside alert a closing incursion raises, or None.
+
+    Both kinds follow an incursion episode (its side, evidence and last fields) and
+    close after their rule's ``hold``; they open only where their rule is enabled for
+    the track's class.
+    """
+    cls_name = incursion_episode.fields["cls"]
+    if not rule.enabled or cls_name not in rule.classes:
+        return None
+    return rule.severity_for(cls_name)

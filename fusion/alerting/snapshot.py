@@ -1,0 +1,116 @@
+"""The confirmed-track picture the alert engine steps on: validated, copied, indexed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fusion.messages import CLASSES
+
+__all__ = ["Snapshot"]
+
+
+@dataclass
+class Snapshot:
+    """Confirmed tracks at one time (structure of arrays), with an index by track id.
+
+    Attributes
+    ----------
+    ids : ndarray, shape (N,), int64
+        Unique track ids, in the tracker's order.
+    x : ndarray, shape (N, 4)
+        east, north (m), v_east, v_north (m/s).
+    P_pos : ndarray, shape (N, 2, 2)
+        Position covariances, m^2.
+    cls : ndarray, shape (N,), uint8
+    conf : ndarray, shape (N,)
+    order : ndarray, shape (N,), intp
+        ``ids[order]`` is ascending.
+    """
+
+    ids: np.ndarray
+    x: np.ndarray
+    P_pos: np.ndarray
+    cls: np.ndarray
+    conf: np.ndarray
+    order: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.order = np.argsort(self.ids, kind="stable")
+        self.sorted_ids = self.ids[self.order]
+        vel = self.x[:, 2:4]
+        self.speed = np.hypot(vel[:, 0], vel[:, 1])
+        # sqrt(trace P) bounds the position standard deviation in any direction.
+        self.sigma = np.sqrt(np.maximum(self.P_pos[:, 0, 0] + self.P_pos[:, 1, 1], 0.0))
+
+    @classmethod
+    def empty(cls) -> Snapshot:
+        return cls(
+            np.zeros(0, np.int64),
+            np.zeros((0, 4)),
+            np.zeros((0, 2, 2)),
+            np.zeros(0, np.uint8),
+            np.zeros(0),
+        )
+
+    @classmethod
+    def checked(cls, ids, x, P, cls_, conf) -> Snapshot:
+        """Validate the tracker's arrays and copy them (the tracker reuses its buffers).
+
+        Raises
+        ------
+        ValueError
+            On malformed shapes, duplicate ids, class codes out of range, NaN or inf.
+        """
+        ids = np.asarray(ids)
+        if ids.ndim != 1 or not (ids.size == 0 or np.issubdtype(ids.dtype, np.integer)):
+            raise ValueError(f"ids must be a 1-D integer array, got {ids.dtype} {ids.shape}")
+        ids = ids.astype(np.int64)
+        n = ids.size
+        if any(a is None for a in (x, P, cls_, conf)):
+            raise ValueError("a snapshot needs ids, x, P, cls and conf")
+        x = np.asarray(x, dtype=float)
+        P = np.asarray(P, dtype=float)
+        cls_ = np.asarray(cls_)
+        conf = np.asarray(conf, dtype=float)
+        if x.shape != (n, 4):
+            raise ValueError(f"x must have shape ({n}, 4), got {x.shape}")
+        if P.shape not in ((n, 4, 4), (n, 2, 2)):
+            raise ValueError(f"P must have shape ({n}, 4, 4) or ({n}, 2, 2), got {P.shape}")
+        if cls_.shape != (n,) or conf.shape != (n,):
+            raise ValueError(
+                f"cls and conf must have shape ({n},), got {cls_.shape} and {conf.shape}"
+            )
+        if n and ((cls_ < 0).any() or (cls_ >= len(CLASSES)).any()):
+            raise ValueError(f"cls holds indices outside 0..{len(CLASSES) - 1}")
+        Pp = P[:, :2, :2]
+        if not (np.isfinite(x).all() and np.isfinite(Pp).all()):
+            raise ValueError("x or P holds NaN or infinity")
+        snap = cls(ids, x.copy(), Pp.copy(), cls_.astype(np.uint8), conf.copy())
+        if n > 1 and (snap.sorted_ids[1:] == snap.sorted_ids[:-1]).any():
+            raise ValueError("track ids in a snapshot must be unique")
+        return snap
+
+    def __len__(self) -> int:
+        return self.ids.size
+
+    def without(self, gone: np.ndarray) -> Snapshot:
+        """This snapshot less the tracks in ``gone`` (sorted ids)."""
+        keep = ~np.isin(self.ids, gone)
+        if keep.all():
+            return self
+        return Snapshot(self.ids[keep], self.x[keep], self.P_pos[keep], self.cls[keep],
+                        self.conf[keep])
+
+    def rows_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Snapshot rows of ``ids``: (row (K,), found (K,) bool; row is 0 where not found)."""
+        if self.ids.size == 0:
+            return np.zeros(ids.shape, np.intp), np.zeros(ids.shape, bool)
+        k = np.minimum(np.searchsorted(self.sorted_ids, ids), self.ids.size - 1)
+        found = self.sorted_ids[k] == ids
+        return np.where(found, self.order[k], 0), found
+
+    def as_state(self) -> dict[str, np.ndarray]:
+        return {"ids": self.ids, "x": self.x, "P_pos": self.P_pos, "cls": self.cls,
+                "conf": self.conf}
