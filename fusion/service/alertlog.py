@@ -7,19 +7,21 @@ File layout::
               crc       4 bytes, little-endian uint32: zlib.crc32 of the payload
               payload   one msgpack map (fusion.messages.pack_map: the event plus "v")
 
-Records are only ever appended. A crash can leave a torn last record; a bad disk can
-flip bits anywhere. :func:`read_alert_log` checks every record's length and CRC and
-stops at the first one that does not verify, reporting the byte offset where the valid
-log ends and why. :class:`AlertLog` refuses to append after damage: opening a file whose
-tail does not verify truncates it to its valid prefix and reports that (in
-:attr:`AlertLog.recovery` and as a logged warning), so nothing is ever appended after
-garbage and nothing corrupt is accepted silently. A file that does not start with the
-magic is not touched at all.
+The records are :mod:`fusion.framing`'s ``CRC_BEFORE_BODY`` layout; that module
+writes them and checks them on reading. Records are only ever appended. A crash can
+leave a torn last record; a bad disk can flip bits anywhere. :func:`read_alert_log`
+checks every record's length and CRC and stops at the first one that does not verify,
+reporting the byte offset where the valid log ends and why. :class:`AlertLog` refuses
+to append after damage: opening a file whose tail does not verify truncates it to its
+valid prefix and reports that (in :attr:`AlertLog.recovery` and as a logged warning),
+so nothing is ever appended after garbage and nothing corrupt is accepted silently. A
+file that does not start with the magic is not touched at all.
 """
 
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -92,7 +94,16 @@ class LogReport:
         return self.error is None
 
 
-def _scan(data: bytes, path: str) -> tuple[list[dict[str, Any]], LogReport]:
+def _scan_file(f: BinaryIO, path: str) -> tuple[list[dict[str, Any]], LogReport]:
+    """Verify a whole log through a read-only map of ``f`` (no copy of the file)."""
+    size = os.fstat(f.fileno()).st_size
+    if size == 0:  # mmap refuses empty files
+        return _scan(b"", path)
+    with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return _scan(data, path)
+
+
+def _scan(data: bytes | mmap.mmap, path: str) -> tuple[list[dict[str, Any]], LogReport]:
     """Verify the magic and every record of a whole log held in ``data``."""
     file_bytes = len(data)
     head = data[: len(MAGIC)]
@@ -148,7 +159,7 @@ def read_alert_log(path: str | PathLike[str]) -> tuple[list[dict[str, Any]], Log
     """
     path = os.fspath(path)
     with open(path, "rb") as f:
-        return _scan(f.read(), path)
+        return _scan_file(f, path)
 
 
 def open_alerts_from_events(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -210,13 +221,11 @@ class AlertLog:
         f = open(self.path, "a+b")  # creates the file, never clobbers it
         try:
             self._lock(f)
-            f.seek(0)
-            data = f.read()
-            size = len(data)
+            size = os.fstat(f.fileno()).st_size
             if size == 0:
                 report = LogReport(str(self.path), 0, 0, 0, None, "new log")
             else:
-                _, report = _scan(data, str(self.path))
+                _, report = _scan_file(f, str(self.path))
             if report.error is not None or size == 0:
                 if report.error is not None:
                     log.warning(

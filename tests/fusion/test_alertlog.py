@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import struct
+import zlib
 
 import pytest
 
+from fusion.messages import pack_map
 from fusion.service.alertlog import (
     MAGIC,
     AlertLog,
@@ -157,3 +160,27 @@ def test_append_after_close_fails(tmp_path):
     log.close()
     with pytest.raises(AlertLogError, match="closed"):
         log.append(EVENTS[0])
+
+
+def test_bytes_follow_the_documented_layout(tmp_path):
+    # Golden layout: the framing moved to fusion.framing, the file format did not.
+    path = tmp_path / "alerts.log"
+    ev = {"alert_id": "z:incursion:1:0", "event": "open"}
+    write(path, [ev])
+    data = path.read_bytes()
+    payload = pack_map(ev)
+    assert data == MAGIC + struct.pack("<II", len(payload), zlib.crc32(payload)) + payload
+
+
+def test_a_zero_filled_tail_is_cut_back_to_the_last_record(tmp_path):
+    # Some file systems leave zeros where a crash cut the last write short.
+    path = tmp_path / "alerts.log"
+    offsets = write(path, EVENTS[:2])
+    size = path.stat().st_size
+    with open(path, "ab") as f:
+        f.write(b"\0" * 64)
+    events, report = read_alert_log(path)
+    assert events == EVENTS[:2] and not report.ok and report.valid_bytes == size
+    with AlertLog(path) as log:
+        assert log.recovery.truncated and log.recovery.records == 2
+    assert path.stat().st_size == size and offsets[-1] < size
