@@ -99,3 +99,45 @@ def steady_tracker(n: int, seed: int = 0, warmup: int = WARMUP_SCANS, make=Track
     for _ in range(warmup):
         tracker.process(scene.scan())
     return tracker, scene
+
+
+def strip_zone(scene: Scene, width: float = 3000.0):
+    """A buffer-zone strip ``width`` metres wide across the middle of the scene, east-west.
+
+    Like the default scenario's zone (about 3 km wide, a tenth of the area), so about
+    a tenth of the targets are inside it and more are within the rules' reach of it.
+    """
+    from fusion.alerting.zones import Zone, ZoneSet
+
+    mid, half = scene.side / 2, width / 2
+    shell = [[-1000.0, mid - half], [scene.side + 1000.0, mid - half],
+             [scene.side + 1000.0, mid + half], [-1000.0, mid + half]]
+    return ZoneSet([Zone.from_local("strip", np.array(shell))])
+
+
+class AlertedScene:
+    """A steady ``n``-target scene with a tracker and an alert engine (default rules).
+
+    :meth:`scan` runs the tracker on the next scan and returns what the engine's step
+    needs, so the two can be timed apart on the same scans, as the service runs them
+    (one rules evaluation per batch).
+    """
+
+    def __init__(self, n: int, seed: int = 3, warmup: int = WARMUP_SCANS + 6):
+        from fusion.alerting.engine import AlertEngine
+
+        self.tracker, self.scene = steady_tracker(n, seed)
+        self.engine = AlertEngine(strip_zone(self.scene))
+        for _ in range(warmup):  # let alerts open, so updates and evidence are exercised
+            self.engine_step(*self.scan())
+
+    def scan(self) -> tuple:
+        """Track the next scan; returns the engine step's arguments."""
+        batch = self.scene.scan()
+        result = self.tracker.process(batch)
+        snap = self.tracker.confirmed(at=self.tracker.latest_time)
+        return (self.tracker.latest_time, snap, result.updated, batch.sensor_id, result.deleted)
+
+    def engine_step(self, t, snap, updated, sensor_id, deleted) -> list:
+        return self.engine.step(t, snap.ids, snap.x, snap.P, snap.cls, snap.conf,
+                                updated_ids=updated, sensor_id=sensor_id, deleted_ids=deleted)

@@ -257,12 +257,21 @@ class OpenIndex:
             setattr(self, name, np.delete(getattr(self, name), k, axis=0))
 
     def add_evidence(self, updated: np.ndarray, code: int) -> None:
-        """Mark sensor ``code`` on every open episode whose track is in ``updated``."""
+        """Mark sensor ``code`` on every open episode whose track is in ``updated``.
+
+        Parameters
+        ----------
+        updated : ndarray, shape (U,), int64
+            Track ids, ascending.
+        code : int
+            Sensor code.
+        """
         if code >= self.evidence.shape[1]:
             grown = np.zeros((self.tids.size, max(2 * code, 8)), bool)
             grown[:, : self.evidence.shape[1]] = self.evidence
             self.evidence = grown
-        self.evidence[np.isin(self.tids, updated), code] = True
+        k = np.minimum(np.searchsorted(updated, self.tids), updated.size - 1)
+        self.evidence[updated[k] == self.tids, code] = True
 
     def sync(self, k: int, sensors: list[str] | None = None, side_names=None) -> Episode:
         """Fold row ``k``'s pending evidence and fresh values into its Episode."""

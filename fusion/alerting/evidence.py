@@ -31,12 +31,19 @@ class EvidenceRing:
         Time the slot's sensor last updated the track (-inf when empty).
     sensors : list of str
         Sensor name per code.
+
+    Notes
+    -----
+    ``slot[i, c]`` is the slot of sensor ``c`` in track ``i``'s ring (-1 if it has
+    none): the index that makes the usual update -- a sensor that already has a slot
+    -- a gather and a scatter instead of a search of every updated track's ring.
     """
 
     def __init__(self) -> None:
         self.ids = np.zeros(0, np.int64)
         self.code = np.full((0, RING), -1, np.int32)
         self.when = np.full((0, RING), -np.inf)
+        self.slot = np.full((0, 0), -1, np.int8)
         self.sensors: list[str] = []
         self._code_of: dict[str, int] = {}
 
@@ -45,12 +52,20 @@ class EvidenceRing:
         if name not in self._code_of:
             self._code_of[name] = len(self.sensors)
             self.sensors.append(name)
+            if self.slot.shape[1] < len(self.sensors):
+                grown = np.full((self.ids.size, 2 * len(self.sensors)), -1, np.int8)
+                grown[:, : self.slot.shape[1]] = self.slot
+                self.slot = grown
         return self._code_of[name]
 
     def restore(self, ids: np.ndarray, code: np.ndarray, when: np.ndarray, sensors: list[str]):
+        """Take a checkpoint's rows (``code``/``when`` as :attr:`code`/:attr:`when`)."""
         self.ids, self.code, self.when = ids, code, when
         self.sensors = list(sensors)
         self._code_of = {name: i for i, name in enumerate(self.sensors)}
+        self.slot = np.full((ids.size, max(len(self.sensors), 1)), -1, np.int8)
+        row, ring_slot = np.nonzero(code >= 0)
+        self.slot[row, code[row, ring_slot]] = ring_slot
 
     def keep(self, ids: np.ndarray) -> None:
         """Hold rows for exactly these tracks (ascending ids); new tracks start empty."""
@@ -60,9 +75,11 @@ class EvidenceRing:
         found = self.ids[idx] == ids if self.ids.size else np.zeros(ids.size, bool)
         code = np.full((ids.size, RING), -1, np.int32)
         when = np.full((ids.size, RING), -np.inf)
+        slot = np.full((ids.size, self.slot.shape[1]), -1, np.int8)
         code[found] = self.code[idx[found]]
         when[found] = self.when[idx[found]]
-        self.ids, self.code, self.when = ids, code, when
+        slot[found] = self.slot[idx[found]]
+        self.ids, self.code, self.when, self.slot = ids, code, when, slot
 
     def record(self, t: float, updated: np.ndarray, code: int) -> np.ndarray:
         """Note that sensor ``code`` updated these tracks at ``t``.
@@ -81,13 +98,23 @@ class EvidenceRing:
         if self.ids.size == 0 or updated.size == 0:
             return updated[:0]
         idx = np.minimum(np.searchsorted(self.ids, updated), self.ids.size - 1)
-        rows = np.unique(idx[self.ids[idx] == updated])
+        rows = idx[self.ids[idx] == updated]
+        if rows.size > 1 and not (rows[1:] > rows[:-1]).all():
+            rows = np.unique(rows)  # the tracker lists each track once, in id order
         if rows.size == 0:
             return updated[:0]
-        match = self.code[rows] == code
         # The sensor's own slot if it has one, else the stalest slot.
-        slot = np.where(match.any(axis=1), match.argmax(axis=1), self.when[rows].argmin(axis=1))
-        self.code[rows, slot] = code
+        slot = self.slot[:, code][rows].astype(np.intp)
+        new = slot < 0
+        if new.any():
+            fresh = rows[new]
+            stalest = self.when[fresh].argmin(axis=1)
+            evicted = self.code[fresh, stalest]
+            has = evicted >= 0
+            self.slot[fresh[has], evicted[has]] = -1
+            self.slot[fresh, code] = stalest
+            self.code[fresh, stalest] = code
+            slot[new] = stalest
         self.when[rows, slot] = t
         return self.ids[rows]
 

@@ -54,7 +54,21 @@ def _chunks(m: int, e: int) -> list[slice]:
     return [slice(lo, min(lo + step, m)) for lo in range(0, m, step)]
 
 
-def nearest_on_edges(points: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _project(px: np.ndarray, py: np.ndarray, edges: np.ndarray):
+    """Squared distance (M, E) from points to edges, and the nearest points (M, E) x 2."""
+    ax, ay = edges[:, 0], edges[:, 1]
+    ex, ey = edges[:, 2] - ax, edges[:, 3] - ay
+    ee = ex * ex + ey * ey
+    inv = np.divide(1.0, ee, out=np.zeros_like(ee), where=ee > 0)
+    # u = clamp((p - a) . e / |e|^2, 0, 1): where the perpendicular from p lands
+    u = np.minimum(np.maximum(((px - ax) * ex + (py - ay) * ey) * inv, 0.0), 1.0)
+    qx, qy = ax + u * ex, ay + u * ey
+    return (px - qx) ** 2 + (py - qy) ** 2, qx, qy
+
+
+def nearest_on_edges(
+    points: np.ndarray, edges: np.ndarray, others: tuple[np.ndarray, ...] = ()
+) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """Distance from each point to the nearest edge, and the nearest point on it.
 
     Projects ``p`` on each edge ``a + u (b - a)``, clamping ``u`` to [0, 1].
@@ -64,31 +78,35 @@ def nearest_on_edges(points: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray,
     points : ndarray, shape (M, 2)
     edges : ndarray, shape (E, 4)
         ``ax, ay, bx, by`` per edge.
+    others : tuple of ndarray, shape (E_j, 4), optional
+        Further edge sets whose nearest distance is wanted too, computed in the same
+        pass (the zone's side chains).
 
     Returns
     -------
     d : ndarray, shape (M,)
-        Euclidean distance to the boundary, metres.
+        Euclidean distance to the nearest of ``edges``, metres.
     q : ndarray, shape (M, 2)
-        The nearest boundary point.
+        The nearest point on ``edges``.
+    d_others : list of ndarray, shape (M,)
+        Only when ``others`` is given: the distance to the nearest edge of each set.
     """
-    m = points.shape[0]
+    m, ne = points.shape[0], edges.shape[0]
+    stacked = np.vstack([edges, *others]) if others else edges
+    splits = np.cumsum([ne] + [o.shape[0] for o in others])
     d2 = np.empty(m)
     q = np.empty((m, 2))
-    ax, ay = edges[:, 0], edges[:, 1]
-    ex, ey = edges[:, 2] - ax, edges[:, 3] - ay
-    ee = ex * ex + ey * ey
-    inv = np.divide(1.0, ee, out=np.zeros_like(ee), where=ee > 0)
-    for c in _chunks(m, edges.shape[0]):
-        px, py = points[c, :1], points[c, 1:]
-        # u = clamp((p - a) . e / |e|^2, 0, 1)
-        u = np.clip(((px - ax) * ex + (py - ay) * ey) * inv, 0.0, 1.0)
-        qx, qy = ax + u * ex, ay + u * ey
-        dist2 = (px - qx) ** 2 + (py - qy) ** 2
-        k = dist2.argmin(axis=1)
-        rows = np.arange(px.shape[0])
+    d2_others = [np.empty(m) for _ in others]
+    for c in _chunks(m, stacked.shape[0]):
+        dist2, qx, qy = _project(points[c, :1], points[c, 1:], stacked)
+        k = dist2[:, :ne].argmin(axis=1)
+        rows = np.arange(k.size)
         d2[c] = dist2[rows, k]
         q[c, 0], q[c, 1] = qx[rows, k], qy[rows, k]
+        for j, out in enumerate(d2_others):
+            out[c] = dist2[:, splits[j] : splits[j + 1]].min(axis=1)
+    if others:
+        return np.sqrt(d2), q, [np.sqrt(o) for o in d2_others]
     return np.sqrt(d2), q
 
 

@@ -108,7 +108,8 @@ def side_chains(geom: Any, axis: np.ndarray, normal: np.ndarray) -> tuple[np.nda
 
 def nearer_side(
     points: np.ndarray,
-    chains: tuple[np.ndarray, np.ndarray],
+    d_pos: np.ndarray,
+    d_neg: np.ndarray,
     centre: np.ndarray,
     normal: np.ndarray,
 ) -> np.ndarray:
@@ -116,9 +117,15 @@ def nearer_side(
 
     Ties (a point on a cut point, or on the axis beyond an end) fall back to the side
     of the axis through the centroid.
+
+    Parameters
+    ----------
+    points : ndarray, shape (M, 2)
+    d_pos, d_neg : ndarray, shape (M,)
+        Distances to the positive and the negative chain.
+    centre, normal : ndarray, shape (2,)
+        The zone's centroid and the unit normal to the positive side.
     """
-    d_pos, _ = polygon.nearest_on_edges(points, chains[0])
-    d_neg, _ = polygon.nearest_on_edges(points, chains[1])
     ahead = (points - centre) @ normal >= 0
     out = np.where(d_pos < d_neg, 1, np.where(d_neg < d_pos, -1, np.where(ahead, 1, -1)))
     return out.astype(np.int8)

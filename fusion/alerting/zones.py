@@ -371,7 +371,8 @@ class Zone:
             Points inside are on the side of the half they are in.
         """
         points = _as_points(points, "points")
-        return sides.nearer_side(points, self._chains, self._centre, self._normal)  # type: ignore[attr-defined]
+        _, _, (d_pos, d_neg) = polygon.nearest_on_edges(points, self._edges, self._chains)  # type: ignore[attr-defined,misc]
+        return sides.nearer_side(points, d_pos, d_neg, self._centre, self._normal)  # type: ignore[attr-defined]
 
     def measure(
         self, pos: np.ndarray, P_pos: np.ndarray, vel: np.ndarray, horizon: float
@@ -395,24 +396,24 @@ class Zone:
         ZoneMeasures
         """
         edges = self._edges  # type: ignore[attr-defined]
-        d, q = polygon.nearest_on_edges(pos, edges)
+        d, q, (d_pos, d_neg) = polygon.nearest_on_edges(pos, edges, self._chains)  # type: ignore[attr-defined,misc]
         strictly = polygon.inside(pos, edges) & (d > 0)
         on = strictly | (d == 0)
         p_in = np.zeros(pos.shape[0])
+        box = box_distance(pos, self._bounds)  # type: ignore[attr-defined]
         # Beyond FAR_SIGMAS the probability is 0 (as in probability_inside).
-        far = box_distance(pos, self._bounds) > FAR_SIGMAS * position_sigma_bound(P_pos)  # type: ignore[attr-defined]
-        close = np.flatnonzero(~far)
+        close = np.flatnonzero(box <= FAR_SIGMAS * position_sigma_bound(P_pos))
         p_in[close] = halfplane_probability(
             pos[close], q[close], d[close], strictly[close], P_pos[close]
         )
         speed = np.hypot(vel[:, 0], vel[:, 1])
         ttb = np.full(pos.shape[0], np.inf)
-        reach = box_distance(pos, self._bounds) <= speed * horizon  # type: ignore[attr-defined]
-        cand = np.flatnonzero(reach)
+        cand = np.flatnonzero(box <= speed * horizon)
         ttb[cand] = self._entry_time(
             pos[cand], vel[cand], np.full(cand.size, float(horizon)), speed[cand], on[cand]
         )
-        return ZoneMeasures(p_in, ttb, np.where(on, 0.0, d), self.side(pos))
+        side = sides.nearer_side(pos, d_pos, d_neg, self._centre, self._normal)  # type: ignore[attr-defined]
+        return ZoneMeasures(p_in, ttb, np.where(on, 0.0, d), side)
 
     # ------------------------------------------------------------------- GeoJSON
 
