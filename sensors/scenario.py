@@ -2,8 +2,12 @@
 
 A scenario is everything the simulation needs; the same file and seed give the same
 truth and the same detections, bit for bit. Positions are east/north metres in the
-local frame around ``origin`` unless a field says ``lonlat``. Bearings and headings
-are compass degrees (clockwise from north). Times are scenario seconds from 0.
+local frame around ``origin`` unless a field says ``lonlat``: a zone's ``lonlat``, and
+any sensor point given as ``<key>_lonlat`` (``position_lonlat``, ``center_lonlat``,
+``waypoints_lonlat``, ``line_lonlat``), in ``[lon, lat]`` degrees. Lon/lat that cannot
+belong to ``origin`` (typically lat/lon swapped) is refused. Bearings and headings
+are compass degrees (clockwise from north). Times are scenario seconds from 0. Every
+key is described in ``docs/SCENARIOS.md``.
 
 Layout (see ``sensors/data/default.toml`` for a full example)::
 
@@ -38,7 +42,7 @@ import numpy as np
 import shapely
 
 from fusion.config import REQUIRED, ConfigError, Table, check_number
-from fusion.geo import LocalFrame
+from fusion.geo import ImplausibleCoordinates, LocalFrame, check_near_origin
 from fusion.messages import CLASSES, SENSOR_KINDS
 from sensors.shapes import ZoneFrame, racetrack
 
@@ -315,6 +319,14 @@ _SENSOR_KEYS = {
     "satellite": _keys(SatelliteSpec, "swath", drop=_SWATH_KEYS),
     "ugs": _keys(UgsSpec, "line", "count"),
 }
+# Sensor points may also be given in lon/lat, as ``<key>_lonlat``.
+_LONLAT_KEYS = ("position", "center", "waypoints", "line")
+_SENSOR_KEYS = {
+    kind: (*keys, *(f"{k}_lonlat" for k in _LONLAT_KEYS if k in keys))
+    for kind, keys in _SENSOR_KEYS.items()
+}
+_RACETRACK_KEYS = (*_RACETRACK_KEYS, "center_lonlat")
+_SWATH_KEYS = (*_SWATH_KEYS, "center_lonlat")
 _ANY_SENSOR_KEYS = frozenset().union(*_SENSOR_KEYS.values())
 
 
@@ -331,8 +343,17 @@ class _Table(Table):
         prefix: str,
         error: type[ConfigError] = ScenarioError,
         known: Iterable[str] | None = None,
+        frame: LocalFrame | None = None,
     ):
         super().__init__(obj, prefix, error, known)
+        # With a frame, point keys also accept ``<key>_lonlat`` (see :meth:`points`).
+        self.frame = frame
+
+    def has(self, key: str) -> bool:
+        return key in self.obj or (self.frame is not None and f"{key}_lonlat" in self.obj)
+
+    def table(self, key: str, known: Iterable[str] | None = None) -> _Table:
+        return _Table(self.raw(key), self.name(key), self.error, known, self.frame)
 
     def pair(self, key: str, default: Any = REQUIRED, lo: float | None = None,
              strict_lo: bool = False, ordered: bool = True) -> tuple[float, float]:
@@ -349,6 +370,21 @@ class _Table(Table):
         return a, b
 
     def points(self, key: str, default: Any = REQUIRED, min_count: int = 1) -> np.ndarray:
+        """``[x, y]`` pairs in local metres; ``<key>_lonlat`` in degrees is converted."""
+        alt = f"{key}_lonlat"
+        if self.frame is None or alt not in self.obj:
+            return self._points(key, default, min_count)
+        if key in self.obj:
+            raise self.fail(alt, f"give {key} or {alt}, not both")
+        self.seen.add(key)
+        lonlat = self._points(alt, REQUIRED, min_count)
+        try:
+            check_near_origin(lonlat, (self.frame.lon0, self.frame.lat0), "sensor point")
+        except ImplausibleCoordinates as exc:
+            raise self.fail(alt, str(exc)) from None
+        return self.frame.to_local(lonlat)
+
+    def _points(self, key: str, default: Any = REQUIRED, min_count: int = 1) -> np.ndarray:
         value = self.raw(key, default)
         try:
             arr = np.asarray(value, dtype=float)
@@ -426,7 +462,9 @@ def _parse(doc: dict[str, Any], source: str, base_dir: Path) -> Scenario:
         raise ScenarioError("sensors", "must be a list of [[sensors]] tables")
     sensors: list[SensorSpec] = []
     for i, s in enumerate(sensor_list):
-        sensors.extend(_parse_sensor(_Table(s, f"sensors[{i}]", known=_ANY_SENSOR_KEYS)))
+        sensors.extend(
+            _parse_sensor(_Table(s, f"sensors[{i}]", known=_ANY_SENSOR_KEYS, frame=frame))
+        )
     ids = [s.id for s in sensors]
     for i, n in enumerate(ids):
         if n in ids[:i]:
@@ -471,10 +509,16 @@ def _parse_zone(t: _Table, frame: LocalFrame, base_dir: Path) -> ZoneSpec:
         raise ScenarioError(t.name("local"), "give exactly one of local, lonlat or geojson")
     if given[0] == "local":
         local = t.points("local", min_count=3)
-    elif given[0] == "lonlat":
-        local = frame.to_local(t.points("lonlat", min_count=3))
     else:
-        local = frame.to_local(_read_geojson_ring(t, base_dir))
+        if given[0] == "lonlat":
+            ring = t.points("lonlat", min_count=3)
+        else:
+            ring = _read_geojson_ring(t, base_dir)
+        try:
+            check_near_origin(ring, (frame.lon0, frame.lat0), f"zone {name!r}")
+        except ImplausibleCoordinates as exc:
+            raise t.fail(given[0], str(exc)) from None
+        local = frame.to_local(ring)
     if np.allclose(local[0], local[-1]):
         local = local[:-1]  # GeoJSON rings repeat the first vertex
     field = t.name(given[0])
