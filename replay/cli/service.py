@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from replay.cli.common import (
     CommandError,
+    add_scenario_argument,
     check_bindable,
     load_scenario_checked,
     parse_endpoint,
     parse_lonlat,
+    scenario_of,
     stop_on_signals,
 )
 
@@ -53,10 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", metavar="TOML", help="file with [service] and [tracker] tables "
                    "(example: examples/service.toml)")
-    p.add_argument(
-        "--scenario",
-        metavar="NAME|TOML",
-        help="take zones and origin from a scenario (default: 'default', the embedded one)",
+    add_scenario_argument(
+        p, "take zones and origin from this scenario (default: 'default', the embedded one)",
+        required=False,
     )
     p.add_argument("--zones", metavar="GEOJSON", help="zones as GeoJSON in lon/lat")
     p.add_argument("--origin", metavar="LON,LAT", type=parse_lonlat,
@@ -112,7 +113,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="subscribe to the alert stream and print it",
         description="Print one line per alert event (or JSON lines), "
         "starting with the open alerts. Says so on stderr when nothing is heard from the "
-        f"service within {SILENCE_WARNING_S:g} s.",
+        "service (see --silence).",
     )
     a.add_argument(
         "--connect", required=True, metavar="ENDPOINT", type=parse_endpoint,
@@ -130,6 +131,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--json", action="store_true", help="print JSON lines")
     a.add_argument("--timeout", type=float, metavar="S", help="exit after S seconds without alerts")
     a.add_argument("--count", type=int, metavar="N", help="exit after N alerts")
+    a.add_argument("--silence", type=float, default=SILENCE_WARNING_S, metavar="S",
+                   help="say so on stderr when nothing (not even the service's status "
+                   f"heartbeat) is heard for S seconds (default {SILENCE_WARNING_S:g})")
     add_curve_client_options(a)
     a.set_defaults(func=run_alerts)
 
@@ -188,15 +192,16 @@ def load_zones_file(path: str, origin: tuple[float, float]) -> tuple[ZoneSet, Lo
 def _zones_and_frame(args: argparse.Namespace) -> tuple[ZoneSet, LocalFrame]:
     from fusion.alerting.zones import ZoneSet
 
+    name = getattr(args, "scenario", None) or scenario_of(args)
     if args.zones:
         if not args.origin:
             raise CommandError("--zones needs --origin LON,LAT for the local frame")
-        if args.scenario:
+        if name:
             raise CommandError("give zones with either --scenario or --zones, not both")
         return load_zones_file(args.zones, args.origin)
     if args.origin:
         raise CommandError("--origin goes with --zones (a scenario has its own origin)")
-    scenario = load_scenario_checked(args.scenario or "default")
+    scenario = load_scenario_checked(name or "default")
     return ZoneSet.from_geojson(scenario.zones_geojson(), scenario.frame), scenario.frame
 
 
@@ -209,6 +214,7 @@ def build_service(args: argparse.Namespace) -> TrackerService:
     from fusion.service.alertlog import AlertLog
     from fusion.tracking.tracker import Tracker, TrackerConfig
 
+    args.scenario = scenario_of(args)
     service_config = ServiceConfig.from_toml(args.config) if args.config else ServiceConfig()
     tracker_config = TrackerConfig.from_toml(args.config) if args.config else TrackerConfig()
     overrides: dict[str, Any] = {}
@@ -361,11 +367,11 @@ class _Watch:
                 warned = False
                 while not self.stop.is_set():
                     if not sub.poll(100):
-                        if not warned and time.monotonic() - started > SILENCE_WARNING_S:
+                        if not warned and time.monotonic() - started > self.args.silence:
                             warned = True
                             print(
                                 f"bufferzone alerts: nothing heard from {endpoint} in "
-                                f"{SILENCE_WARNING_S:g} s; is 'bufferzone track' running with "
+                                f"{self.args.silence:g} s; is 'bufferzone track' running with "
                                 f"--publish {endpoint}? (still waiting)",
                                 file=sys.stderr, flush=True,
                             )

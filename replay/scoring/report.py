@@ -323,6 +323,15 @@ def write_report(ev: Evaluation, path: str | Path) -> None:
     path : str or Path
         PNG to write.
     """
+    fig = report_figure(ev)
+    try:
+        fig.savefig(path, dpi=110)
+    finally:
+        plt.close(fig)
+
+
+def report_figure(ev: Evaluation) -> Any:
+    """The report page as a matplotlib Figure (the caller saves and closes it)."""
     s = ev.summary
     fig = plt.figure(figsize=(16.5, 11.7))
     grid = fig.add_gridspec(
@@ -473,8 +482,7 @@ def write_report(ev: Evaluation, path: str | Path) -> None:
     rule = (s.get("alerts") or {}).get("rule", "")
     foot.text(0, 1, _wrap("How alerts were scored: " + rule, 240), va="top", ha="left",
               fontsize=6.6, transform=foot.transAxes)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def _tracks_on_truth(ev: Evaluation) -> set[int]:
