@@ -33,6 +33,7 @@ instead of stopping) or a hash chained through the records would be fields of
 
 from __future__ import annotations
 
+import mmap
 import struct
 import zlib
 from collections.abc import Iterator
@@ -41,7 +42,8 @@ from typing import Literal, NamedTuple
 
 __all__ = ["CRC_AFTER_BODY", "CRC_BEFORE_BODY", "RecordLayout", "RecordScan", "ScanEnd", "Span"]
 
-Buffer = bytes | bytearray | memoryview
+# What a record is read from or written as: a file's bytes or a read-only map of it.
+Buffer = bytes | bytearray | memoryview | mmap.mmap
 Reason = Literal["truncated", "length", "crc"]
 
 _U32 = struct.Struct("<I")

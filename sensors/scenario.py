@@ -311,8 +311,8 @@ def _keys(spec: type, *extra: str, drop: tuple[str, ...] = ()) -> tuple[str, ...
 _TOP_KEYS = ("name", "seed", "duration", "truth_dt", "origin", "area", "zones", "targets",
              "sensors")
 _ZONE_KEYS = ("name", "kind", "local", "lonlat", "geojson", "sides")
-_RACETRACK_KEYS = ("center", "heading", "length", "width")
-_SWATH_KEYS = (*_RACETRACK_KEYS, "shift")
+_RACETRACK_KEYS: tuple[str, ...] = ("center", "heading", "length", "width")
+_SWATH_KEYS: tuple[str, ...] = (*_RACETRACK_KEYS, "shift")
 _SENSOR_KEYS = {
     "radar": _keys(RadarSpec),
     "drone": _keys(DroneSpec, "waypoints", "racetrack", drop=("route",)),
