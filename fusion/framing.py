@@ -125,6 +125,11 @@ class RecordLayout:
         """Bytes each record adds around its body."""
         return 8
 
+    @property
+    def header_size(self) -> int:
+        """Bytes before the body: the length, and the CRC when it comes first."""
+        return 4 if self.crc_after_body else 8
+
     def pieces(self, *body: Buffer) -> list[Buffer]:
         """The buffers that make up one record whose body is the concatenated ``body``.
 
@@ -161,6 +166,8 @@ class RecordLayout:
         return RecordScan(self, buf, start, len(buf) if size is None else size)
 
 
+# The two layouts on disk, with the limits their files were written under; an owner
+# may narrow them (the recording sets the fixed part every frame body has).
 CRC_BEFORE_BODY = RecordLayout(crc_after_body=False, max_body=1 << 20)
 CRC_AFTER_BODY = RecordLayout(crc_after_body=True, max_body=1 << 30)
 
@@ -199,7 +206,7 @@ class RecordScan:
 
     def __iter__(self) -> Iterator[Span]:
         buf, size, layout = self.buf, self.size, self.layout
-        head = 8 if not layout.crc_after_body else 4
+        head = layout.header_size
         pos, n = self.start, 0
         reason: Reason | None = None
         detail = f"{size - self.start} bytes of records, clean"
