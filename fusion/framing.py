@@ -141,7 +141,7 @@ class RecordLayout:
         ValueError
             If the body is outside ``[min_body, max_body]``.
         """
-        length = sum(memoryview(part).nbytes for part in body)
+        length = sum(p.nbytes if isinstance(p, memoryview) else len(p) for p in body)
         if not self.min_body <= length <= self.max_body:
             raise ValueError(
                 f"record body of {length} bytes is outside [{self.min_body}, {self.max_body}]"
@@ -172,9 +172,18 @@ CRC_BEFORE_BODY = RecordLayout(crc_after_body=False, max_body=1 << 20)
 CRC_AFTER_BODY = RecordLayout(crc_after_body=True, max_body=1 << 30)
 
 
-def _zero_tail(buf: Buffer, pos: int, size: int) -> bool:
-    """True when every byte from ``pos`` to ``size`` is zero."""
-    return not bytes(buf[pos:size]).strip(b"\0")
+def _bad_length(
+    buf: Buffer, pos: int, size: int, length: int, layout: RecordLayout
+) -> tuple[Reason, str]:
+    """Why a record declaring an impossible ``length`` ends the scan."""
+    if not bytes(buf[pos:size]).strip(b"\0"):
+        # Some file systems leave zeros where a crash interrupted the last writes: that
+        # is a cut-off file, not a damaged one.
+        return "truncated", f"zero-filled tail of {size - pos} bytes at offset {pos}"
+    return "length", (
+        f"record at offset {pos} declares body_len={length}, which no writer produces "
+        f"(limits {layout.min_body}..{layout.max_body})"
+    )
 
 
 class RecordScan:
@@ -206,7 +215,10 @@ class RecordScan:
 
     def __iter__(self) -> Iterator[Span]:
         buf, size, layout = self.buf, self.size, self.layout
-        head = layout.header_size
+        head, lo, hi = layout.header_size, layout.min_body, layout.max_body
+        after = layout.crc_after_body
+        # Bound once: this loop runs once per record of files with millions of them.
+        unpack_u32, crc32 = _U32.unpack_from, zlib.crc32
         pos, n = self.start, 0
         reason: Reason | None = None
         detail = f"{size - self.start} bytes of records, clean"
@@ -215,34 +227,25 @@ class RecordScan:
                 reason = "truncated"
                 detail = f"record at offset {pos} is cut short inside its {head}-byte header"
                 break
-            (length,) = _U32.unpack_from(buf, pos)
-            if not layout.min_body <= length <= layout.max_body:
-                if _zero_tail(buf, pos, size):
-                    reason = "truncated"
-                    detail = f"zero-filled tail of {size - pos} bytes at offset {pos}"
-                else:
-                    reason = "length"
-                    detail = (
-                        f"record at offset {pos} declares body_len={length}, which no "
-                        f"writer produces (limits {layout.min_body}..{layout.max_body})"
-                    )
+            (length,) = unpack_u32(buf, pos)
+            if not lo <= length <= hi:
+                reason, detail = _bad_length(buf, pos, size, length, layout)
                 break
             body = pos + head
-            stop = body + length + (4 if layout.crc_after_body else 0)
+            body_end = body + length
+            stop = body_end + 4 if after else body_end
             if stop > size:
                 reason = "truncated"
                 detail = f"record at offset {pos} needs {stop - pos} bytes, {size - pos} left"
                 break
-            if layout.crc_after_body:
-                (crc,) = _U32.unpack_from(buf, body + length)
-                ok = zlib.crc32(buf[pos : body + length]) == crc
+            if after:
+                ok = crc32(buf[pos:body_end]) == unpack_u32(buf, body_end)[0]
             else:
-                (crc,) = _U32.unpack_from(buf, pos + 4)
-                ok = zlib.crc32(buf[body : body + length]) == crc
+                ok = crc32(buf[body:body_end]) == unpack_u32(buf, pos + 4)[0]
             if not ok:
                 reason, detail = "crc", f"record at offset {pos} fails its CRC-32 check"
                 break
-            yield Span(pos, body, body + length)
+            yield Span(pos, body, body_end)
             n += 1
             pos = stop
         self.end = ScanEnd(pos, n, size, reason, detail)
