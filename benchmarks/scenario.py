@@ -110,8 +110,12 @@ def strip_zone(scene: Scene, width: float = 3000.0):
     from fusion.alerting.zones import Zone, ZoneSet
 
     mid, half = scene.side / 2, width / 2
-    shell = [[-1000.0, mid - half], [scene.side + 1000.0, mid - half],
-             [scene.side + 1000.0, mid + half], [-1000.0, mid + half]]
+    shell = [
+        [-1000.0, mid - half],
+        [scene.side + 1000.0, mid - half],
+        [scene.side + 1000.0, mid + half],
+        [-1000.0, mid + half],
+    ]
     return ZoneSet([Zone.from_local("strip", np.array(shell))])
 
 
@@ -139,5 +143,14 @@ class AlertedScene:
         return (self.tracker.latest_time, snap, result.updated, batch.sensor_id, result.deleted)
 
     def engine_step(self, t, snap, updated, sensor_id, deleted) -> list:
-        return self.engine.step(t, snap.ids, snap.x, snap.P, snap.cls, snap.conf,
-                                updated_ids=updated, sensor_id=sensor_id, deleted_ids=deleted)
+        return self.engine.step(
+            t,
+            snap.ids,
+            snap.x,
+            snap.P,
+            snap.cls,
+            snap.conf,
+            updated_ids=updated,
+            sensor_id=sensor_id,
+            deleted_ids=deleted,
+        )

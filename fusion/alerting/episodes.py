@@ -10,6 +10,35 @@ The open episodes of one zone and kind are also held column-wise in an
 -- which open alerts did this batch's sensor update, which are due an update, whose
 severity changed -- are array operations, and the per-alert Python runs only for the
 few alerts that actually emit an event.
+
+Event schema (every key always present; plain Python values, msgpack- and JSON-ready)::
+
+    alert_id          str    "<zone>:<kind>:<track id>:<n>"
+    kind              str    one of fusion.alerting.rules.KINDS
+    event             str    "open" | "update" | "close"
+    severity          str    one of fusion.alerting.rules.SEVERITIES, by target class
+    zone              str
+    track_id          int
+    t                 float  time of this event (the step time)
+    position          {"east", "north": float metres, "lon", "lat": float degrees or None}
+    velocity          {"east", "north": float m/s}
+    speed             float  m/s
+    p_inside          float  probability the track is inside the zone
+    time_to_breach    float seconds, or None (no entry within the rule's horizon_close)
+    side              str or None  side the track came from (last side seen outside;
+                             the half it was in if it was never seen outside)
+    side_now          str or None  side it is on at this event
+    cls               str    class name
+    conf              float  class confidence
+    evidence          list of str, sorted: sensors whose detections updated the track
+                             from when the open condition began to this event
+    opened_at         float
+    closed_at         float or None (the close time, on close events)
+    reason            str or None  why it closed: "left_zone", "cleared", "incursion",
+                             "entered", "loiter_ended", "hold_elapsed",
+                             "track_deleted", "track_gone", "rule_disabled"
+    related_alert_id  str or None  the incursion an exit / lost_inside / closed
+                             predicted_incursion belongs to
 """
 
 from __future__ import annotations
@@ -23,7 +52,14 @@ import numpy as np
 from fusion.alerting.rules import SEVERITIES
 from fusion.messages import CLASSES
 
-__all__ = ["FIELD_COLUMNS", "Episode", "Fields", "OpenIndex", "fields_from_row"]
+__all__ = [
+    "FIELD_COLUMNS",
+    "Episode",
+    "Fields",
+    "OpenIndex",
+    "fields_from_row",
+    "fill_lonlat",
+]
 
 
 class Fields(TypedDict):
@@ -44,7 +80,16 @@ class Fields(TypedDict):
 # Numeric encoding of Fields, one float column each: ttb NaN = None, side_now as the
 # zone's side code (1, -1, 0 = None) and cls as the CLASSES index.
 FIELD_COLUMNS = (
-    "east", "north", "v_east", "v_north", "speed", "p_inside", "ttb", "side", "cls", "conf",
+    "east",
+    "north",
+    "v_east",
+    "v_north",
+    "speed",
+    "p_inside",
+    "ttb",
+    "side",
+    "cls",
+    "conf",
 )
 
 
@@ -210,10 +255,10 @@ class OpenIndex:
     evidence : ndarray, shape (K, S), bool
         Sensors (by code) that updated the track since the episode's evidence was last
         folded into ``Episode.evidence``.
-    values : ndarray, shape (K, len(FIELD_COLUMNS))
-        The track at the latest step it was seen, valid where ``fresh``.
+    view_pos : ndarray, shape (K,), intp
+        Where the track sits in its zone's latest view, valid where ``fresh``.
     fresh : ndarray, shape (K,), bool
-        ``values`` is newer than ``Episode.fields``.
+        The latest view's values of the track are newer than ``Episode.fields``.
     new : ndarray, shape (K,), bool
         Opened in the current step (its fields are this step's already).
     """
@@ -224,7 +269,7 @@ class OpenIndex:
         self.last_emit = np.zeros(0)
         self.severity = np.zeros(0, np.int8)
         self.evidence = np.zeros((0, 0), bool)
-        self.values = np.zeros((0, len(FIELD_COLUMNS)))
+        self.view_pos = np.zeros(0, np.intp)
         self.fresh = np.zeros(0, bool)
         self.new = np.zeros(0, bool)
 
@@ -234,6 +279,13 @@ class OpenIndex:
     def row(self, tid: int) -> int:
         """Row of track ``tid`` (which must be open here)."""
         return int(np.searchsorted(self.tids, tid))
+
+    def holds(self, ids: np.ndarray) -> np.ndarray:
+        """Which of ``ids`` (any order) have an episode here, shape (M,) bool."""
+        if self.tids.size == 0:
+            return np.zeros(ids.size, bool)
+        k = np.minimum(np.searchsorted(self.tids, ids), self.tids.size - 1)
+        return self.tids[k] == ids
 
     def get(self, tid: int) -> Episode | None:
         k = int(np.searchsorted(self.tids, tid))
@@ -246,14 +298,14 @@ class OpenIndex:
         self.last_emit = np.insert(self.last_emit, k, ep.last_emit)
         self.severity = np.insert(self.severity, k, SEVERITIES.index(ep.severity))
         self.evidence = np.insert(self.evidence, k, False, axis=0)
-        self.values = np.insert(self.values, k, np.nan, axis=0)
+        self.view_pos = np.insert(self.view_pos, k, 0)
         self.fresh = np.insert(self.fresh, k, False)
         self.new = np.insert(self.new, k, new)
 
     def remove(self, ep: Episode) -> None:
         k = self.row(ep.track_id)
         del self.episodes[k]
-        for name in ("tids", "last_emit", "severity", "evidence", "values", "fresh", "new"):
+        for name in ("tids", "last_emit", "severity", "evidence", "view_pos", "fresh", "new"):
             setattr(self, name, np.delete(getattr(self, name), k, axis=0))
 
     def add_evidence(self, updated: np.ndarray, code: int) -> None:
@@ -273,15 +325,12 @@ class OpenIndex:
         k = np.minimum(np.searchsorted(updated, self.tids), updated.size - 1)
         self.evidence[updated[k] == self.tids, code] = True
 
-    def sync(self, k: int, sensors: list[str] | None = None, side_names=None) -> Episode:
-        """Fold row ``k``'s pending evidence and fresh values into its Episode."""
+    def take_evidence(self, k: int, sensors: list[str]) -> Episode:
+        """Fold row ``k``'s pending evidence (sensor codes) into its Episode."""
         ep = self.episodes[k]
-        if sensors is not None and self.evidence.shape[1]:
+        if self.evidence.shape[1] and self.evidence[k].any():
             ep.evidence.update(sensors[c] for c in np.flatnonzero(self.evidence[k]).tolist())
             self.evidence[k] = False
-        if side_names is not None and self.fresh[k]:
-            ep.fields = fields_from_row(self.values[k].tolist(), side_names)
-            self.fresh[k] = False
         return ep
 
     def emitted(self, k: int) -> None:
@@ -290,3 +339,14 @@ class OpenIndex:
         self.last_emit[k] = ep.last_emit
         self.severity[k] = SEVERITIES.index(ep.severity)
         self.fresh[k] = False
+
+
+def fill_lonlat(events: list[dict[str, Any]], frame: Any) -> None:
+    """Add lon/lat to the events' positions (one projection call for all of them)."""
+    if not events:
+        return
+    en = np.array([[e["position"]["east"], e["position"]["north"]] for e in events])
+    lonlat = frame.to_lonlat(en)
+    for e, (lon, lat) in zip(events, lonlat.tolist(), strict=True):
+        e["position"]["lon"] = lon
+        e["position"]["lat"] = lat

@@ -174,9 +174,7 @@ def zone_feature(zone: Any, frame: LocalFrame) -> dict[str, Any]:
     props.update(name=zone.name, kind=zone.kind)
     if zone.side_names is not None:
         props["side_names"] = (
-            dict(zone.side_names)
-            if isinstance(zone.side_names, Mapping)
-            else list(zone.side_names)
+            dict(zone.side_names) if isinstance(zone.side_names, Mapping) else list(zone.side_names)
         )
     if zone.axis_bearing is not None:
         props["axis_bearing"] = zone.axis_bearing

@@ -11,8 +11,6 @@ hold. Thresholds are :mod:`fusion.alerting.rules` data; see
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from fusion.alerting.episodes import Episode
@@ -22,73 +20,21 @@ from fusion.alerting.rules import (
     LoiteringRule,
     PredictedIncursionRule,
 )
+from fusion.alerting.views import ZoneView
 from fusion.messages import CLASSES
 
 __all__ = [
     "EPS_T",
-    "STATE_COLUMNS",
-    "ZoneView",
     "follow_on_severity",
     "incursion",
     "loitering",
+    "predicted_close_reason",
     "predicted_incursion",
     "severity_by_class",
 ]
 
 # Slack on time comparisons: step times like 0.1 * k do not add up exactly.
 EPS_T = 1e-9
-# Per-zone per-track columns carried from step to step (float; NaN = not running).
-STATE_COLUMNS = (
-    "side_from",
-    "inc_on",
-    "inc_off",
-    "pred_on",
-    "pred_off",
-    "loit_e",
-    "loit_n",
-    "loit_t",
-    "loit_off",
-)
-
-
-@dataclass
-class ZoneView:
-    """The tracks one zone evaluates this step (M of them, in snapshot order).
-
-    Attributes
-    ----------
-    rows : ndarray, shape (M,), intp
-        Rows of the snapshot, ascending.
-    ids : ndarray, shape (M,), int64
-    pos, vel : ndarray, shape (M, 2)
-        Position (m) and velocity (m/s), east/north.
-    speed : ndarray, shape (M,)
-    p_inside : ndarray, shape (M,)
-        P(inside); 0 for a track far from the zone.
-    ttb : ndarray, shape (M,)
-        Time to breach, s; ``inf`` when none within the horizon (or far).
-    dist : ndarray, shape (M,)
-        Distance to the zone, m; ``inf`` for a track far from it.
-    side : ndarray, shape (M,), int8
-        Side now (1, -1); 0 for a track far from the zone.
-    cls : ndarray, shape (M,), uint8
-    conf : ndarray, shape (M,)
-    col : dict of str to ndarray, shape (M,)
-        The ``STATE_COLUMNS`` of these tracks, advanced in place by the kind functions.
-    """
-
-    rows: np.ndarray
-    ids: np.ndarray
-    pos: np.ndarray
-    vel: np.ndarray
-    speed: np.ndarray
-    p_inside: np.ndarray
-    ttb: np.ndarray
-    dist: np.ndarray
-    side: np.ndarray
-    cls: np.ndarray
-    conf: np.ndarray
-    col: dict[str, np.ndarray]
 
 
 def _since(cond: np.ndarray, prev: np.ndarray, t: float) -> np.ndarray:
@@ -170,6 +116,14 @@ def predicted_incursion(
     closing = is_open & (entered | _held(v.col["pred_off"], t, rule.dwell_close))
     opening = ~is_open & ~entered & _held(v.col["pred_on"], t, rule.dwell_open)
     return np.flatnonzero(closing), np.flatnonzero(opening)
+
+
+def predicted_close_reason(entered: bool, incursion_enabled: bool) -> str:
+    """Why a predicted incursion closes: its incursion opened, the track entered (no
+    incursion rule), or its time to breach cleared the horizon."""
+    if entered:
+        return "incursion" if incursion_enabled else "entered"
+    return "cleared"
 
 
 def loitering(

@@ -23,7 +23,9 @@ import shapely
 
 __all__ = [
     "chain_edges",
-    "first_crossing", "inside", "nearest_on_edges",
+    "first_crossing",
+    "inside",
+    "nearest_on_edges",
     "ring_edges",
     "split_ring",
 ]

@@ -8,7 +8,10 @@ import numpy as np
 
 from fusion.messages import CLASSES
 
-__all__ = ["Snapshot"]
+__all__ = ["COLUMNS", "Snapshot"]
+
+# Columns of Snapshot.table.
+COLUMNS = ("east", "north", "v_east", "v_north", "speed", "cls", "conf")
 
 
 @dataclass
@@ -39,8 +42,15 @@ class Snapshot:
     def __post_init__(self) -> None:
         self.order = np.argsort(self.ids, kind="stable")
         self.sorted_ids = self.ids[self.order]
+        # One row per track of everything a zone view gathers, so that picking the
+        # tracks a zone evaluates is one gather: COLUMNS.
+        self.table = np.empty((self.ids.size, len(COLUMNS)))
+        self.table[:, :4] = self.x
         vel = self.x[:, 2:4]
-        self.speed = np.hypot(vel[:, 0], vel[:, 1])
+        self.speed = self.table[:, 4]
+        np.hypot(vel[:, 0], vel[:, 1], out=self.speed)
+        self.table[:, 5] = self.cls
+        self.table[:, 6] = self.conf
         # sqrt(trace P) bounds the position standard deviation in any direction.
         self.sigma = np.sqrt(np.maximum(self.P_pos[:, 0, 0] + self.P_pos[:, 1, 1], 0.0))
 
@@ -82,10 +92,14 @@ class Snapshot:
             raise ValueError(
                 f"cls and conf must have shape ({n},), got {cls_.shape} and {conf.shape}"
             )
-        if n and ((cls_ < 0).any() or (cls_ >= len(CLASSES)).any()):
+        if n and (int(cls_.min()) < 0 or int(cls_.max()) >= len(CLASSES)):
             raise ValueError(f"cls holds indices outside 0..{len(CLASSES) - 1}")
         Pp = P[:, :2, :2]
-        if not (np.isfinite(x).all() and np.isfinite(Pp).all()):
+        # A finite sum means finite entries; only a non-finite one needs the full check
+        # (a sum can overflow on finite values).
+        if not np.isfinite(x.sum() + Pp.sum()) and not (
+            np.isfinite(x).all() and np.isfinite(Pp).all()
+        ):
             raise ValueError("x or P holds NaN or infinity")
         snap = cls(ids, x.copy(), Pp.copy(), cls_.astype(np.uint8), conf.copy())
         if n > 1 and (snap.sorted_ids[1:] == snap.sorted_ids[:-1]).any():
@@ -96,12 +110,15 @@ class Snapshot:
         return self.ids.size
 
     def without(self, gone: np.ndarray) -> Snapshot:
-        """This snapshot less the tracks in ``gone`` (sorted ids)."""
-        keep = ~np.isin(self.ids, gone)
-        if keep.all():
-            return self
-        return Snapshot(self.ids[keep], self.x[keep], self.P_pos[keep], self.cls[keep],
-                        self.conf[keep])
+        """This snapshot less the tracks in ``gone`` (ids)."""
+        rows, found = self.rows_of(gone)
+        if not found.any():
+            return self  # the usual case: the tracker deleted tentative tracks only
+        keep = np.ones(self.ids.size, bool)
+        keep[rows[found]] = False
+        return Snapshot(
+            self.ids[keep], self.x[keep], self.P_pos[keep], self.cls[keep], self.conf[keep]
+        )
 
     def rows_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Snapshot rows of ``ids``: (row (K,), found (K,) bool; row is 0 where not found)."""
@@ -112,5 +129,10 @@ class Snapshot:
         return np.where(found, self.order[k], 0), found
 
     def as_state(self) -> dict[str, np.ndarray]:
-        return {"ids": self.ids, "x": self.x, "P_pos": self.P_pos, "cls": self.cls,
-                "conf": self.conf}
+        return {
+            "ids": self.ids,
+            "x": self.x,
+            "P_pos": self.P_pos,
+            "cls": self.cls,
+            "conf": self.conf,
+        }

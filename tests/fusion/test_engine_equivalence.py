@@ -3,11 +3,12 @@
 The embedded default scenario is replayed in-process through the same
 :class:`fusion.service.pipeline.Pipeline` that ``bufferzone replay --offline`` uses
 (messages in delivery order, the pipeline's clock on the arrival time, a rule timer
-every second), and every alert event's id, kind, zone, event, time, severity, close reason, sides,
-evidence and (to 1e-6) position, P(inside) and time to breach is compared with a
-golden list. Two cases: the shipped rules, and "sensitive" rules (short loiter time,
-wide band, holds on exit and lost_inside) that make loitering alerts common. The golden file was written by the engine as it
-was before the rebuild (see the commit that added it); regenerate it only on purpose::
+every second). Every alert event's id, kind, zone, event, time, severity, close
+reason, sides and evidence, and (to 1e-6) its position, P(inside) and time to breach,
+is compared with a golden list. Two cases: the shipped rules, and "sensitive" rules
+(short loiter time, wide band, holds on exit and lost_inside) that make loitering
+alerts common. The golden file was written by the engine as it was before the
+rebuild (see the commit that added it); regenerate it only on purpose::
 
     .venv/bin/python -m tests.fusion.test_engine_equivalence --write
 """
@@ -37,12 +38,25 @@ GOLDEN = Path(__file__).parent / "data" / "default_scenario_alerts.json"
 SENSITIVE = {
     "zones": {
         "*": {
-            "incursion": {"p_open": 0.5, "dwell_open": 1.0, "dwell_close": 1.0,
-                          "update_interval": 5.0},
-            "predicted_incursion": {"horizon": 120.0, "horizon_close": 150.0,
-                                    "update_interval": 0.0},
-            "loitering": {"radius": 150.0, "time": 30.0, "band": 3000.0,
-                          "radius_close": 200.0, "dwell_close": 2.0, "update_interval": 60.0},
+            "incursion": {
+                "p_open": 0.5,
+                "dwell_open": 1.0,
+                "dwell_close": 1.0,
+                "update_interval": 5.0,
+            },
+            "predicted_incursion": {
+                "horizon": 120.0,
+                "horizon_close": 150.0,
+                "update_interval": 0.0,
+            },
+            "loitering": {
+                "radius": 150.0,
+                "time": 30.0,
+                "band": 3000.0,
+                "radius_close": 200.0,
+                "dwell_close": 2.0,
+                "update_interval": 60.0,
+            },
             "exit": {"hold": 5.0},
             "lost_inside": {"hold": 20.0},
         }
@@ -52,8 +66,22 @@ SENSITIVE = {
 # incursions to open and close (the first exit is at 389 s), short enough to be quick.
 CASES = (("default", None, 420.0), ("sensitive", SENSITIVE, 240.0))
 # Event fields compared exactly, and numbers compared to a tolerance.
-KEYS = ("alert_id", "kind", "zone", "event", "t", "severity", "reason", "related_alert_id",
-        "side", "side_now", "evidence", "cls", "opened_at", "closed_at")
+KEYS = (
+    "alert_id",
+    "kind",
+    "zone",
+    "event",
+    "t",
+    "severity",
+    "reason",
+    "related_alert_id",
+    "side",
+    "side_now",
+    "evidence",
+    "cls",
+    "opened_at",
+    "closed_at",
+)
 NUMBERS = ("east", "north", "p_inside", "time_to_breach")
 
 
@@ -99,7 +127,7 @@ def _dump(golden: dict[str, Any]) -> str:
     lines = ["{"]
     for c, (name, case) in enumerate(golden.items()):
         head = {"duration": case["duration"], "rules": case["rules"], "columns": [*KEYS, *NUMBERS]}
-        lines.append(f"{json.dumps(name)}: {json.dumps(head)[:-1]}, \"events\": [")
+        lines.append(f'{json.dumps(name)}: {json.dumps(head)[:-1]}, "events": [')
         rows = [json.dumps([e[k] for k in (*KEYS, *NUMBERS)]) for e in case["events"]]
         lines.append(",\n".join(rows))
         lines.append("]}" + ("," if c < len(golden) - 1 else ""))
