@@ -130,7 +130,7 @@ def join_dashed_values(argv: list[str]) -> list[str]:
     return out
 
 
-def load_scenario_checked(name: str) -> Any:
+def load_scenario_checked(name: str | None) -> Any:
     """Load a scenario and refuse zones that cannot belong to its origin.
 
     Raises
@@ -141,6 +141,8 @@ def load_scenario_checked(name: str) -> Any:
     from fusion.geo import ImplausibleCoordinates, check_near_origin, geojson_lonlat
     from sensors.scenario import ScenarioError, load_scenario
 
+    if name is None:
+        raise CommandError("a scenario is needed: a TOML file, or 'default' for the embedded one")
     try:
         scenario = load_scenario(name)
     except ScenarioError as exc:

@@ -88,8 +88,9 @@ def _coverage(spec: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
 
     kind = spec.kind
     if kind == "radar":
+        r_min, r_max = spec.range
         return (
-            shapes.sector(np.asarray(spec.position), *spec.range, spec.azimuth, spec.width),
+            shapes.sector(np.asarray(spec.position), r_min, r_max, spec.azimuth, spec.width),
             np.asarray(spec.position)[None, :],
         )
     if kind == "ugs":
@@ -116,7 +117,8 @@ def _draw_sensors(ax: Any, scenario: Any) -> list[str]:
         label = None if spec.kind in seen else f"{spec.kind} coverage"
         seen.add(spec.kind)
         if spec.kind == "ugs":
-            ugs_pos.append(where[0])
+            if where is not None:
+                ugs_pos.append(where[0])
             continue
         if cover is not None:
             ring = np.vstack([cover, cover[:1]])
@@ -249,7 +251,7 @@ def _scores_text(ev: Evaluation) -> str:
 
 def _alert_rows(ev: Evaluation) -> list[dict[str, Any]]:
     verdicts = _verdicts(ev)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for a in ev.result.alerts:
         if a.get("event") != "open" or a.get("kind") not in _TABLE_KINDS:
             continue
@@ -397,8 +399,9 @@ def report_figure(ev: Evaluation) -> Any:
                 if where is not None:
                     missed.append((where, e))
     for where, e in missed:
-        ax.scatter(*where, marker="X", s=160, color="red", edgecolors="k", zorder=8)
-        ax.annotate(f"MISSED target {e.target}\nentered t={e.t_enter:.0f} s", where,
+        ax.scatter(where[0], where[1], marker="X", s=160, color="red", edgecolors="k", zorder=8)
+        ax.annotate(f"MISSED target {e.target}\nentered t={e.t_enter:.0f} s",
+                    (float(where[0]), float(where[1])),
                     fontsize=8, color="red", xytext=(6, 6), textcoords="offset points",
                     zorder=8, fontweight="bold")
     ax.plot([], [], color="0.55", label="truth path")
