@@ -11,6 +11,7 @@ import pytest
 
 from replay.recording import (
     FORMAT_VERSION,
+    FRAMES,
     MAGIC,
     Frame,
     RecordingCorrupt,
@@ -209,3 +210,20 @@ def test_flushed_frames_survive_a_writer_that_never_closes(tmp_path):
         warnings.simplefilter("error")  # a complete read must not warn
         assert read_recording(path).frames == frames
     rec.close()
+
+
+def test_a_frame_whose_topic_overruns_its_body_is_corruption_even_with_a_good_crc(tmp_path):
+    # Framing (length, CRC) is checked by fusion.framing; the topic length inside the
+    # body is the recording's own to check.
+    path = tmp_path / "topic.bzrec"
+    frames = _frames(2)
+    _write(path, frames)
+    bad = FRAMES.encode(struct.pack("<dH", 5.0, 50), b"det.x")
+    with open(path, "ab") as f:
+        f.write(bad)
+    with pytest.raises(RecordingCorrupt, match="topic_len=50") as info:
+        read_recording(path)
+    assert info.value.frame_index == 2
+    with pytest.warns(RecordingWarning, match="corrupt"):
+        recording = read_recording(path, on_corrupt="stop")
+    assert recording.frames == frames and recording.report.status == "corrupt"
