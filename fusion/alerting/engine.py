@@ -246,7 +246,7 @@ class AlertEngine:
 
     def open_alerts(self) -> list[dict[str, Any]]:
         """The latest event of every open alert, in opening order (for late subscribers)."""
-        return [copy.deepcopy(ep.last_event) for ep in self._alerts.by_id.values()]
+        return [copy.deepcopy(ep.last_event or {}) for ep in self._alerts.by_id.values()]
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly where this engine is (a deep copy)."""
@@ -327,7 +327,7 @@ class AlertEngine:
             return None
         ep = self._alerts.open(
             t, inc.zone, kind, inc.track_id, severity, inc.side, inc.evidence, inc.fields,
-            related=inc.alert_id, hold=rule.hold,
+            related=inc.alert_id, hold=getattr(rule, "hold", 0.0),
         )  # fmt: skip
         self._emit(ep, "open", t, events)
         return ep
@@ -373,7 +373,7 @@ class AlertEngine:
             tid = int(v.ids[i])
             fields = self._fields(zone, v, i)
             side = zone.side_name(int(v.col["side_from"][i]) or int(v.side[i]))
-            severity = rule.severity_for(fields["cls"])
+            severity = rule.severity_for(fields["cls"] or "unknown")
             evidence = self._ring.since(tid, since[i])
             ep = self._alerts.open(t, zone.name, kind, tid, severity, side, evidence, fields)
             self._emit(ep, "open", t, events)

@@ -26,6 +26,7 @@ __all__ = [
     "first_crossing",
     "inside",
     "nearest_on_edges",
+    "nearest_with_others",
     "ring_edges",
     "split_ring",
 ]
@@ -68,9 +69,7 @@ def _project(px: np.ndarray, py: np.ndarray, edges: np.ndarray):
     return (px - qx) ** 2 + (py - qy) ** 2, qx, qy
 
 
-def nearest_on_edges(
-    points: np.ndarray, edges: np.ndarray, others: tuple[np.ndarray, ...] = ()
-) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+def nearest_on_edges(points: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distance from each point to the nearest edge, and the nearest point on it.
 
     Projects ``p`` on each edge ``a + u (b - a)``, clamping ``u`` to [0, 1].
@@ -80,18 +79,36 @@ def nearest_on_edges(
     points : ndarray, shape (M, 2)
     edges : ndarray, shape (E, 4)
         ``ax, ay, bx, by`` per edge.
-    others : tuple of ndarray, shape (E_j, 4), optional
-        Further edge sets whose nearest distance is wanted too, computed in the same
-        pass (the zone's side chains).
 
     Returns
     -------
     d : ndarray, shape (M,)
-        Euclidean distance to the nearest of ``edges``, metres.
+        Euclidean distance to the boundary, metres.
     q : ndarray, shape (M, 2)
-        The nearest point on ``edges``.
+        The nearest boundary point.
+    """
+    d, q, _ = nearest_with_others(points, edges, ())
+    return d, q
+
+
+def nearest_with_others(
+    points: np.ndarray, edges: np.ndarray, others: tuple[np.ndarray, ...]
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """:func:`nearest_on_edges`, plus the distance to further edge sets in the same pass.
+
+    Parameters
+    ----------
+    points : ndarray, shape (M, 2)
+    edges : ndarray, shape (E, 4)
+    others : tuple of ndarray, shape (E_j, 4)
+        Further edge sets (a zone's side chains).
+
+    Returns
+    -------
+    d : ndarray, shape (M,)
+    q : ndarray, shape (M, 2)
     d_others : list of ndarray, shape (M,)
-        Only when ``others`` is given: the distance to the nearest edge of each set.
+        Distance to the nearest edge of each of ``others``.
     """
     m, ne = points.shape[0], edges.shape[0]
     stacked = np.vstack([edges, *others]) if others else edges
@@ -107,9 +124,7 @@ def nearest_on_edges(
         q[c, 0], q[c, 1] = qx[rows, k], qy[rows, k]
         for j, out in enumerate(d2_others):
             out[c] = dist2[:, splits[j] : splits[j + 1]].min(axis=1)
-    if others:
-        return np.sqrt(d2), q, [np.sqrt(o) for o in d2_others]
-    return np.sqrt(d2), q
+    return np.sqrt(d2), q, [np.sqrt(o) for o in d2_others]
 
 
 def inside(points: np.ndarray, edges: np.ndarray) -> np.ndarray:

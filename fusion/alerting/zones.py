@@ -371,7 +371,7 @@ class Zone:
             Points inside are on the side of the half they are in.
         """
         points = _as_points(points, "points")
-        _, _, (d_pos, d_neg) = polygon.nearest_on_edges(points, self._edges, self._chains)  # type: ignore[attr-defined,misc]
+        _, _, (d_pos, d_neg) = polygon.nearest_with_others(points, self._edges, self._chains)  # type: ignore[attr-defined]
         return sides.nearer_side(points, d_pos, d_neg, self._centre, self._normal)  # type: ignore[attr-defined]
 
     def measure(
@@ -396,7 +396,7 @@ class Zone:
         ZoneMeasures
         """
         edges = self._edges  # type: ignore[attr-defined]
-        d, q, (d_pos, d_neg) = polygon.nearest_on_edges(pos, edges, self._chains)  # type: ignore[attr-defined,misc]
+        d, q, (d_pos, d_neg) = polygon.nearest_with_others(pos, edges, self._chains)  # type: ignore[attr-defined]
         strictly = polygon.inside(pos, edges) & (d > 0)
         on = strictly | (d == 0)
         p_in = np.zeros(pos.shape[0])

@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 import numpy as np
 
+from fusion.alerting.episodes import Episode
 from fusion.messages import CLASSES
 from fusion.service.alertlog import read_alert_log
 from fusion.tracking.track_table import CONFIRMED
@@ -187,37 +188,6 @@ class Reconciliation:
         }
 
 
-def _episode_from_event(ev: Mapping[str, Any], hold: float | None) -> dict[str, Any]:
-    pos, vel = ev.get("position") or {}, ev.get("velocity") or {}
-    fields = {
-        "east": pos.get("east"),
-        "north": pos.get("north"),
-        "v_east": vel.get("east"),
-        "v_north": vel.get("north"),
-        "speed": ev.get("speed"),
-        "p_inside": ev.get("p_inside"),
-        "ttb": ev.get("time_to_breach"),
-        "side_now": ev.get("side_now"),
-        "cls": ev.get("cls"),
-        "conf": ev.get("conf"),
-    }
-    return {
-        "alert_id": ev["alert_id"],
-        "kind": ev["kind"],
-        "zone": ev["zone"],
-        "track_id": int(ev["track_id"]),
-        "opened_at": ev.get("opened_at", ev["t"]),
-        "severity": ev.get("severity"),
-        "side": ev.get("side"),
-        "evidence": sorted(ev.get("evidence") or []),
-        "fields": fields,
-        "related": ev.get("related_alert_id"),
-        "close_at": None if hold is None else ev.get("opened_at", ev["t"]) + hold,
-        "last_emit": ev["t"],
-        "last_event": dict(ev),
-    }
-
-
 def _set_row(tracker_state: dict[str, Any], r: int, ep: Mapping[str, Any]) -> None:
     f = ep["fields"]
     tracker_state["x"][r] = [f["east"] or 0.0, f["north"] or 0.0,
@@ -278,6 +248,44 @@ def _restore_tracks(tracker_state: dict[str, Any], episodes: Sequence[Mapping[st
     return new
 
 
+def _count_episode(counts: dict[tuple[int, str, str], int], ev: Mapping[str, Any]) -> None:
+    """Episode n of (track, zone, kind) has id "zone:kind:track:n": count it so that the
+    engine's next episode of the same triple gets n + 1, never n again."""
+    try:
+        n = int(str(ev["alert_id"]).rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        n = 0
+    key = (int(ev["track_id"]), ev["zone"], ev["kind"])
+    counts[key] = max(counts.get(key, 0), n + 1)
+
+
+def _apply_later_events(engine_state: dict[str, Any], later: Sequence[Mapping[str, Any]],
+                        hold_of: Any, report: Reconciliation) -> None:
+    """Replay log records written after the checkpoint onto its open alerts and counts."""
+    open_eps = {s["alert_id"]: Episode.from_state(s) for s in engine_state["open"]}
+    counts = {(int(t), z, k): int(n) for t, z, k, n in engine_state["counts"]}
+    for ev in later:
+        aid = ev["alert_id"]
+        if ev["event"] == "close":
+            if open_eps.pop(aid, None) is not None:
+                report.closed.append(aid)
+            continue
+        ep = open_eps.get(aid)
+        if ep is None:
+            open_eps[aid] = Episode.from_event(dict(ev), hold_of(ev["zone"], ev["kind"]))
+            report.reopened.append(aid)
+        else:
+            ep.apply_event(dict(ev))
+        _count_episode(counts, ev)
+    engine_state["open"] = [ep.to_state() for ep in open_eps.values()]
+    engine_state["counts"] = [[t, z, k, n] for (t, z, k), n in counts.items()]
+    report.reopened = [a for a in report.reopened if a in open_eps]
+    newest = max(float(e["t"]) for e in later)
+    report.newest_t = newest
+    if engine_state["t"] is None or engine_state["t"] < newest:
+        engine_state["t"] = newest
+
+
 def reconcile(
     engine_state: dict[str, Any] | None,
     tracker_state: dict[str, Any],
@@ -321,41 +329,7 @@ def reconcile(
     report.later_events = len(later)
     max_tid = max((int(e["track_id"]) for e in events if "track_id" in e), default=0)
     if engine_state is not None and later:
-        open_eps = {ep["alert_id"]: ep for ep in engine_state["open"]}
-        counts = {(int(t), z, k): int(n) for t, z, k, n in engine_state["counts"]}
-        for ev in later:
-            aid = ev["alert_id"]
-            if ev["event"] == "close":
-                if open_eps.pop(aid, None) is not None:
-                    report.closed.append(aid)
-                continue
-            ep = open_eps.get(aid)
-            if ep is None:
-                ep = _episode_from_event(ev, hold_of(ev["zone"], ev["kind"]))
-                open_eps[aid] = ep
-                report.reopened.append(aid)
-            else:
-                fresh = _episode_from_event(ev, None)
-                ep["fields"] = fresh["fields"]
-                ep["severity"] = fresh["severity"]
-                ep["evidence"] = sorted(set(ep["evidence"]) | set(fresh["evidence"]))
-                ep["last_emit"] = ev["t"]
-                ep["last_event"] = dict(ev)
-            # Episode n of (track, zone, kind) has id "zone:kind:track:n": count it so
-            # the engine's next episode for the same triple gets n + 1, never n again.
-            try:
-                n = int(str(aid).rsplit(":", 1)[1])
-            except (IndexError, ValueError):
-                n = 0
-            key = (int(ev["track_id"]), ev["zone"], ev["kind"])
-            counts[key] = max(counts.get(key, 0), n + 1)
-        engine_state["open"] = list(open_eps.values())
-        engine_state["counts"] = [[t, z, k, n] for (t, z, k), n in counts.items()]
-        report.reopened = [a for a in report.reopened if a in open_eps]
-        newest = max(float(e["t"]) for e in later)
-        report.newest_t = newest
-        if engine_state["t"] is None or engine_state["t"] < newest:
-            engine_state["t"] = newest
+        _apply_later_events(engine_state, later, hold_of, report)
     if engine_state is not None:
         report.tracks_restored = _restore_tracks(
             tracker_state, engine_state["open"], classes, status_confirmed
