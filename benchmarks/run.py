@@ -1,11 +1,13 @@
 """Run the hot-path benchmarks and write the results table (``make bench``).
 
 ``python -m benchmarks.run [extra pytest args]`` runs ``benchmarks/test_hot_path.py``
-with ``--benchmark-json=benchmarks/results/hot_path.json`` (soak cases included), then
+and ``benchmarks/test_alert_engine.py`` with
+``--benchmark-json=benchmarks/results/hot_path.json`` (soak cases included), then
 writes ``benchmarks/results/hot_path.md``: one row per case with the median, the
 inter-quartile range, calls and detections per second, the filterpy-loop baseline
 of the same group and size, the speed-up and the target where the brief sets one,
-followed by the memory figures and the machine.
+then the alert engine's time per scan against the tracker's on the same scans (the
+ratio of medians; target <= 0.5), followed by the memory figures and the machine.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ TARGETS_MS = {
     ("small batch", 1_000): 0.3,
 }
 GROUP_ORDER = ["predict", "update", "gating", "assignment", "tracker", "small batch", "memory"]
+# Alert engine time per scan / tracker time per scan, same scans: at most this.
+ENGINE_RATIO_TARGET = 0.5
 
 
 def cpu_model() -> str:
@@ -52,6 +56,7 @@ def run_suite(extra: list[str]) -> list[str]:
     command = [
         sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
         str(Path(__file__).parent / "test_hot_path.py"),
+        str(Path(__file__).parent / "test_alert_engine.py"),
         f"--benchmark-json={JSON_PATH}", "--benchmark-columns=min,median,iqr,ops,rounds",
         *extra,
     ]
@@ -99,6 +104,29 @@ def table(benchmarks: list[dict]) -> list[str]:
     return rows
 
 
+def engine_lines(benchmarks: list[dict]) -> list[str]:
+    """The alert engine against the tracker on the same scans, and their ratio."""
+    by_role = {
+        b["extra_info"].get("role"): b["stats"] for b in benchmarks if b["group"] == "alert engine"
+    }
+    if "engine" not in by_role or "tracker" not in by_role:
+        return []
+    engine, tracker = by_role["engine"]["median"], by_role["tracker"]["median"]
+    ratio = engine / tracker
+    met = "yes" if ratio <= ENGINE_RATIO_TARGET else "no"
+    return [
+        "Alert engine (1e3 confirmed tracks, one 3 km strip zone, shipped rules; "
+        "`benchmarks/test_alert_engine.py`), per scan, same scans:",
+        "",
+        "| case | median ms | IQR ms |",
+        "|---|---:|---:|",
+        f"| Tracker.process | {fmt_ms(tracker)} | {fmt_ms(by_role['tracker']['iqr'])} |",
+        f"| AlertEngine.step | {fmt_ms(engine)} | {fmt_ms(by_role['engine']['iqr'])} |",
+        "",
+        f"Engine / tracker: {ratio:.2f} (target <= {ENGINE_RATIO_TARGET}: {met}).",
+    ]
+
+
 def memory_lines(benchmarks: list[dict]) -> list[str]:
     lines = []
     for b in benchmarks:
@@ -131,7 +159,7 @@ def write_report(command: list[str]) -> None:
         f"{os.getloadavg()[0]:.2f} (other work on the machine widens the IQRs).",
         "",
         f"Command: `{shown}` (runs `{' '.join(command[1:4])} benchmarks/test_hot_path.py "
-        f"--benchmark-json=benchmarks/results/hot_path.json`).",
+        f"benchmarks/test_alert_engine.py --benchmark-json=benchmarks/results/hot_path.json`).",
         "",
         "Steady state: targets ~1 per km^2 (`side = sqrt(N) * 1000` m), velocity "
         "N(0, 5 m/s), 10 m noise, R = 100 I, 2 % clutter, 8 warm-up scans; one fresh scan "
@@ -141,6 +169,8 @@ def write_report(command: list[str]) -> None:
         "for those two, 1e4 for the filters).",
         "",
         *table(benchmarks),
+        "",
+        *engine_lines(benchmarks),
         "",
         "Memory:",
         "",
@@ -154,6 +184,9 @@ def write_report(command: list[str]) -> None:
 def main() -> None:
     command = run_suite(sys.argv[1:])
     write_report(command)
+    data = json.loads(JSON_PATH.read_text())
+    for line in engine_lines(data["benchmarks"])[-1:]:
+        print(line)
 
 
 if __name__ == "__main__":
