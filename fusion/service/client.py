@@ -35,7 +35,7 @@ from typing import Any
 
 import zmq
 
-from fusion.alerting.rules import severity_rank
+from fusion.alerting.rules import SEVERITIES, severity_rank
 from fusion.messages import WireError, pack_map, unpack_map
 from fusion.security import CurveKeys
 
@@ -68,10 +68,20 @@ class AlertClient:
     stats : dict
         ``alerts`` yielded, ``rejected`` undecodable messages, ``snapshot`` alerts from
         snapshots, ``gaps`` alert messages missed, ``restarts`` service restarts seen,
-        ``heartbeats_missed``, ``resyncs`` snapshots re-requested, ``duplicates``
-        alerts dropped as already in a snapshot.
+        ``heartbeats_missed``, ``resyncs`` snapshots re-read (counted once the reply
+        has arrived and been applied), ``duplicates`` alerts dropped as already in a
+        snapshot.
     status : dict or None
         The newest ``status`` message.
+    live : threading.Event
+        Set when the first ``status`` arrives while iterating: the subscription is in
+        place at the service (so no later alert is lost to a slow join) and the
+        initial snapshot, if any, has been handed out.
+
+    Raises
+    ------
+    ValueError
+        If ``min_severity`` is not one of the severity levels.
     """
 
     def __init__(
@@ -91,6 +101,11 @@ class AlertClient:
         self.snapshot = snapshot
         self.zones = frozenset(zones) if zones else None
         self.kinds = frozenset(kinds) if kinds else None
+        if min_severity and min_severity not in SEVERITIES:
+            raise ValueError(
+                f"min_severity {min_severity!r} is not a severity; use one of "
+                + ", ".join(SEVERITIES)
+            )
         self.min_rank = severity_rank(min_severity) if min_severity else None
         self.timeout = timeout
         self.snapshot_timeout = snapshot_timeout
@@ -101,6 +116,7 @@ class AlertClient:
             "heartbeats_missed": 0, "resyncs": 0, "duplicates": 0,
         }
         self.status: dict[str, Any] | None = None
+        self.live = threading.Event()
         self.stop = stop or threading.Event()
         self.curve = curve
         self._run: str | None = None
@@ -109,6 +125,7 @@ class AlertClient:
 
     def _subscribed(self, topic: str) -> bool:
         return any(topic.encode().startswith(t) for t in self._topics())
+
     def _wanted(self, alert: dict[str, Any]) -> bool:
         if self.zones is not None and alert.get("zone") not in self.zones:
             return False
@@ -153,9 +170,12 @@ class AlertClient:
         return list(reply.get("alerts", []))
 
     def _snapshot_alerts(self, resync: bool) -> Iterator[dict[str, Any]]:
+        alerts = self._fetch_snapshot()
+        # Counted only now that the reply is in and applied: a request that timed out
+        # (the service not back yet) is no resync, and is asked again.
         if resync:
             self.stats["resyncs"] += 1
-        for alert in self._fetch_snapshot():
+        for alert in alerts:
             if self._wanted(alert):
                 self.stats["snapshot"] += 1
                 yield {**alert, "snapshot": True, **({"resync": True} if resync else {})}
@@ -252,6 +272,10 @@ class AlertClient:
                         continue
                     if topic == b"status":
                         last_status = time.monotonic()
+                        # The SUB sent every subscription in one go when it connected,
+                        # the alert topics ahead of "status" (they sort first), so a
+                        # status here means the alert topics are in place as well.
+                        self.live.set()
                         if self._check_status(message):
                             resync_pending = True
                         if resync_pending and self.snapshot:
