@@ -39,6 +39,7 @@ from fusion.messages import (
     encode_batch,
     pack_map,
 )
+from fusion.service.admission import TIME_REFERENCES, SensorAdmission
 from fusion.service.alertlog import AlertLog
 from fusion.tracking.tracker import Tracker
 
@@ -63,9 +64,15 @@ class ServiceConfig:
         Measurement-time seconds between alert-rule evaluations; batches in between
         only add evidence, and their deleted tracks are handed to the next evaluation.
     max_lateness : float
-        Batches older than the newest processed time by more than this are rejected.
+        Batches older than the reference time, or than their own sensor's newest
+        accepted time, by more than this are rejected (``too_old``).
     max_future : float
-        Batches newer than the newest accepted time by more than this are rejected.
+        Batches newer than the reference time by more than this are rejected
+        (``future``); it bounds how far one sensor can move the tracker's clock.
+    time_reference : {"feed", "wall"}
+        What batch times are judged against: the lower median of the sensors' own
+        times (replays, simulations at any speed) or the service's UTC clock (a live
+        feed). See :mod:`fusion.service.admission`.
     track_interval, status_interval : float
         Wall-clock seconds between track pictures / status messages.
     alert_log : str
@@ -73,8 +80,13 @@ class ServiceConfig:
     sensors : tuple of str
         Allowed sensor ids; empty allows any well-formed id.
     max_sensors : int
-        Distinct sensor ids remembered at most; batches from further ids are rejected
-        (``too_many_sensors``) so invented ids cannot grow the per-sensor tables.
+        Slots for sensor ids that are not configured; when all are held by ids heard
+        within ``sensor_idle_expiry``, further ids are refused (``too_many_sensors``),
+        so invented ids cannot grow the per-sensor tables nor evict a live sensor.
+    sensor_idle_expiry : float
+        Wall-clock seconds of silence after which an unconfigured id may be evicted.
+    max_sensors_per_key : int
+        Sensor ids one CURVE key may speak for (keys registered for a pattern).
     checkpoint : str
         Path of the checkpoint file (tracker, alert engine, counters); "" for none.
     checkpoint_interval : float
@@ -88,12 +100,15 @@ class ServiceConfig:
     reorder_window: float = 0.5
     alert_interval: float = 0.5
     max_lateness: float = 300.0
-    max_future: float = 3600.0
+    max_future: float = 10.0
+    time_reference: str = "feed"
     track_interval: float = 1.0
     status_interval: float = 2.0
     alert_log: str = ""
     sensors: tuple[str, ...] = ()
     max_sensors: int = 10_000
+    sensor_idle_expiry: float = 60.0
+    max_sensors_per_key: int = 256
     checkpoint: str = ""
     checkpoint_interval: float = 10.0
 
@@ -101,6 +116,11 @@ class ServiceConfig:
         for name in ("reorder_window", "alert_interval", "max_lateness", "max_future"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"service.{name} must be >= 0, got {getattr(self, name)}")
+        if self.time_reference not in TIME_REFERENCES:
+            raise ConfigError(
+                f"service.time_reference must be one of {', '.join(TIME_REFERENCES)}, "
+                f"got {self.time_reference!r}"
+            )
         for name in ("track_interval", "status_interval", "checkpoint_interval"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"service.{name} must be > 0, got {getattr(self, name)}")
@@ -159,9 +179,17 @@ class Pipeline:
     def __post_init__(self) -> None:
         self.counters: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
-        self.gaps: Counter[str] = Counter()
         self.alerts_by_kind: Counter[str] = Counter()
-        self.last_seq: dict[str, int] = {}
+        self.admission = SensorAdmission(
+            max_future=self.config.max_future,
+            max_lateness=self.config.max_lateness,
+            time_reference=self.config.time_reference,
+            registered=self.config.sensors,
+            max_sensors=self.config.max_sensors,
+            sensor_idle_expiry=self.config.sensor_idle_expiry,
+            max_sensors_per_key=self.config.max_sensors_per_key,
+            clock=self.clock,
+        )
         self.latencies: deque[float] = deque(maxlen=2048)
         # Where the time goes, summed over the run (wall seconds; reorder_wait on clock).
         self.stage_seconds: dict[str, float] = defaultdict(float)
@@ -172,7 +200,6 @@ class Pipeline:
         self._pending_deleted: list[np.ndarray] = []
         self._heap: list[tuple[float, int, float, DetectionBatch]] = []
         self._arrivals = 0
-        self._allowed = frozenset(self.config.sensors)
         self.started = self.clock()
         self.run_id = os.urandom(6).hex()
         self.alert_seq: Counter[str] = Counter()
@@ -234,45 +261,18 @@ class Pipeline:
                 "spoofed_sensor",
                 f"key {user_id} is not registered for sensor {batch.sensor_id!r}",
             )
-        if self._allowed and batch.sensor_id not in self._allowed:
-            raise WireError("unknown_sensor", f"sensor {batch.sensor_id!r} is not configured")
-        if batch.sensor_id not in self.last_seq and len(self.last_seq) >= self.config.max_sensors:
-            raise WireError(
-                "too_many_sensors",
-                f"already {len(self.last_seq)} sensors; {batch.sensor_id!r} refused",
-            )
-        # The first batch sets the time reference; later ones are held to it.
-        if (
-            math.isfinite(self.newest_accepted)
-            and batch.t > self.newest_accepted + self.config.max_future
-        ):
-            raise WireError(
-                "future",
-                f"time {batch.t:.3f} is more than {self.config.max_future:g} s "
-                f"after the newest accepted {self.newest_accepted:.3f}",
-            )
-        if batch.t < self.processed_until - self.config.max_lateness:
-            raise WireError(
-                "too_old",
-                f"time {batch.t:.3f} is more than {self.config.max_lateness:g} s "
-                f"before the newest processed {self.processed_until:.3f}",
-            )
-        last = self.last_seq.get(batch.sensor_id)
-        if last is not None:
-            if batch.seq <= last:
-                raise WireError(
-                    "duplicate", f"sensor {batch.sensor_id} sent seq {batch.seq} after {last}"
-                )
-            if batch.seq > last + 1:
-                self.gaps[batch.sensor_id] += batch.seq - last - 1
-                log.warning(
-                    "sensor %s: %d message(s) missing before seq %d",
-                    batch.sensor_id,
-                    batch.seq - last - 1,
-                    batch.seq,
-                )
-        self.last_seq[batch.sensor_id] = batch.seq
+        self.admission.admit(batch, user_id)
         return batch
+
+    @property
+    def last_seq(self) -> dict[str, int]:
+        """Newest sequence number per sensor id in the table."""
+        return self.admission.last_seq
+
+    @property
+    def gaps(self) -> Counter[str]:
+        """Messages missing per sensor (sequence gaps)."""
+        return self.admission.gaps
 
     # -- release and processing -----------------------------------------------------
 
@@ -404,7 +404,7 @@ class Pipeline:
             "detections": self.counters["detections"],
             "rejected": dict(self.rejected),
             "rejected_total": sum(self.rejected.values()),
-            "gaps": dict(self.gaps),
+            **self.admission.status(),
             "late_batches": self.counters["late_batches"],
             "oosm_updates": self.tracker.stats["oosm_updates"],
             "held": len(self._heap),
@@ -422,7 +422,6 @@ class Pipeline:
             "run": self.run_id,
             "status_interval": self.config.status_interval,
             "alert_seq": dict(self.alert_seq),
-            "sensors_seen": len(self.last_seq),
             "checkpoints": dict(self.checkpoints),
             "restored": self.restored,
             **self.status_extra(),
@@ -445,6 +444,7 @@ class Pipeline:
             "counters": dict(self.counters),
             "rejected": dict(self.rejected),
             "gaps": dict(self.gaps),
+            "admission": self.admission.state_dict(),
             "alerts_by_kind": dict(self.alerts_by_kind),
             "alert_seq": dict(self.alert_seq),
             "last_seq": dict(self.last_seq),
@@ -464,10 +464,12 @@ class Pipeline:
             self.engine.load_state_dict(state["engine"])
         self.counters = Counter(state["counters"])
         self.rejected = Counter(state["rejected"])
-        self.gaps = Counter(state["gaps"])
         self.alerts_by_kind = Counter(state["alerts_by_kind"])
         self.alert_seq = Counter(state["alert_seq"])
-        self.last_seq = {k: int(v) for k, v in state["last_seq"].items()}
+        # Checkpoints from before per-sensor admission hold only sequence numbers and gaps.
+        self.admission.load_state_dict(
+            state.get("admission") or {"last_seq": state["last_seq"], "gaps": state["gaps"]}
+        )
         self.newest_accepted = back(state["newest_accepted"])
         self.processed_until = back(state["processed_until"])
         self._rules_evaluated_at = back(state["rules_evaluated_at"])

@@ -1,0 +1,192 @@
+"""Per-sensor admission: what one source sends never changes how another is treated."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from fusion import DetectionBatch, Tracker, encode_batch
+from fusion.messages import WireError
+from fusion.service import Pipeline, ServiceConfig
+from fusion.service.admission import JUMP_CONFIRMATIONS, SensorAdmission
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def batch(sensor: str, seq: int, t: float, z=(0.0, 0.0)) -> DetectionBatch:
+    return DetectionBatch.build(sensor, "radar", seq, t, [list(z)], np.eye(2) * 100.0)
+
+
+def verdict(admission: SensorAdmission, b: DetectionBatch, user_id: str | None = None) -> str:
+    try:
+        admission.admit(b, user_id)
+    except WireError as exc:
+        return exc.reason
+    return "ok"
+
+
+def admission(clock: Clock, **kwargs) -> SensorAdmission:
+    kwargs.setdefault("max_future", 10.0)
+    kwargs.setdefault("max_lateness", 300.0)
+    return SensorAdmission(clock=clock, **kwargs)
+
+
+def test_a_sensor_jumping_ahead_is_quarantined_and_blinds_nobody():
+    clock = Clock()
+    gate = admission(clock)
+    for k in range(20):
+        clock.now = float(k)
+        assert [verdict(gate, batch(s, k, float(k))) for s in ("r1", "r2", "r3")] == ["ok"] * 3
+    # r1's clock jumps 3,500 s ahead and stays there, consistently, while the others
+    # keep talking: they contradict it, so it stays one refused voter.
+    for k in range(20, 40):
+        clock.now = float(k)
+        assert verdict(gate, batch("r1", k, 3500.0 + k)) == "future"
+        assert verdict(gate, batch("r2", k, float(k))) == "ok"
+        assert verdict(gate, batch("r3", k, float(k))) == "ok"
+    assert gate.clock_jumps == {"r1": 20}
+    assert gate.reference_time() == pytest.approx(39.0)
+    # Consistent again: r1 is back.
+    assert verdict(gate, batch("r1", 40, 39.5)) == "ok"
+
+
+def test_a_lone_sensor_or_all_sensors_may_jump_together():
+    clock = Clock()
+    lone = admission(clock)
+    for k in range(3):
+        assert verdict(lone, batch("x", k, float(k))) == "ok"
+    after = [verdict(lone, batch("x", 3 + k, 1000.0 + k)) for k in range(JUMP_CONFIRMATIONS + 1)]
+    assert after == ["future"] * (JUMP_CONFIRMATIONS - 1) + ["ok", "ok"]
+
+    pair = admission(clock)
+    for k in range(3):
+        assert verdict(pair, batch("p", k, float(k))) == verdict(pair, batch("q", k, float(k)))
+    both = [
+        (verdict(pair, batch("p", 3 + k, 500.0 + k)), verdict(pair, batch("q", 3 + k, 500.0 + k)))
+        for k in range(JUMP_CONFIRMATIONS + 2)
+    ]
+    assert both[-1] == ("ok", "ok") and ("future", "future") in both
+
+
+def test_a_silent_sensor_does_not_hold_the_others_back():
+    clock = Clock()
+    gate = admission(clock)
+    assert verdict(gate, batch("slow", 0, 0.0)) == "ok"
+    for k in range(1, 25):  # 'slow' is silent for 24 s; its vote moves on at real time
+        clock.now = float(k)
+        assert verdict(gate, batch("fast", k, float(k))) == "ok"
+
+
+def test_a_forged_huge_sequence_number_costs_one_resync_not_the_sensor():
+    clock = Clock()
+    gate = admission(clock)
+    for k in range(5):
+        clock.now = float(k)
+        assert verdict(gate, batch("radar-1", k, float(k))) == "ok"
+    clock.now = 5.0
+    assert verdict(gate, batch("radar-1", 2**63 - 1, 5.0)) == "ok"
+    for k in range(6, 20):
+        clock.now = float(k)
+        assert verdict(gate, batch("radar-1", k, float(k))) == "ok"
+    assert gate.resyncs == {"radar-1": 2}  # onto the forged number, and back
+    assert gate.gaps == {}  # a jump beyond max_gap is not counted as lost messages
+    # A replayed old frame is still a duplicate: its time is not newer.
+    assert verdict(gate, batch("radar-1", 10, 10.0)) == "duplicate"
+
+
+def test_an_id_flood_cannot_refuse_a_configured_or_recently_heard_sensor():
+    clock = Clock()
+    gate = admission(clock, max_sensors=64, sensor_idle_expiry=60.0)
+    assert verdict(gate, batch("radar-1", 0, 0.0)) == "ok"
+    flood = [verdict(gate, batch(f"fake-{i}", 0, 0.0)) for i in range(10_000)]
+    assert flood.count("ok") == 63 and flood.count("too_many_sensors") == 10_000 - 63
+    assert len(gate.heard) == 64  # state stays bounded
+    clock.now = 1.0
+    assert verdict(gate, batch("radar-1", 1, 1.0)) == "ok"  # heard recently: kept
+    # Once the flood's ids have been idle long enough, a new sensor takes an idle slot.
+    clock.now = 62.0
+    assert verdict(gate, batch("radar-1", 2, 62.0)) == "ok"
+    assert verdict(gate, batch("ugs-7", 0, 62.0)) == "ok"
+    assert "radar-1" in gate.heard and gate.evicted == 1 and len(gate.heard) == 64
+
+
+def test_configured_sensors_always_have_their_place():
+    clock = Clock()
+    registered = [f"radar-{i}" for i in range(3)]
+    gate = admission(clock, registered=registered, max_sensors=0)
+    assert [verdict(gate, batch(s, 0, 0.0)) for s in registered] == ["ok"] * 3
+    assert verdict(gate, batch("fake", 0, 0.0)) == "unknown_sensor"
+
+
+def test_one_key_may_create_only_so_many_ids():
+    clock = Clock()
+    gate = admission(clock, max_sensors_per_key=5)
+    mine = [verdict(gate, batch(f"ugs-{i}", 0, 0.0), user_id="KEY-A") for i in range(8)]
+    assert mine == ["ok"] * 5 + ["too_many_sensors_for_key"] * 3
+    assert verdict(gate, batch("ugs-100", 0, 0.0), user_id="KEY-B") == "ok"
+
+
+def test_one_key_with_many_ids_is_one_voter():
+    clock = Clock()
+    gate = admission(clock)
+    for k in range(5):
+        clock.now = float(k)
+        for s in ("r1", "r2"):
+            assert verdict(gate, batch(s, k, float(k)), user_id=s.upper()) == "ok"
+    # Ten ids of one pattern key vote far behind: one vote, so the others go on.
+    for i in range(10):
+        assert verdict(gate, batch(f"ugs-{i}", 0, -200.0), user_id="UGS-KEY") == "ok"
+    clock.now = 5.0
+    assert verdict(gate, batch("r1", 5, 5.0), user_id="R1") == "ok"
+    assert gate.reference_time() >= 4.0
+
+
+def test_wall_reference_judges_every_sensor_by_the_service_clock():
+    clock = Clock()
+    gate = admission(clock, time_reference="wall", wall=lambda: 1.7e9)
+    assert verdict(gate, batch("r1", 0, 1.7e9 - 1.0)) == "ok"
+    assert verdict(gate, batch("r1", 1, 1.7e9 + 3500.0)) == "future"
+    assert verdict(gate, batch("r2", 0, 1.7e9 - 1000.0)) == "too_old"
+
+
+def test_state_round_trips_and_old_checkpoints_load():
+    clock = Clock()
+    gate = admission(clock)
+    for k in range(3):
+        gate.admit(batch("r1", k * 2, float(k)))
+    again = admission(clock)
+    again.load_state_dict(gate.state_dict())
+    assert again.last_seq == gate.last_seq and again.gaps == gate.gaps
+    assert verdict(again, batch("r1", 4, 2.0)) == "duplicate"
+    old = admission(clock)
+    old.load_state_dict({"last_seq": {"r1": 4}, "gaps": {"r1": 2}})
+    assert old.last_seq == {"r1": 4} and old.gaps == {"r1": 2}
+
+
+def test_pipeline_keeps_tracking_while_a_sensor_lies_about_time(engine):
+    """Through the whole pipeline: the tracker's clock is not moved by a liar."""
+    clock = Clock()
+    config = ServiceConfig(reorder_window=0.0)
+    pipe = Pipeline(Tracker(), engine, config, clock=clock)
+    rng = np.random.default_rng(7)
+    for k in range(60):
+        clock.now = float(k)
+        for sensor in ("radar-1", "radar-2"):
+            z = (0.0, -1500.0 + 30.0 * k) + rng.normal(scale=10.0, size=2)
+            assert pipe.receive([batch(sensor, k, float(k), z).topic,
+                                 encode_batch(batch(sensor, k, float(k), z))])
+        liar = batch("radar-3", k, float(k) + 3500.0)
+        pipe.receive([liar.topic, encode_batch(liar)])
+        pipe.release()
+    status = pipe.status()
+    assert status["rejected"] == {"future": 60}
+    assert status["batches"] == 120 and math.isclose(pipe.tracker.latest_time, 59.0)
+    assert status["alerts"].get("incursion.open") == 1
