@@ -448,7 +448,7 @@ class AlertEngine:
             severity = self._severity[(zone.name, kind)][v.cls[at]]
             rule = self.rules.for_zone(zone.name)[kind]
             due = (rule.update_interval > 0) & (t - index.last_emit >= rule.update_interval - EPS_T)
-            for row in np.flatnonzero(fresh & ((severity != index.severity) | due)).tolist():
+            for row in (fresh & ((severity != index.severity) | due)).nonzero()[0].tolist():
                 ep = self._sync(index.episodes[row])
                 ep.severity = SEVERITIES[severity[row]]
                 self._emit(ep, "update", t, events)

@@ -11,6 +11,8 @@ hold. Thresholds are :mod:`fusion.alerting.rules` data; see
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from fusion.alerting.episodes import Episode
@@ -37,6 +39,11 @@ __all__ = [
 EPS_T = 1e-9
 
 
+def _where(mask: np.ndarray) -> np.ndarray:
+    """Positions where a 1-D mask is True (``flatnonzero`` without its wrapping)."""
+    return mask.nonzero()[0]
+
+
 def _since(cond: np.ndarray, prev: np.ndarray, t: float) -> np.ndarray:
     """Time each condition started holding (NaN where it does not hold now)."""
     return np.where(cond, np.where(np.isnan(prev), t, prev), np.nan)
@@ -44,13 +51,17 @@ def _since(cond: np.ndarray, prev: np.ndarray, t: float) -> np.ndarray:
 
 def _held(since: np.ndarray, t: float, dwell: float) -> np.ndarray:
     """Whether a condition has held for ``dwell`` seconds (NaN since -> False)."""
-    with np.errstate(invalid="ignore"):
-        return (t - since) >= dwell - EPS_T
+    return (t - since) >= dwell - EPS_T  # comparisons with NaN are False, silently
+
+
+@functools.lru_cache(maxsize=64)
+def _class_table(classes: tuple[str, ...]) -> np.ndarray:
+    return np.array([c in classes for c in CLASSES])
 
 
 def _allowed(cls: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
-    table = np.isin(np.arange(len(CLASSES)), [CLASSES.index(c) for c in classes])
-    return table[cls]
+    """Whether each class code (M,) is one of ``classes``, (M,) bool."""
+    return _class_table(tuple(classes))[cls]
 
 
 def severity_by_class(rule) -> np.ndarray:
@@ -78,8 +89,8 @@ def incursion(
     ok = _allowed(v.cls, rule.classes)
     v.col["inc_on"] = _since((v.p_inside >= rule.p_open) & ok, v.col["inc_on"], t)
     v.col["inc_off"] = _since((v.p_inside <= rule.p_close) | ~ok, v.col["inc_off"], t)
-    close = np.flatnonzero(is_open & _held(v.col["inc_off"], t, rule.dwell_close))
-    open_ = np.flatnonzero(~is_open & _held(v.col["inc_on"], t, rule.dwell_open))
+    close = _where(is_open & _held(v.col["inc_off"], t, rule.dwell_close))
+    open_ = _where(~is_open & _held(v.col["inc_on"], t, rule.dwell_open))
     return close, open_
 
 
@@ -115,7 +126,7 @@ def predicted_incursion(
     v.col["pred_off"] = _since((v.ttb > rule.horizon_close) | ~ok, v.col["pred_off"], t)
     closing = is_open & (entered | _held(v.col["pred_off"], t, rule.dwell_close))
     opening = ~is_open & ~entered & _held(v.col["pred_on"], t, rule.dwell_open)
-    return np.flatnonzero(closing), np.flatnonzero(opening)
+    return _where(closing), _where(opening)
 
 
 def predicted_close_reason(entered: bool, incursion_enabled: bool) -> str:
@@ -142,22 +153,20 @@ def loitering(
     col, east, north = v.col, v.pos[:, 0], v.pos[:, 1]
     ok = _allowed(v.cls, rule.classes)
     in_band = (v.dist <= rule.band) & ok
-    with np.errstate(invalid="ignore"):
-        moved_by = np.hypot(east - col["loit_e"], north - col["loit_n"])
+    moved_by = np.hypot(east - col["loit_e"], north - col["loit_n"])  # NaN: no anchor
     restart = in_band & ~is_open & (np.isnan(col["loit_t"]) | ~(moved_by <= rule.radius))
     col["loit_e"] = np.where(restart, east, col["loit_e"])
     col["loit_n"] = np.where(restart, north, col["loit_n"])
     col["loit_t"] = np.where(restart, t, col["loit_t"])
     col["loit_t"] = np.where(in_band | is_open, col["loit_t"], np.nan)
-    with np.errstate(invalid="ignore"):
-        moved_by = np.hypot(east - col["loit_e"], north - col["loit_n"])
-        away = (v.dist > rule.band) | (moved_by > rule.radius_close) | ~ok
+    moved_by = np.hypot(east - col["loit_e"], north - col["loit_n"])
+    away = (v.dist > rule.band) | (moved_by > rule.radius_close) | ~ok
     col["loit_off"] = _since(is_open & away, col["loit_off"], t)
-    close = np.flatnonzero(is_open & _held(col["loit_off"], t, rule.dwell_close))
+    close = _where(is_open & _held(col["loit_off"], t, rule.dwell_close))
     # A new loiter needs a fresh dwell.
     col["loit_t"][close] = np.nan
     col["loit_off"][close] = np.nan
-    open_ = np.flatnonzero(~is_open & in_band & _held(col["loit_t"], t, rule.time))
+    open_ = _where(~is_open & in_band & _held(col["loit_t"], t, rule.time))
     return close, open_
 
 

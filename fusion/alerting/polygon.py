@@ -22,11 +22,11 @@ import numpy as np
 import shapely
 
 __all__ = [
+    "EdgeTable",
     "chain_edges",
     "first_crossing",
     "inside",
     "nearest_on_edges",
-    "nearest_with_others",
     "ring_edges",
     "split_ring",
 ]
@@ -57,135 +57,133 @@ def _chunks(m: int, e: int) -> list[slice]:
     return [slice(lo, min(lo + step, m)) for lo in range(0, m, step)]
 
 
-def _project(px: np.ndarray, py: np.ndarray, edges: np.ndarray):
-    """Squared distance (M, E) from points to edges, and the nearest points (M, E) x 2."""
-    ax, ay = edges[:, 0], edges[:, 1]
-    ex, ey = edges[:, 2] - ax, edges[:, 3] - ay
-    ee = ex * ex + ey * ey
-    inv = np.divide(1.0, ee, out=np.zeros_like(ee), where=ee > 0)
-    # u = clamp((p - a) . e / |e|^2, 0, 1): where the perpendicular from p lands
-    u = np.minimum(np.maximum(((px - ax) * ex + (py - ay) * ey) * inv, 0.0), 1.0)
-    qx, qy = ax + u * ex, ay + u * ey
-    return (px - qx) ** 2 + (py - qy) ** 2, qx, qy
+class EdgeTable:
+    """Edges ``(E, 4)`` with what every query needs of them computed once.
+
+    Parameters
+    ----------
+    edges : ndarray, shape (E, 4)
+        ``ax, ay, bx, by`` per edge: the boundary first, then any further sets.
+    sets : sequence of int
+        Sizes of the further edge sets after the first ``E - sum(sets)`` boundary edges
+        (a zone's two side chains), whose nearest distances :meth:`nearest` also returns.
+    """
+
+    def __init__(self, edges: np.ndarray, sets: tuple[int, ...] = ()):
+        self.edges = np.asarray(edges, dtype=float)
+        self.n_boundary = self.edges.shape[0] - sum(sets)
+        self.splits = np.cumsum([self.n_boundary, *sets]).tolist()
+        self.ax, self.ay, self.bx, self.by = self.edges.T.copy()
+        self.ex, self.ey = self.bx - self.ax, self.by - self.ay
+        ee = self.ex * self.ex + self.ey * self.ey
+        self.inv_ee = np.divide(1.0, ee, out=np.zeros_like(ee), where=ee > 0)
+        b = slice(0, self.n_boundary)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # dx/dy of each boundary edge, for where it meets a horizontal line
+            self.slope = self.ex[b] / self.ey[b]
+
+    def nearest(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """Nearest boundary distance and point, and the nearest distance to each further set.
+
+        Projects ``p`` on each edge ``a + u (b - a)``, clamping ``u`` to [0, 1].
+
+        Returns
+        -------
+        d : ndarray, shape (M,)
+        q : ndarray, shape (M, 2)
+        d_sets : list of ndarray, shape (M,)
+        """
+        m, nb = points.shape[0], self.n_boundary
+        d2, q = np.empty(m), np.empty((m, 2))
+        d2_sets = [np.empty(m) for _ in self.splits[1:]]
+        bounds = list(zip([0, *self.splits[:-1]], self.splits, strict=True))
+        for c in _chunks(m, self.edges.shape[0]):
+            px, py = points[c, :1], points[c, 1:]
+            # u = clamp((p - a) . e / |e|^2, 0, 1): where the perpendicular from p lands
+            u = ((px - self.ax) * self.ex + (py - self.ay) * self.ey) * self.inv_ee
+            np.clip(u, 0.0, 1.0, out=u)
+            qx, qy = self.ax + u * self.ex, self.ay + u * self.ey
+            dist2 = (px - qx) ** 2 + (py - qy) ** 2
+            # argmin and a flat gather: much cheaper than min(axis=1) on narrow rows
+            row0 = np.arange(u.shape[0]) * u.shape[1]
+            k = row0 + dist2[:, :nb].argmin(axis=1)
+            d2[c] = dist2.ravel()[k]
+            q[c, 0], q[c, 1] = qx.ravel()[k], qy.ravel()[k]
+            for (lo, hi), out in zip(bounds[1:], d2_sets, strict=True):
+                out[c] = dist2.ravel()[row0 + lo + dist2[:, lo:hi].argmin(axis=1)]
+        return np.sqrt(d2), q, [np.sqrt(o) for o in d2_sets]
+
+    def inside(self, points: np.ndarray) -> np.ndarray:
+        """Even-odd rule: does a ray to +east cross the boundary an odd number of times?
+
+        Returns
+        -------
+        ndarray, shape (M,), bool
+            True strictly inside; points on the boundary may fall either way (callers
+            that care test the distance to the boundary too).
+        """
+        nb = self.n_boundary
+        ax, ay, by = self.ax[:nb], self.ay[:nb], self.by[:nb]
+        ones = np.ones(nb, np.uint8)  # counts crossings by a (M, E) x (E,) product
+        out = np.empty(points.shape[0], bool)
+        for c in _chunks(points.shape[0], nb):
+            px, py = points[c, :1], points[c, 1:]
+            # The edge straddles the ray's line (half-open, so a vertex counts once) ...
+            straddle = (ay > py) != (by > py)
+            # ... and meets it east of the point.
+            with np.errstate(invalid="ignore"):
+                east = px < ax + (py - ay) * self.slope
+            crossings = (straddle & east).view(np.uint8) @ ones  # mod 256: parity survives
+            out[c] = (crossings & 1).astype(bool)
+        return out
+
+    def first_crossing(self, start: np.ndarray, delta: np.ndarray) -> np.ndarray:
+        """Where each segment ``start + s * delta`` first crosses a boundary edge.
+
+        Solves ``start + s d = a + u (b - a)`` for every segment and edge with 2-D cross
+        products, vectorised over both; parallel edges never count.
+
+        Parameters
+        ----------
+        start, delta : ndarray, shape (M, 2)
+
+        Returns
+        -------
+        ndarray, shape (M,)
+            Smallest ``s`` in [0, 1] with a crossing, ``inf`` where there is none.
+        """
+        nb = self.n_boundary
+        ax, ay, ex, ey = self.ax[:nb], self.ay[:nb], self.ex[:nb], self.ey[:nb]
+        out = np.full(start.shape[0], np.inf)
+        for c in _chunks(start.shape[0], nb):
+            px, py = start[c, :1], start[c, 1:]
+            dx, dy = delta[c, :1], delta[c, 1:]
+            denom = dx * ey - dy * ex  # cross(d, e)
+            wx, wy = ax - px, ay - py  # a - p
+            with np.errstate(divide="ignore", invalid="ignore"):
+                s = (wx * ey - wy * ex) / denom  # cross(a - p, e) / cross(d, e)
+                u = (wx * dy - wy * dx) / denom  # cross(a - p, d) / cross(d, e)
+            ok = (denom != 0) & (s >= 0) & (s <= 1) & (u >= 0) & (u <= 1)
+            s = np.where(ok, s, np.inf)
+            out[c] = s.ravel()[np.arange(s.shape[0]) * s.shape[1] + s.argmin(axis=1)]
+        return out
 
 
 def nearest_on_edges(points: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distance from each point to the nearest edge, and the nearest point on it.
-
-    Projects ``p`` on each edge ``a + u (b - a)``, clamping ``u`` to [0, 1].
-
-    Parameters
-    ----------
-    points : ndarray, shape (M, 2)
-    edges : ndarray, shape (E, 4)
-        ``ax, ay, bx, by`` per edge.
-
-    Returns
-    -------
-    d : ndarray, shape (M,)
-        Euclidean distance to the boundary, metres.
-    q : ndarray, shape (M, 2)
-        The nearest boundary point.
-    """
-    d, q, _ = nearest_with_others(points, edges, ())
+    """Distance from each point ``(M, 2)`` to the nearest of ``edges`` ``(E, 4)``, and the
+    nearest point on them: ``d`` (M,), ``q`` (M, 2)."""
+    d, q, _ = EdgeTable(edges).nearest(points)
     return d, q
 
 
-def nearest_with_others(
-    points: np.ndarray, edges: np.ndarray, others: tuple[np.ndarray, ...]
-) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """:func:`nearest_on_edges`, plus the distance to further edge sets in the same pass.
-
-    Parameters
-    ----------
-    points : ndarray, shape (M, 2)
-    edges : ndarray, shape (E, 4)
-    others : tuple of ndarray, shape (E_j, 4)
-        Further edge sets (a zone's side chains).
-
-    Returns
-    -------
-    d : ndarray, shape (M,)
-    q : ndarray, shape (M, 2)
-    d_others : list of ndarray, shape (M,)
-        Distance to the nearest edge of each of ``others``.
-    """
-    m, ne = points.shape[0], edges.shape[0]
-    stacked = np.vstack([edges, *others]) if others else edges
-    splits = np.cumsum([ne] + [o.shape[0] for o in others])
-    d2 = np.empty(m)
-    q = np.empty((m, 2))
-    d2_others = [np.empty(m) for _ in others]
-    for c in _chunks(m, stacked.shape[0]):
-        dist2, qx, qy = _project(points[c, :1], points[c, 1:], stacked)
-        k = dist2[:, :ne].argmin(axis=1)
-        rows = np.arange(k.size)
-        d2[c] = dist2[rows, k]
-        q[c, 0], q[c, 1] = qx[rows, k], qy[rows, k]
-        for j, out in enumerate(d2_others):
-            out[c] = dist2[:, splits[j] : splits[j + 1]].min(axis=1)
-    return np.sqrt(d2), q, [np.sqrt(o) for o in d2_others]
-
-
 def inside(points: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Even-odd point-in-polygon: does a ray to +east cross the boundary an odd number of times?
-
-    Parameters
-    ----------
-    points : ndarray, shape (M, 2)
-    edges : ndarray, shape (E, 4)
-
-    Returns
-    -------
-    ndarray, shape (M,), bool
-        True strictly inside; points on the boundary may fall either way (callers that
-        care test the distance to the boundary too).
-    """
-    m = points.shape[0]
-    out = np.empty(m, bool)
-    ax, ay, bx, by = edges.T
-    for c in _chunks(m, edges.shape[0]):
-        px, py = points[c, :1], points[c, 1:]
-        # The edge straddles the ray's line (half-open, so a vertex counts once) ...
-        straddle = (ay > py) != (by > py)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            # ... and meets it east of the point.
-            x_cross = ax + (py - ay) * (bx - ax) / (by - ay)
-        out[c] = (np.count_nonzero(straddle & (px < x_cross), axis=1) % 2) == 1
-    return out
+    """:meth:`EdgeTable.inside` for a one-off edge array ``(E, 4)``."""
+    return EdgeTable(edges).inside(points)
 
 
 def first_crossing(start: np.ndarray, delta: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Where each segment ``start + s * delta`` first crosses a boundary edge.
-
-    Solves ``start + s d = a + u (b - a)`` for every segment and edge with 2-D cross
-    products, vectorised over both; parallel edges never count.
-
-    Parameters
-    ----------
-    start, delta : ndarray, shape (M, 2)
-    edges : ndarray, shape (E, 4)
-        ``ax, ay, bx, by`` per edge.
-
-    Returns
-    -------
-    ndarray, shape (M,)
-        Smallest ``s`` in [0, 1] with a crossing, ``inf`` where there is none.
-    """
-    out = np.full(start.shape[0], np.inf)
-    ax, ay = edges[:, 0], edges[:, 1]
-    ex, ey = edges[:, 2] - ax, edges[:, 3] - ay
-    for c in _chunks(start.shape[0], edges.shape[0]):
-        px, py = start[c, :1], start[c, 1:]
-        dx, dy = delta[c, :1], delta[c, 1:]
-        denom = dx * ey - dy * ex  # cross(d, e)
-        wx, wy = ax - px, ay - py  # a - p
-        with np.errstate(divide="ignore", invalid="ignore"):
-            s = (wx * ey - wy * ex) / denom  # cross(a - p, e) / cross(d, e)
-            u = (wx * dy - wy * dx) / denom  # cross(a - p, d) / cross(d, e)
-        ok = (denom != 0) & (s >= 0) & (s <= 1) & (u >= 0) & (u <= 1)
-        out[c] = np.where(ok, s, np.inf).min(axis=1)
-    return out
+    """:meth:`EdgeTable.first_crossing` for a one-off edge array ``(E, 4)``."""
+    return EdgeTable(edges).first_crossing(start, delta)
 
 
 def _cut_for(ring: np.ndarray, axis: np.ndarray, i: int) -> tuple[str, int]:

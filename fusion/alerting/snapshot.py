@@ -44,13 +44,14 @@ class Snapshot:
         self.sorted_ids = self.ids[self.order]
         # One row per track of everything a zone view gathers, so that picking the
         # tracks a zone evaluates is one gather: COLUMNS.
+        # x and conf become views of it (a copy: the tracker reuses its buffers).
         self.table = np.empty((self.ids.size, len(COLUMNS)))
         self.table[:, :4] = self.x
-        vel = self.x[:, 2:4]
-        self.speed = self.table[:, 4]
-        np.hypot(vel[:, 0], vel[:, 1], out=self.speed)
         self.table[:, 5] = self.cls
         self.table[:, 6] = self.conf
+        self.x, self.conf = self.table[:, :4], self.table[:, 6]
+        self.speed = self.table[:, 4]
+        np.hypot(self.x[:, 2], self.x[:, 3], out=self.speed)
         # sqrt(trace P) bounds the position standard deviation in any direction.
         self.sigma = np.sqrt(np.maximum(self.P_pos[:, 0, 0] + self.P_pos[:, 1, 1], 0.0))
 
@@ -101,7 +102,7 @@ class Snapshot:
             np.isfinite(x).all() and np.isfinite(Pp).all()
         ):
             raise ValueError("x or P holds NaN or infinity")
-        snap = cls(ids, x.copy(), Pp.copy(), cls_.astype(np.uint8), conf.copy())
+        snap = cls(ids, x, Pp.copy(), cls_.astype(np.uint8), conf)
         if n > 1 and (snap.sorted_ids[1:] == snap.sorted_ids[:-1]).any():
             raise ValueError("track ids in a snapshot must be unique")
         return snap

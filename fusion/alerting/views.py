@@ -202,11 +202,11 @@ def build_view(
     active = near.copy()
     rows, found = snap.rows_of(np.concatenate([state.live_ids(), *open_ids]))
     active[rows[found]] = True
-    rows = np.flatnonzero(active)
+    rows = active.nonzero()[0]
     m = rows.size
     p_in, ttb = np.zeros(m), np.full(m, np.inf)
     dist, side = np.full(m, np.inf), np.zeros(m, np.int8)
-    sub = np.flatnonzero(near[rows])
+    sub = near[rows].nonzero()[0]
     if sub.size:
         r = rows[sub]
         got = zone.measure(snap.x[r, :2], snap.P_pos[r], snap.x[r, 2:4], horizon or 0.0)

@@ -140,12 +140,17 @@ class Zone:
         chains = sides.side_chains(geom, axis, normal)
         set_ = object.__setattr__
         set_(self, "properties", MappingProxyType(dict(self.properties)))
-        set_(self, "_edges", polygon.ring_edges(geom))
+        set_(
+            self,
+            "_edges",
+            polygon.EdgeTable(
+                np.vstack([polygon.ring_edges(geom), *chains]), (len(chains[0]), len(chains[1]))
+            ),
+        )
         set_(self, "_bounds", np.asarray(geom.bounds, dtype=float))
         set_(self, "_axis", axis)
         set_(self, "_normal", normal)
         set_(self, "_centre", np.asarray(geom.centroid.coords[0], dtype=float))
-        set_(self, "_chains", chains)
         set_(self, "_sides", names)
         set_(self, "_compass", compass)
 
@@ -245,8 +250,8 @@ class Zone:
         ndarray, shape (N,), bool
         """
         points = _as_points(points, "points")
-        d, _ = polygon.nearest_on_edges(points, self._edges)  # type: ignore[attr-defined]
-        return polygon.inside(points, self._edges) & (d > 0)  # type: ignore[attr-defined]
+        d, _, _ = self._edges.nearest(points)  # type: ignore[attr-defined]
+        return self._edges.inside(points) & (d > 0)  # type: ignore[attr-defined]
 
     def distance(self, points: np.ndarray) -> np.ndarray:
         """Distance to the zone, metres: 0 inside or on the boundary.
@@ -273,8 +278,8 @@ class Zone:
         ndarray, shape (N,), float64
         """
         points = _as_points(points, "points")
-        d, _ = polygon.nearest_on_edges(points, self._edges)  # type: ignore[attr-defined]
-        return np.where(polygon.inside(points, self._edges), d, -d)  # type: ignore[attr-defined]
+        d, _, _ = self._edges.nearest(points)  # type: ignore[attr-defined]
+        return np.where(self._edges.inside(points), d, -d)  # type: ignore[attr-defined]
 
     def probability_inside(self, pos: np.ndarray, P_pos: np.ndarray) -> np.ndarray:
         """Probability that a Gaussian position lies inside, ``Phi(d / sigma)``.
@@ -303,8 +308,8 @@ class Zone:
         idx = np.flatnonzero(self.near(pos, FAR_SIGMAS * position_sigma_bound(P_pos)))
         if idx.size:
             pts = pos[idx]
-            d, q = polygon.nearest_on_edges(pts, self._edges)  # type: ignore[attr-defined]
-            inside = polygon.inside(pts, self._edges) & (d > 0)  # type: ignore[attr-defined]
+            d, q, _ = self._edges.nearest(pts)  # type: ignore[attr-defined]
+            inside = self._edges.inside(pts) & (d > 0)  # type: ignore[attr-defined]
             p[idx] = halfplane_probability(pts, q, d, inside, P_pos[idx])
         return p
 
@@ -340,8 +345,8 @@ class Zone:
         cand = np.flatnonzero(self.near(pos, np.where(np.isfinite(reach), reach, 0.0)))
         if cand.size:
             pts = pos[cand]
-            d, _ = polygon.nearest_on_edges(pts, self._edges)  # type: ignore[attr-defined]
-            on = polygon.inside(pts, self._edges) | (d == 0)  # type: ignore[attr-defined]
+            d, _, _ = self._edges.nearest(pts)  # type: ignore[attr-defined]
+            on = self._edges.inside(pts) | (d == 0)  # type: ignore[attr-defined]
             ttb[cand] = self._entry_time(pts, vel[cand], horizon[cand], speed[cand], on)
         return ttb
 
@@ -353,7 +358,7 @@ class Zone:
             # The start is outside, so the first boundary crossing along the path is
             # the entry: s in [0, 1] along pos -> pos + vel * horizon, time s * horizon.
             delta = vel[move] * horizon[move, None]
-            s = polygon.first_crossing(pos[move], delta, self._edges)  # type: ignore[attr-defined]
+            s = self._edges.first_crossing(pos[move], delta)  # type: ignore[attr-defined]
             ttb[move] = s * horizon[move]
         return ttb
 
@@ -371,7 +376,7 @@ class Zone:
             Points inside are on the side of the half they are in.
         """
         points = _as_points(points, "points")
-        _, _, (d_pos, d_neg) = polygon.nearest_with_others(points, self._edges, self._chains)  # type: ignore[attr-defined]
+        _, _, (d_pos, d_neg) = self._edges.nearest(points)  # type: ignore[attr-defined]
         return sides.nearer_side(points, d_pos, d_neg, self._centre, self._normal)  # type: ignore[attr-defined]
 
     def measure(
@@ -396,22 +401,24 @@ class Zone:
         ZoneMeasures
         """
         edges = self._edges  # type: ignore[attr-defined]
-        d, q, (d_pos, d_neg) = polygon.nearest_with_others(pos, edges, self._chains)  # type: ignore[attr-defined]
-        strictly = polygon.inside(pos, edges) & (d > 0)
+        d, q, (d_pos, d_neg) = edges.nearest(pos)
+        strictly = edges.inside(pos) & (d > 0)
         on = strictly | (d == 0)
         p_in = np.zeros(pos.shape[0])
         box = box_distance(pos, self._bounds)  # type: ignore[attr-defined]
         # Beyond FAR_SIGMAS the probability is 0 (as in probability_inside).
-        close = np.flatnonzero(box <= FAR_SIGMAS * position_sigma_bound(P_pos))
+        close = (box <= FAR_SIGMAS * position_sigma_bound(P_pos)).nonzero()[0]
         p_in[close] = halfplane_probability(
             pos[close], q[close], d[close], strictly[close], P_pos[close]
         )
         speed = np.hypot(vel[:, 0], vel[:, 1])
-        ttb = np.full(pos.shape[0], np.inf)
-        cand = np.flatnonzero(box <= speed * horizon)
-        ttb[cand] = self._entry_time(
-            pos[cand], vel[cand], np.full(cand.size, float(horizon)), speed[cand], on[cand]
-        )
+        ttb = np.where(on, 0.0, np.inf)
+        if horizon > 0:
+            # Outside, moving, and within reach of the box: the first boundary crossing
+            # along pos -> pos + vel * horizon is the entry.
+            move = (~on & (speed > 0) & (box <= speed * horizon)).nonzero()[0]
+            s = self._edges.first_crossing(pos[move], vel[move] * horizon)  # type: ignore[attr-defined]
+            ttb[move] = s * horizon
         side = sides.nearer_side(pos, d_pos, d_neg, self._centre, self._normal)  # type: ignore[attr-defined]
         return ZoneMeasures(p_in, ttb, np.where(on, 0.0, d), side)
 
