@@ -1,0 +1,166 @@
+"""Sensor liveness: learned periods, silent/back events, degraded tracks (fake clock)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fusion.geo import LocalFrame
+from fusion.service.liveness import (
+    SYSTEM_ZONE,
+    LivenessConfig,
+    SensorLiveness,
+    degraded_tracks,
+)
+
+
+class FakeClock:
+    """Wall clock the test moves by hand: no sleeping, no timing flakiness."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+SQUARE = np.array([[0.0, 0.0], [1000.0, 0.0], [1000.0, 1000.0], [0.0, 1000.0]])
+
+
+def feed(live: SensorLiveness, clock: FakeClock, sensor: str, period: float, n: int,
+         **kwargs) -> list[dict]:
+    events = []
+    for _ in range(n):
+        events += live.observe(sensor, "radar", t=clock.now - 1000.0, **kwargs)
+        clock.now += period
+    return events
+
+
+def test_learned_period_is_the_median_gap_and_ignores_one_stall():
+    clock = FakeClock()
+    live = SensorLiveness(LivenessConfig(learn_batches=4), clock=clock)
+    feed(live, clock, "radar-1", 0.5, 5)
+    assert live.expected_period("radar-1") == pytest.approx(0.5)
+    clock.now += 3.0  # one stall: the median does not move
+    feed(live, clock, "radar-1", 0.5, 3)
+    assert live.expected_period("radar-1") == pytest.approx(0.5)
+
+
+def test_period_unknown_until_learned_then_configured_wins():
+    clock = FakeClock()
+    cfg = LivenessConfig(learn_batches=8, expected_periods={"ugs-1": 10.0})
+    live = SensorLiveness(cfg, clock=clock)
+    feed(live, clock, "radar-1", 0.5, 3)
+    assert live.expected_period("radar-1") is None
+    assert live.silence_limit("radar-1") == cfg.max_silence
+    assert live.expected_period("ugs-1") == 10.0
+    assert live.silence_limit("ugs-1") == pytest.approx(50.0)
+
+
+def test_killed_sensor_is_silent_within_the_configured_time_then_back():
+    clock = FakeClock()
+    cfg = LivenessConfig(silent_periods=5, min_silence=2.0, learn_batches=4)
+    live = SensorLiveness(cfg, clock=clock)
+    for _ in range(10):  # two sensors, each on its own rate
+        live.observe("radar-1", "radar", coverage=SQUARE)
+        live.observe("drone-1", "drone")
+        clock.now += 1.0
+        assert live.check() == []
+    last = live.sensors["radar-1"].last_wall
+    # radar-1 is killed; drone-1 keeps going.
+    events: list[dict] = []
+    while not events:
+        clock.now += 0.25
+        live.observe("drone-1", "drone")
+        events = live.check()
+        assert clock.now - last <= 5 * 1.0 + 0.25, "not reported within 5 periods"
+    assert clock.now - last > 5.0  # and not before
+    (ev,) = events
+    assert ev["kind"] == "sensor_silent" and ev["event"] == "open"
+    assert ev["zone"] == SYSTEM_ZONE and ev["sensor"] == "radar-1"
+    assert ev["evidence"] == ["radar-1"]
+    assert ev["expected_period_s"] == pytest.approx(1.0)
+    assert ev["periods_missed"] == 5
+    assert ev["position"]["east"] == pytest.approx(500.0)
+    assert live.silent() == {"radar-1"}
+    assert [a["alert_id"] for a in live.open_alerts()] == [ev["alert_id"]]
+    assert live.check() == []  # said once, not every tick
+    clock.now += 30.0
+    (back,) = live.observe("radar-1", "radar")
+    assert back["kind"] == "sensor_back" and back["event"] == "close"
+    assert back["alert_id"] == ev["alert_id"] and back["silent_for"] == pytest.approx(30.0)
+    assert live.silent() == set() and live.open_alerts() == []
+    # The silence did not teach the period: one 30 s gap is not a new rate.
+    assert live.expected_period("radar-1") == pytest.approx(1.0)
+
+
+def test_sensor_that_sends_once_and_dies_is_reported_after_max_silence():
+    clock = FakeClock()
+    live = SensorLiveness(LivenessConfig(max_silence=20.0), clock=clock)
+    live.observe("ugs-7", "ugs")
+    clock.now += 19.9
+    assert live.check() == []
+    clock.now += 0.2
+    assert [e["sensor"] for e in live.check()] == ["ugs-7"]
+
+
+def test_min_silence_stops_a_fast_sensor_flapping():
+    clock = FakeClock()
+    live = SensorLiveness(LivenessConfig(min_silence=2.0, learn_batches=4), clock=clock)
+    feed(live, clock, "radar-1", 0.05, 10)
+    assert live.silence_limit("radar-1") == 2.0
+    clock.now += 1.0
+    assert live.check() == []
+
+
+def test_event_has_lonlat_when_given_a_frame():
+    clock = FakeClock()
+    frame = LocalFrame(33.0, 35.0)
+    live = SensorLiveness(LivenessConfig(min_silence=0.5, max_silence=1.0), clock=clock, to_lonlat=frame.to_lonlat)
+    live.observe("radar-1", "radar", coverage=SQUARE)
+    clock.now += 2.0
+    (ev,) = live.check()
+    lon, lat = frame.to_lonlat(np.array([500.0, 500.0]))
+    assert ev["position"]["lon"] == pytest.approx(lon) and ev["position"]["lat"] == pytest.approx(lat)
+
+
+def test_status_reports_age_period_and_state():
+    clock = FakeClock()
+    live = SensorLiveness(LivenessConfig(learn_batches=2, max_silence=5.0), clock=clock)
+    feed(live, clock, "radar-1", 1.0, 3)
+    clock.now += 9.0
+    live.check()
+    st = live.status()
+    assert st["sensors"]["radar-1"]["last_seen_s"] == pytest.approx(10.0)
+    assert st["sensors"]["radar-1"]["silent"] is True
+    assert st["sensors_silent"] == ["radar-1"]
+
+
+def test_degraded_tracks_only_seen_by_the_silent_sensor_inside_its_coverage():
+    clock = FakeClock()
+    live = SensorLiveness(LivenessConfig(max_silence=3.0, track_memory=30.0), clock=clock)
+    live.observe("radar-1", "radar", coverage=SQUARE, updated=np.array([1, 2, 4]))
+    live.observe("drone-1", "drone", coverage=SQUARE + 5000.0, updated=np.array([2]))
+    ids = np.array([1, 2, 3, 4])
+    xy = np.array([[100.0, 100.0], [200.0, 200.0], [300.0, 300.0], [9000.0, 9000.0]])
+    assert not degraded_tracks(ids, xy, live).any()  # nobody silent yet
+    clock.now += 2.0
+    live.observe("drone-1", "drone", updated=np.array([2]))  # drone-1 stays alive
+    clock.now += 2.0
+    live.check()
+    assert live.silent() == {"radar-1"}
+    got = degraded_tracks(ids, xy, live)
+    # 1: only radar-1 saw it, inside; 2: drone-1 (alive) saw it; 3: seen by nobody lately,
+    # inside the blind coverage; 4: outside radar-1's coverage.
+    assert got.tolist() == [True, False, True, False]
+    live.prune_tracks([2, 3])
+    assert set(live.track_sensors) == {2}
+
+
+def test_config_is_checked():
+    with pytest.raises(ValueError):
+        LivenessConfig(silent_periods=0)
+    with pytest.raises(ValueError):
+        LivenessConfig(min_silence=10, max_silence=5)
+    with pytest.raises(ValueError):
+        LivenessConfig(expected_periods={"a": 0.0})
