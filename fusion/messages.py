@@ -24,6 +24,13 @@ Detection batch payload, schema version 1::
     cls        bin    M uint8 (index into CLASSES) or nil
     conf       bin    M float32 < in [0, 1], or nil
     coverage   bin    K*2 float64 < polygon vertices (K >= 3), or nil = whole area
+    pd         float  optional: probability that the sensor detects a target in its
+                      coverage, in (0, 1]; absent = the tracker's default for the kind
+    clutter    float  optional: expected false detections per square metre in this
+                      batch, >= 0; absent = the tracker's default for the kind
+
+The two optional fields are left out of the map when not set, so a batch without them
+encodes to the same bytes as before they existed, and old payloads decode unchanged.
 
 Anything that does not match raises :class:`WireError` with a ``reason`` (a short,
 countable tag) and a message a person can act on.
@@ -92,6 +99,12 @@ class DetectionBatch:
         Confidence of the class label, in [0, 1].
     coverage : ndarray, shape (K, 2), float64, optional
         Polygon the sensor could see at time ``t``; ``None`` means the whole area.
+    pd : float, optional
+        Detection probability of a target inside ``coverage``; ``None`` lets the
+        tracker use its default for the sensor kind.
+    clutter_density : float, optional
+        Expected false detections per square metre in this batch; ``None`` lets the
+        tracker use its default for the sensor kind.
     """
 
     sensor_id: str
@@ -103,6 +116,8 @@ class DetectionBatch:
     cls: np.ndarray | None = None
     conf: np.ndarray | None = None
     coverage: np.ndarray | None = None
+    pd: float | None = None
+    clutter_density: float | None = None
 
     @property
     def topic(self) -> bytes:
@@ -124,6 +139,8 @@ class DetectionBatch:
         classes: np.ndarray | None = None,
         conf: np.ndarray | None = None,
         coverage: np.ndarray | None = None,
+        pd: float | None = None,
+        clutter_density: float | None = None,
     ) -> DetectionBatch:
         """Make a batch from Python values, validated as if it had been decoded.
 
@@ -145,6 +162,8 @@ class DetectionBatch:
             None if classes is None else np.ascontiguousarray(classes, dtype=_U1),
             None if conf is None else np.ascontiguousarray(conf, dtype=_F4),
             None if coverage is None else np.ascontiguousarray(coverage, dtype=_F8),
+            None if pd is None else float(pd),
+            None if clutter_density is None else float(clutter_density),
         )
         _validate(batch)
         return batch
@@ -166,8 +185,7 @@ def _unpack_cov(packed: np.ndarray) -> np.ndarray:
 
 def encode_batch(batch: DetectionBatch) -> bytes:
     """Encode a batch as a msgpack payload (header plus raw little-endian buffers)."""
-    return msgpack.packb(
-        {
+    obj = {
             "v": SCHEMA_VERSION,
             "type": "det",
             "sensor": batch.sensor_id,
@@ -183,9 +201,13 @@ def encode_batch(batch: DetectionBatch) -> bytes:
             "coverage": None
             if batch.coverage is None
             else np.ascontiguousarray(batch.coverage, dtype=_F8).tobytes(),
-        },
-        use_bin_type=True,
-    )
+        }
+    # Only when set: a batch without them keeps the bytes it had before they existed.
+    if batch.pd is not None:
+        obj["pd"] = float(batch.pd)
+    if batch.clutter_density is not None:
+        obj["clutter"] = float(batch.clutter_density)
+    return msgpack.packb(obj, use_bin_type=True)
 
 
 def unpack_map(payload: bytes) -> dict[str, Any]:
@@ -252,6 +274,15 @@ def _array(obj: dict[str, Any], name: str, dtype: np.dtype, count: int, optional
     return np.frombuffer(value, dtype=dtype)
 
 
+def _optional_float(obj: dict[str, Any], name: str) -> float | None:
+    value = obj.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, float | int) or isinstance(value, bool):
+        raise WireError("schema", f"field {name!r} has type {type(value).__name__}")
+    return float(value)
+
+
 def decode_batch(payload: bytes) -> DetectionBatch:
     """Decode and validate a detection batch payload.
 
@@ -295,6 +326,8 @@ def decode_batch(payload: bytes) -> DetectionBatch:
         cls=_array(obj, "cls", _U1, n, optional=True),
         conf=_array(obj, "conf", _F4, n, optional=True),
         coverage=None if coverage is None else coverage.reshape(n_vertices, 2),
+        pd=_optional_float(obj, "pd"),
+        clutter_density=_optional_float(obj, "clutter"),
     )
     _validate(batch)
     return batch
@@ -353,6 +386,10 @@ def _validate(batch: DetectionBatch) -> None:
             )
         if not np.isfinite(batch.coverage).all():
             raise WireError("nonfinite", "coverage holds NaN or infinity")
+    if batch.pd is not None and not 0.0 < batch.pd <= 1.0:  # NaN fails too
+        raise WireError("schema", f"pd must lie in (0, 1], got {batch.pd!r}")
+    if batch.clutter_density is not None and not 0.0 <= batch.clutter_density < math.inf:
+        raise WireError("schema", f"clutter must be finite and >= 0, got {batch.clutter_density!r}")
 
 
 def pack_map(obj: dict[str, Any]) -> bytes:
