@@ -213,7 +213,7 @@ class AlertEngine:
         ring_ids = self._ring.ids
         if ring_ids.size == snap.sorted_ids.size and np.array_equal(ring_ids, snap.sorted_ids):
             # Tentative tracks the tracker deleted never reached the engine: not gone.
-            k = np.minimum(np.searchsorted(ring_ids, deleted), max(ring_ids.size - 1, 0))
+            k = np.minimum(ring_ids.searchsorted(deleted), max(ring_ids.size - 1, 0))
             return deleted[ring_ids[k] == deleted] if ring_ids.size else deleted[:0]
         return np.union1d(deleted, np.setdiff1d(ring_ids, snap.sorted_ids, True))
 

@@ -278,21 +278,21 @@ class OpenIndex:
 
     def row(self, tid: int) -> int:
         """Row of track ``tid`` (which must be open here)."""
-        return int(np.searchsorted(self.tids, tid))
+        return int(self.tids.searchsorted(tid))
 
     def holds(self, ids: np.ndarray) -> np.ndarray:
         """Which of ``ids`` (any order) have an episode here, shape (M,) bool."""
         if self.tids.size == 0:
             return np.zeros(ids.size, bool)
-        k = np.minimum(np.searchsorted(self.tids, ids), self.tids.size - 1)
+        k = np.minimum(self.tids.searchsorted(ids), self.tids.size - 1)
         return self.tids[k] == ids
 
     def get(self, tid: int) -> Episode | None:
-        k = int(np.searchsorted(self.tids, tid))
+        k = int(self.tids.searchsorted(tid))
         return self.episodes[k] if k < self.tids.size and self.tids[k] == tid else None
 
     def add(self, ep: Episode, new: bool = True) -> None:
-        k = int(np.searchsorted(self.tids, ep.track_id))
+        k = int(self.tids.searchsorted(ep.track_id))
         self.tids = np.insert(self.tids, k, ep.track_id)
         self.episodes.insert(k, ep)
         self.last_emit = np.insert(self.last_emit, k, ep.last_emit)
@@ -322,7 +322,7 @@ class OpenIndex:
             grown = np.zeros((self.tids.size, max(2 * code, 8)), bool)
             grown[:, : self.evidence.shape[1]] = self.evidence
             self.evidence = grown
-        k = np.minimum(np.searchsorted(updated, self.tids), updated.size - 1)
+        k = np.minimum(updated.searchsorted(self.tids), updated.size - 1)
         self.evidence[updated[k] == self.tids, code] = True
 
     def take_evidence(self, k: int, sensors: list[str]) -> Episode:

@@ -71,7 +71,7 @@ class EvidenceRing:
         """Hold rows for exactly these tracks (ascending ids); new tracks start empty."""
         if ids.size == self.ids.size and np.array_equal(ids, self.ids):
             return  # the usual step: the same confirmed tracks as last time
-        idx = np.minimum(np.searchsorted(self.ids, ids), max(self.ids.size - 1, 0))
+        idx = np.minimum(self.ids.searchsorted(ids), max(self.ids.size - 1, 0))
         found = self.ids[idx] == ids if self.ids.size else np.zeros(ids.size, bool)
         code = np.full((ids.size, RING), -1, np.int32)
         when = np.full((ids.size, RING), -np.inf)
@@ -97,7 +97,7 @@ class EvidenceRing:
         """
         if self.ids.size == 0 or updated.size == 0:
             return updated[:0]
-        idx = np.minimum(np.searchsorted(self.ids, updated), self.ids.size - 1)
+        idx = np.minimum(self.ids.searchsorted(updated), self.ids.size - 1)
         rows = idx[self.ids[idx] == updated]
         if rows.size > 1 and not (rows[1:] > rows[:-1]).all():
             rows = np.unique(rows)  # the tracker lists each track once, in id order
@@ -120,7 +120,7 @@ class EvidenceRing:
 
     def since(self, tid: int, t0: float) -> set[str]:
         """Sensors that updated track ``tid`` at or after ``t0``."""
-        i = int(np.searchsorted(self.ids, tid))
+        i = int(self.ids.searchsorted(tid))
         if i >= self.ids.size or self.ids[i] != tid:
             return set()
         keep = (self.code[i] >= 0) & (self.when[i] >= t0 - _EPS_T)

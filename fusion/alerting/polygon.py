@@ -78,9 +78,10 @@ class EdgeTable:
         ee = self.ex * self.ex + self.ey * self.ey
         self.inv_ee = np.divide(1.0, ee, out=np.zeros_like(ee), where=ee > 0)
         b = slice(0, self.n_boundary)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            # dx/dy of each boundary edge, for where it meets a horizontal line
-            self.slope = self.ex[b] / self.ey[b]
+        # dx/dy of each boundary edge, for where it meets a horizontal line; 0 for a
+        # horizontal edge, which never straddles one (so no inf * 0 at query time).
+        ey = self.ey[b]
+        self.slope = np.divide(self.ex[b], ey, out=np.zeros_like(ey), where=ey != 0)
 
     def nearest(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         """Nearest boundary distance and point, and the nearest distance to each further set.
@@ -131,8 +132,7 @@ class EdgeTable:
             # The edge straddles the ray's line (half-open, so a vertex counts once) ...
             straddle = (ay > py) != (by > py)
             # ... and meets it east of the point.
-            with np.errstate(invalid="ignore"):
-                east = px < ax + (py - ay) * self.slope
+            east = px < ax + (py - ay) * self.slope
             crossings = (straddle & east).view(np.uint8) @ ones  # mod 256: parity survives
             out[c] = (crossings & 1).astype(bool)
         return out
@@ -159,11 +159,12 @@ class EdgeTable:
             px, py = start[c, :1], start[c, 1:]
             dx, dy = delta[c, :1], delta[c, 1:]
             denom = dx * ey - dy * ex  # cross(d, e)
+            parallel = denom == 0
+            denom[parallel] = 1.0  # never counted (ok below); avoids a 0/0 warning
             wx, wy = ax - px, ay - py  # a - p
-            with np.errstate(divide="ignore", invalid="ignore"):
-                s = (wx * ey - wy * ex) / denom  # cross(a - p, e) / cross(d, e)
-                u = (wx * dy - wy * dx) / denom  # cross(a - p, d) / cross(d, e)
-            ok = (denom != 0) & (s >= 0) & (s <= 1) & (u >= 0) & (u <= 1)
+            s = (wx * ey - wy * ex) / denom  # cross(a - p, e) / cross(d, e)
+            u = (wx * dy - wy * dx) / denom  # cross(a - p, d) / cross(d, e)
+            ok = ~parallel & (s >= 0) & (s <= 1) & (u >= 0) & (u <= 1)
             s = np.where(ok, s, np.inf)
             out[c] = s.ravel()[np.arange(s.shape[0]) * s.shape[1] + s.argmin(axis=1)]
         return out

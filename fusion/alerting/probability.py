@@ -92,10 +92,10 @@ def halfplane_probability(
         + n[:, 1] * n[:, 1] * P_pos[:, 1, 1]
     )
     s = np.where(inside, d, -d)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = s / np.sqrt(var)
     # A degenerate variance along n means the point estimate decides; on the
     # boundary itself (d == 0) the half-plane gives exactly one half.
-    z = np.where(var > 0, z, np.where(s > 0, np.inf, -np.inf))
+    positive = var > 0
+    z = np.where(s > 0, np.inf, -np.inf)
+    np.divide(s, np.sqrt(np.maximum(var, 0.0)), out=z, where=positive)
     z = np.where(d > 0, z, 0.0)
     return ndtr(z)

@@ -117,5 +117,5 @@ def _member(ids: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
     """Which of ``ids`` are in ``sorted_ids`` (ascending), shape (len(ids),) bool."""
     if sorted_ids.size == 0:
         return np.zeros(ids.size, bool)
-    k = np.minimum(np.searchsorted(sorted_ids, ids), sorted_ids.size - 1)
+    k = np.minimum(sorted_ids.searchsorted(ids), sorted_ids.size - 1)
     return sorted_ids[k] == ids

@@ -40,8 +40,13 @@ class Snapshot:
     order: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.order = np.argsort(self.ids, kind="stable")
-        self.sorted_ids = self.ids[self.order]
+        if self.ids.size < 2 or (self.ids[1:] > self.ids[:-1]).all():
+            # The tracker lists its tracks by id: nothing to sort, and no duplicates.
+            self.order = np.arange(self.ids.size)
+            self.sorted_ids = self.ids
+        else:
+            self.order = np.argsort(self.ids, kind="stable")
+            self.sorted_ids = self.ids[self.order]
         # One row per track of everything a zone view gathers, so that picking the
         # tracks a zone evaluates is one gather: COLUMNS.
         # x and conf become views of it (a copy: the tracker reuses its buffers).
@@ -125,7 +130,7 @@ class Snapshot:
         """Snapshot rows of ``ids``: (row (K,), found (K,) bool; row is 0 where not found)."""
         if self.ids.size == 0:
             return np.zeros(ids.shape, np.intp), np.zeros(ids.shape, bool)
-        k = np.minimum(np.searchsorted(self.sorted_ids, ids), self.ids.size - 1)
+        k = np.minimum(self.sorted_ids.searchsorted(ids), self.ids.size - 1)
         found = self.sorted_ids[k] == ids
         return np.where(found, self.order[k], 0), found
 

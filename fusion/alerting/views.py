@@ -79,7 +79,7 @@ class ZoneState:
         """Rows for ``ids`` (defaults where there is none), shape (M, len(STATE_COLUMNS))."""
         if self.ids.size == 0:
             return np.tile(_STATE_DEFAULT, (ids.size, 1))
-        k = np.minimum(np.searchsorted(self.ids, ids), self.ids.size - 1)
+        k = np.minimum(self.ids.searchsorted(ids), self.ids.size - 1)
         return np.where((self.ids[k] == ids)[:, None], self.table[k], _STATE_DEFAULT)
 
     def after(self, v: ZoneView, snap: Snapshot) -> ZoneState:
@@ -165,7 +165,7 @@ class ZoneView:
         if self.ids.size == 0:
             return np.zeros(ids.shape, np.intp), np.zeros(ids.shape, bool)
         order = self.by_id()
-        k = order[np.minimum(np.searchsorted(self.ids, ids, sorter=order), self.ids.size - 1)]
+        k = order[np.minimum(self.ids.searchsorted(ids, sorter=order), self.ids.size - 1)]
         return k, self.ids[k] == ids
 
 
@@ -198,7 +198,8 @@ def build_view(
     """
     reach = snap.speed * (horizon or 0.0)
     margin = np.maximum(np.maximum(FAR_SIGMAS * snap.sigma, reach), band)
-    near = box_distance(snap.x[:, :2], zone.bounds) <= margin + 1.0
+    box = box_distance(snap.x[:, :2], zone.bounds)
+    near = box <= margin + 1.0
     active = near.copy()
     rows, found = snap.rows_of(np.concatenate([state.live_ids(), *open_ids]))
     active[rows[found]] = True
@@ -209,7 +210,8 @@ def build_view(
     sub = near[rows].nonzero()[0]
     if sub.size:
         r = rows[sub]
-        got = zone.measure(snap.x[r, :2], snap.P_pos[r], snap.x[r, 2:4], horizon or 0.0)
+        x = snap.table[r, :4]
+        got = zone.measure(x[:, :2], snap.P_pos[r], x[:, 2:], horizon or 0.0, box[r])
         p_in[sub], dist[sub], side[sub] = got.p_inside, got.distance, got.side
         if horizon is not None:
             ttb[sub] = got.time_to_breach

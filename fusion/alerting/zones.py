@@ -380,7 +380,12 @@ class Zone:
         return sides.nearer_side(points, d_pos, d_neg, self._centre, self._normal)  # type: ignore[attr-defined]
 
     def measure(
-        self, pos: np.ndarray, P_pos: np.ndarray, vel: np.ndarray, horizon: float
+        self,
+        pos: np.ndarray,
+        P_pos: np.ndarray,
+        vel: np.ndarray,
+        horizon: float,
+        box: np.ndarray | None = None,
     ) -> ZoneMeasures:
         """P(inside), time to breach, distance and side of M positions in one pass.
 
@@ -395,6 +400,8 @@ class Zone:
         vel : ndarray, shape (M, 2)
         horizon : float
             Look-ahead for the time to breach, seconds.
+        box : ndarray, shape (M,), optional
+            Distance of each position to the zone's bounding box, if already known.
 
         Returns
         -------
@@ -405,7 +412,8 @@ class Zone:
         strictly = edges.inside(pos) & (d > 0)
         on = strictly | (d == 0)
         p_in = np.zeros(pos.shape[0])
-        box = box_distance(pos, self._bounds)  # type: ignore[attr-defined]
+        if box is None:
+            box = box_distance(pos, self._bounds)  # type: ignore[attr-defined]
         # Beyond FAR_SIGMAS the probability is 0 (as in probability_inside).
         close = (box <= FAR_SIGMAS * position_sigma_bound(P_pos)).nonzero()[0]
         p_in[close] = halfplane_probability(
