@@ -341,6 +341,19 @@ def _convert(value: Any, annotation: Any, field: str, error: type[ConfigError],
         return tuple(
             _convert(v, item, f"{field}[{i}]", error, finite, None) for i, v in enumerate(value)
         )
+    if origin is Mapping and typing.get_args(annotation)[1:] in ((float,), (int,)):
+        # A table of numbers (per-kind budgets): merged over the current one, key by key.
+        if not isinstance(value, Mapping):
+            raise error.at(field, f"must be a table of key = number, got {value!r}")
+        keys = one_of.keys if one_of is not None else None
+        merged = dict(current or {})
+        for key, item in value.items():
+            if keys is not None and key not in keys:
+                raise error.at(f"{field}.{key}", f"is not a known key (expected one of "
+                               f"{', '.join(keys)})")
+            merged[key] = _convert(item, typing.get_args(annotation)[1], f"{field}.{key}",
+                                   error, finite, None)
+        return MappingProxyType(merged)
     if origin is Mapping or annotation is Mapping:
         return check_mapping(field, value, error, one_of=one_of, base=current)
     return value

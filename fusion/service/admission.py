@@ -48,6 +48,15 @@ Sensor table
     that is configured or was heard recently. With CURVE, one key may create at most
     ``max_sensors_per_key`` ids (``too_many_sensors_for_key``).
 
+Budgets
+    Per sensor kind, a batch may hold at most ``budgets[kind][0]`` detections
+    (``too_many_detections``), and a sensor may send at most ``budgets[kind][1]``
+    detections per second of its own measurement time, with one full batch as burst
+    (``over_budget``, counted per sensor; the batch's sequence number is used up, so
+    the drop is not also counted as a gap). Measurement time cannot run ahead of the
+    reference, so a sensor cannot buy itself budget, and a replay at any speed keeps
+    the budget it had live. The tracker's work per batch is bounded with it.
+
 Work per batch is O(1) amortised, plus a vote count over the active sensors that
 is recomputed every batch while few sensors are heard, and otherwise at most every
 ``_CONSENSUS_EVERY`` batches or ``_CONSENSUS_SECONDS``.
@@ -59,7 +68,7 @@ import logging
 import math
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from itertools import islice
 from typing import Any
 
@@ -77,6 +86,15 @@ JUMP_CONFIRMATIONS = 2
 # speed, rarely enough that a median over thousands of ids stays off the hot path.
 _CONSENSUS_EVERY = 32
 _CONSENSUS_SECONDS = 0.05
+# Detections per batch and per second of measurement time, per sensor kind: several
+# times what the simulated sensor models produce in a busy scene (a radar sector holds
+# a few hundred plots a scan, a satellite pass image a few thousand).
+DEFAULT_BUDGETS: dict[str, tuple[float, float]] = {
+    "radar": (5_000.0, 10_000.0),
+    "drone": (2_000.0, 20_000.0),
+    "satellite": (50_000.0, 50_000.0),
+    "ugs": (200.0, 1_000.0),
+}
 # Sensors looked at when votes on a jump are counted: bounds that step's work.
 _MAX_COUNTED = 256
 
@@ -102,6 +120,9 @@ class SensorAdmission:
         Wall-clock seconds a sensor counts towards the feed consensus after it was heard.
     max_gap : int
         Largest forward jump counted as lost messages; larger jumps are re-syncs.
+    budgets : mapping of str to (float, float)
+        Per sensor kind: detections per batch, detections per second of measurement
+        time. Kinds not given keep :data:`DEFAULT_BUDGETS`.
     clock : callable
         Monotonic wall clock (seconds), for idleness; injectable for tests and replays.
     wall : callable
@@ -120,6 +141,7 @@ class SensorAdmission:
         max_sensors_per_key: int = 256,
         active_window: float = 30.0,
         max_gap: int = 1_000_000,
+        budgets: Mapping[str, tuple[float, float]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -136,6 +158,10 @@ class SensorAdmission:
         self.max_sensors_per_key = max_sensors_per_key
         self.active_window = active_window
         self.max_gap = max_gap
+        self.budgets = {**DEFAULT_BUDGETS, **(budgets or {})}
+        # Per sensor: detections it may still send, and the measurement time of that count.
+        self.tokens: dict[str, tuple[float, float]] = {}
+        self.budget_drops: Counter[str] = Counter()
         self.clock = clock
         self.wall = wall
         self.last_seq: dict[str, int] = {}
@@ -169,12 +195,20 @@ class SensorAdmission:
         sensor = batch.sensor_id
         if self.registered and sensor not in self.registered:
             raise WireError("unknown_sensor", f"sensor {sensor!r} is not configured")
+        per_batch, per_second = self.budgets.get(batch.sensor_kind, (0.0, 0.0))
+        if len(batch) > per_batch:
+            raise WireError(
+                "too_many_detections",
+                f"sensor {sensor}: {len(batch)} detections in one batch, more than the "
+                f"{per_batch:g} a {batch.sensor_kind} may send",
+            )
         now = self.clock()
         known = sensor in self.heard
         if not known:
             self._make_room(sensor, user_id, now)
         step = self._sequence_step(batch)
         jumped = self._check_time(batch, known)
+        self._spend(batch, per_batch, per_second)
         if step is not None:
             self._count_step(sensor, step, batch.seq)
         if not known:
@@ -190,6 +224,22 @@ class SensorAdmission:
         if not jumped:
             self._jump_runs.pop(sensor, None)
         self._since_consensus += 1
+
+    def _spend(self, batch: DetectionBatch, burst: float, rate: float) -> None:
+        """Take the batch's detections from its sensor's budget (a token bucket)."""
+        sensor = batch.sensor_id
+        left, at = self.tokens.get(sensor, (burst, batch.t))
+        left = min(burst, left + rate * max(batch.t - at, 0.0))
+        if len(batch) > left:
+            if sensor in self.heard:  # per-sensor counts only for ids in the table
+                self.budget_drops[sensor] += 1
+                self.last_seq[sensor] = max(batch.seq, self.last_seq.get(sensor, batch.seq))
+            raise WireError(
+                "over_budget",
+                f"sensor {sensor}: {len(batch)} detections exceed its budget of {rate:g} "
+                f"per second ({left:.0f} left)",
+            )
+        self.tokens[sensor] = (left - len(batch), max(batch.t, at))
 
     def _make_room(self, sensor: str, user_id: str | None, now: float) -> None:
         if sensor in self.registered:
@@ -227,6 +277,8 @@ class SensorAdmission:
         self.last_seq.pop(sensor, None)
         self.latest_t.pop(sensor, None)
         self.voter.pop(sensor, None)
+        self.tokens.pop(sensor, None)
+        self.budget_drops.pop(sensor, None)
         self.accepted.pop(sensor, None)
         self._jump_runs.pop(sensor, None)
         self.gaps.pop(sensor, None)
@@ -246,7 +298,8 @@ class SensorAdmission:
         if reference is not None and batch.t > reference + self.max_future:
             jumped = self._jump_confirmed(batch.sensor_id, batch.t, known)
             if not jumped:
-                self.clock_jumps[batch.sensor_id] += 1
+                if known:  # per-sensor counts only for ids in the table (bounded)
+                    self.clock_jumps[batch.sensor_id] += 1
                 raise WireError(
                     "future",
                     f"sensor {batch.sensor_id}: time {batch.t:.3f} is more than "
@@ -377,6 +430,7 @@ class SensorAdmission:
             "gaps": dict(self.gaps),
             "seq_resyncs": dict(self.resyncs),
             "clock_jumps": dict(self.clock_jumps),
+            "budget_drops": dict(self.budget_drops),
             "time_reference": self.time_reference,
             "reference_t": reference,
         }

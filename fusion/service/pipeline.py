@@ -23,23 +23,25 @@ import os
 import time
 import traceback
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Annotated, Any
 
 import numpy as np
 
 from fusion.alerting.engine import AlertEngine
-from fusion.config import ConfigError, from_mapping, load_toml
+from fusion.config import ConfigError, OneOf, from_mapping, load_toml
 from fusion.messages import (
+    SENSOR_KINDS,
     DetectionBatch,
     WireError,
     decode_batch,
     encode_batch,
     pack_map,
 )
-from fusion.service.admission import TIME_REFERENCES, SensorAdmission
+from fusion.service.admission import DEFAULT_BUDGETS, TIME_REFERENCES, SensorAdmission
 from fusion.service.alertlog import AlertLog
 from fusion.tracking.tracker import Tracker
 
@@ -87,10 +89,17 @@ class ServiceConfig:
         Wall-clock seconds of silence after which an unconfigured id may be evicted.
     max_sensors_per_key : int
         Sensor ids one CURVE key may speak for (keys registered for a pattern).
+    max_batch_detections, max_detection_rate : mapping of sensor kind to number
+        Per-sensor budgets: detections in one batch, and detections per second of the
+        sensor's measurement time (one full batch as burst). Kinds not given keep
+        :data:`fusion.service.admission.DEFAULT_BUDGETS`.
     checkpoint : str
         Path of the checkpoint file (tracker, alert engine, counters); "" for none.
     checkpoint_interval : float
         Wall-clock seconds between checkpoints.
+    max_held : int
+        Batches the reorder buffer holds at most; beyond it the service stops reading
+        the detection socket, so a flood waits (and overflows) in ZeroMQ, not in memory.
     """
 
     det_connect: tuple[str, ...] = ()
@@ -109,8 +118,15 @@ class ServiceConfig:
     max_sensors: int = 10_000
     sensor_idle_expiry: float = 60.0
     max_sensors_per_key: int = 256
+    max_batch_detections: Annotated[Mapping[str, float], OneOf((), SENSOR_KINDS)] = field(
+        default_factory=lambda: MappingProxyType({k: b[0] for k, b in DEFAULT_BUDGETS.items()})
+    )
+    max_detection_rate: Annotated[Mapping[str, float], OneOf((), SENSOR_KINDS)] = field(
+        default_factory=lambda: MappingProxyType({k: b[1] for k, b in DEFAULT_BUDGETS.items()})
+    )
     checkpoint: str = ""
     checkpoint_interval: float = 10.0
+    max_held: int = 10_000
 
     def __post_init__(self) -> None:
         for name in ("reorder_window", "alert_interval", "max_lateness", "max_future"):
@@ -121,6 +137,10 @@ class ServiceConfig:
                 f"service.time_reference must be one of {', '.join(TIME_REFERENCES)}, "
                 f"got {self.time_reference!r}"
             )
+        for name in ("max_batch_detections", "max_detection_rate"):
+            for kind, value in getattr(self, name).items():
+                if not value >= 0:
+                    raise ConfigError(f"service.{name}.{kind} must be >= 0, got {value}")
         for name in ("track_interval", "status_interval", "checkpoint_interval"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"service.{name} must be > 0, got {getattr(self, name)}")
@@ -188,6 +208,13 @@ class Pipeline:
             max_sensors=self.config.max_sensors,
             sensor_idle_expiry=self.config.sensor_idle_expiry,
             max_sensors_per_key=self.config.max_sensors_per_key,
+            budgets={
+                kind: (
+                    self.config.max_batch_detections.get(kind, per_batch),
+                    self.config.max_detection_rate.get(kind, per_second),
+                )
+                for kind, (per_batch, per_second) in DEFAULT_BUDGETS.items()
+            },
             clock=self.clock,
         )
         self.latencies: deque[float] = deque(maxlen=2048)
@@ -283,21 +310,35 @@ class Pipeline:
         oldest_recv = min(entry[2] for entry in self._heap[:8])
         return max(0.0, oldest_recv + self.config.reorder_window - self.clock())
 
-    def release(self, flush: bool = False) -> int:
-        """Process every batch that is due (all of them with ``flush``); return how many."""
+    def release(self, flush: bool = False, until: float | None = None) -> int:
+        """Process every batch that is due (all of them with ``flush``); return how many.
+
+        Parameters
+        ----------
+        flush : bool
+            Release every held batch, due or not.
+        until : float, optional
+            A ``time.perf_counter()`` deadline: stop there and leave the rest held, so
+            the caller's loop (signals, snapshots, status) keeps its pace under load.
+        """
         done = 0
         now = self.clock()
         window = self.config.reorder_window
         while self._heap:
             t, _, t_recv, batch = self._heap[0]
             due = flush or t <= self.newest_accepted - window or now - t_recv >= window
-            if not due:
+            if not due or (until is not None and done and time.perf_counter() > until):
                 break
             heapq.heappop(self._heap)
             self.stage_seconds["reorder_wait"] += now - t_recv
             self._process(batch, t_recv)
             done += 1
         return done
+
+    @property
+    def held(self) -> int:
+        """Batches received and not yet processed (the reorder buffer's depth)."""
+        return len(self._heap)
 
     def _process(self, batch: DetectionBatch, t_recv: float) -> None:
         try:
@@ -424,6 +465,9 @@ class Pipeline:
             "alert_seq": dict(self.alert_seq),
             "checkpoints": dict(self.checkpoints),
             "restored": self.restored,
+            # Subscribers check their zone filters against these (every subscriber hears
+            # the status).
+            "zones": sorted(self.engine.zones.names),
             **self.status_extra(),
         }
 

@@ -8,6 +8,19 @@ Sockets
 - ROUTER on ``snapshot``: a request ``{"type": "open_alerts"}`` is answered with the
   currently open alerts (the snapshot half of the ZeroMQ guide's Clone pattern; the
   client subscribes first, then asks, so nothing falls between the two).
+
+Fairness and bounds
+-------------------
+One loop turn receives at most ``_DRAIN_PER_TURN`` detection messages (none while
+``max_held`` batches wait in the reorder buffer, so ZeroMQ's high-water mark, not our
+memory, absorbs a flood), answers at most ``_ANSWERS_PER_TURN`` snapshot requests
+(each peer at most ``_SNAPSHOT_RATE`` a second, beyond which it gets a cheap
+``rate_limited`` error), and processes batches for at most ``_RELEASE_SECONDS``. So
+detection processing never waits behind requests, and a stop request is seen within
+one turn. Transport limits: ``ZMQ_MAXMSGSIZE`` on both receiving sockets drops an
+oversized message before it is buffered (``MAX_PAYLOAD_BYTES`` plus framing for
+detections, ``_MAX_REQUEST_BYTES`` for requests); high-water marks of
+``_DET_HWM`` and ``_PUB_HWM`` messages and ``_REQUEST_HWM`` requests bound the queues.
 """
 
 from __future__ import annotations
@@ -17,12 +30,14 @@ import math
 import threading
 import time
 import traceback
+from collections import Counter, OrderedDict
 from typing import Any
 
 import zmq
 
 from fusion.config import ConfigError
 from fusion.messages import (
+    MAX_PAYLOAD_BYTES,
     WireError,
     pack_map,
     unpack_map,
@@ -37,6 +52,20 @@ from fusion.service.pipeline import Pipeline, ServiceConfig
 from fusion.service.recovery import save_checkpoint
 
 log = logging.getLogger(__name__)
+
+_DRAIN_PER_TURN = 256
+_ANSWERS_PER_TURN = 16
+_RELEASE_SECONDS = 0.05
+_SNAPSHOT_RATE = 2.0  # requests per second per peer, with a burst of _SNAPSHOT_BURST
+_SNAPSHOT_BURST = 5.0
+_SNAPSHOT_PEERS = 4096  # peers whose request budget is remembered
+_MAX_REQUEST_BYTES = 64 * 1024
+_DET_HWM = 100_000
+_PUB_HWM = 100_000
+_REQUEST_HWM = 1_000
+# Seconds a stopping service spends on what is still queued before it checkpoints the
+# rest (held batches are part of the checkpoint) and exits.
+_STOP_SECONDS = 0.5
 
 
 class TrackerService:
@@ -73,13 +102,19 @@ class TrackerService:
         self.stop_event = threading.Event()
         self.ready = threading.Event()
         self.security = security
+        # Snapshot requests per peer: (requests it may still make, clock time of that count).
+        self._request_budget: OrderedDict[bytes, tuple[float, float]] = OrderedDict()
+        self.requests: Counter[str] = Counter()
         if security is not None:
             pipeline.authorize = security.policy
             pipeline.status_extra = lambda: {
-                "secure": True, "auth_denied": security.denied_counts()
+                "secure": True, "auth_denied": security.denied_counts(),
+                "requests": dict(self.requests),
             }
         else:
-            pipeline.status_extra = lambda: {"secure": False, "auth_denied": {}}
+            pipeline.status_extra = lambda: {
+                "secure": False, "auth_denied": {}, "requests": dict(self.requests)
+            }
 
     def checkpoint(self) -> bool:
         """Write the pipeline's state to ``config.checkpoint`` now; False if it failed."""
@@ -133,8 +168,12 @@ class TrackerService:
         cfg = self.config
         for sock in (sub, pub, router):
             sock.setsockopt(zmq.LINGER, 1000)  # let the last status and alerts out
-        sub.setsockopt(zmq.RCVHWM, 100_000)
-        pub.setsockopt(zmq.SNDHWM, 100_000)
+        # Refused by libzmq before it is buffered: one huge frame cannot cost memory.
+        sub.setsockopt(zmq.MAXMSGSIZE, MAX_PAYLOAD_BYTES + 4096)
+        router.setsockopt(zmq.MAXMSGSIZE, _MAX_REQUEST_BYTES)
+        sub.setsockopt(zmq.RCVHWM, _DET_HWM)
+        pub.setsockopt(zmq.SNDHWM, _PUB_HWM)
+        router.setsockopt(zmq.RCVHWM, _REQUEST_HWM)
         sub.setsockopt(zmq.SUBSCRIBE, b"det.")
         if self.security is not None:
             self.security.secure(sub, DOMAIN_DETECTIONS)
@@ -166,12 +205,11 @@ class TrackerService:
             wait = pipe.next_release_in()
             timeout = 100.0 if wait is None else min(100.0, wait * 1e3)
             events = dict(poller.poll(int(timeout)))
-            if sub in events:
-                # bounded, so timers and the reorder release still run under load
-                self._drain(sub, limit=1000)
+            if sub in events and pipe.held < cfg.max_held:
+                self._drain(sub, limit=_DRAIN_PER_TURN)
             if router in events:
                 self._answer(router)
-            pipe.release()
+            pipe.release(until=time.perf_counter() + _RELEASE_SECONDS)
             now = time.monotonic()
             if now >= next_tracks:
                 pipe.timer(now)
@@ -187,8 +225,11 @@ class TrackerService:
     def _finish(self, sub: zmq.Socket, pub: zmq.Socket) -> dict[str, Any]:
         """Flush what we owe (the socket's queue, then the reorder buffer); the last status."""
         pipe = self.pipeline
-        self._drain(sub, deadline=time.monotonic() + 5.0)
-        pipe.release(flush=True)
+        self._drain(sub, deadline=time.monotonic() + _STOP_SECONDS)
+        # With a checkpoint, what is still held is saved in it: stop promptly. Without
+        # one, everything accepted is processed first (it would be lost otherwise).
+        until = time.perf_counter() + _STOP_SECONDS if self.config.checkpoint else None
+        pipe.release(flush=True, until=until)
         pipe.timer(time.monotonic())
         pub.send_multipart([b"track.update", pipe.track_message()])
         self.checkpoint()
@@ -234,32 +275,55 @@ class TrackerService:
                     user_id = None
             self.pipeline.receive([p.bytes for p in parts], user_id=user_id)
             n += 1
-            if n % 256 == 0:
-                self.pipeline.release()
         return n
 
     def _answer(self, router: zmq.Socket) -> None:
-        """Answer open-alert requests; malformed requests get an error reply, never a crash."""
-        while True:
+        """Answer open-alert requests, fairly and boundedly; malformed ones get an error."""
+        snapshot: bytes | None = None  # packed once per turn, however many ask
+        for _ in range(_ANSWERS_PER_TURN):
             try:
                 frames = router.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
             identity, body = frames[0], frames[-1]
+            self.requests["received"] += 1
+            if not self._may_ask(identity):
+                self.requests["rate_limited"] += 1
+                reply = pack_map({"type": "error", "reason": "rate_limited",
+                                  "message": f"at most {_SNAPSHOT_RATE:g} requests a second"})
+                router.send_multipart([identity, b"", reply])
+                continue
             try:
                 request = unpack_map(body)
                 if request.get("type") != "open_alerts":
                     raise WireError("request", f"unknown request type {request.get('type')!r}")
-                pipe = self.pipeline
-                reply = {
-                    "type": "open_alerts",
-                    "alerts": pipe.engine.open_alerts(),
-                    "t": None if math.isinf(pipe.processed_until) else pipe.processed_until,
-                    # what the snapshot already holds, so clients drop older alerts
-                    "run": pipe.run_id,
-                    "alert_seq": dict(pipe.alert_seq),
-                }
+                if snapshot is None:
+                    snapshot = pack_map(self._snapshot())
+                reply = snapshot
             except WireError as exc:
                 self.pipeline.rejected[f"request_{exc.reason}"] += 1
-                reply = {"type": "error", "reason": exc.reason, "message": str(exc)}
-            router.send_multipart([identity, b"", pack_map(reply)])
+                reply = pack_map({"type": "error", "reason": exc.reason, "message": str(exc)})
+            router.send_multipart([identity, b"", reply])
+
+    def _snapshot(self) -> dict[str, Any]:
+        pipe = self.pipeline
+        return {
+            "type": "open_alerts",
+            "alerts": pipe.engine.open_alerts(),
+            "t": None if math.isinf(pipe.processed_until) else pipe.processed_until,
+            # what the snapshot already holds, so clients drop older alerts
+            "run": pipe.run_id,
+            "alert_seq": dict(pipe.alert_seq),
+            "zones": sorted(pipe.engine.zones.names),
+        }
+
+    def _may_ask(self, identity: bytes) -> bool:
+        """A token bucket per peer; the least recently seen peers are forgotten first."""
+        now = time.monotonic()
+        left, at = self._request_budget.pop(identity, (_SNAPSHOT_BURST, now))
+        left = min(_SNAPSHOT_BURST, left + _SNAPSHOT_RATE * (now - at))
+        allowed = left >= 1.0
+        self._request_budget[identity] = (left - 1.0 if allowed else left, now)
+        if len(self._request_budget) > _SNAPSHOT_PEERS:
+            self._request_budget.popitem(last=False)
+        return allowed

@@ -257,10 +257,6 @@ def build_service(args: argparse.Namespace) -> TrackerService:
     security = SecurityConfig.from_toml(security_file) if security_file else SecurityConfig()
     server = CurveServer(security) if security.enabled else None
     service = TrackerService(pipeline, service_config, security=server)
-    # Subscribers check --zone against these: status is what every subscriber hears.
-    extra = pipeline.status_extra
-    names = sorted(z.name for z in zones)
-    pipeline.status_extra = lambda: {**extra(), "zones": names}
     return service
 
 

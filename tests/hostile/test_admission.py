@@ -190,3 +190,23 @@ def test_pipeline_keeps_tracking_while_a_sensor_lies_about_time(engine):
     assert status["rejected"] == {"future": 60}
     assert status["batches"] == 120 and math.isclose(pipe.tracker.latest_time, 59.0)
     assert status["alerts"].get("incursion.open") == 1
+
+
+def many(sensor: str, seq: int, t: float, n: int, kind: str = "radar") -> DetectionBatch:
+    z = np.zeros((n, 2))
+    return DetectionBatch.build(sensor, kind, seq, t, z, np.broadcast_to(np.eye(2), (n, 2, 2)))
+
+
+def test_batches_beyond_the_budget_are_refused_and_counted_without_a_gap():
+    clock = Clock()
+    gate = admission(clock, budgets={"radar": (1000.0, 2000.0)})
+    assert verdict(gate, many("big", 0, 0.0, 200_000)) == "too_many_detections"
+    assert "big" not in gate.heard  # a refused first batch leaves no state
+    # 1,000-detection batches every 0.1 s of the sensor's time: 10,000 a second against
+    # a budget of 2,000: the burst (one batch) and the refill pass, the rest is dropped.
+    verdicts = [verdict(gate, many("busy", k, 0.1 * k, 1000)) for k in range(50)]
+    assert verdicts[0] == "ok" and verdicts.count("over_budget") >= 35
+    assert gate.budget_drops["busy"] == verdicts.count("over_budget")
+    assert gate.gaps == {}  # dropped on purpose, not lost in transport
+    # Another sensor of the same kind is not charged for it.
+    assert verdict(gate, many("quiet", 0, 4.9, 1000)) == "ok"
