@@ -2,65 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
-import threading
 
 import pytest
 
+from fusion.service.alertlog import read_alert_log
 from fusion.service.client import AlertClient
 
 pytestmark = pytest.mark.e2e
-
-SCENARIO = """
-name = "e2e"
-seed = 5
-duration = 150.0
-truth_dt = 1.0
-origin = [24.0, 45.0]
-area = [[-6000.0, -5000.0], [6000.0, 5000.0]]
-
-[[zones]]
-name = "zone-e"
-sides = ["north", "south"]
-local = [[-5000.0, -400.0], [5000.0, -400.0], [5000.0, 400.0], [-5000.0, 400.0]]
-
-[[targets]]
-name = "crosser"
-cls = "vehicle"
-behaviour = "cross"
-side = "south"
-along = 0.5
-offset = 900.0
-speed = 12.0
-birth = 0.0
-
-[[targets]]
-name = "patrol"
-cls = "vehicle"
-behaviour = "patrol"
-side = "north"
-along = [0.1, 0.4]
-offset = 1500.0
-speed = 8.0
-birth = 0.0
-
-[[sensors]]
-id = "radar-1"
-kind = "radar"
-position = [0.0, -4000.0]
-azimuth = 0.0
-width = 120.0
-range = [100.0, 9000.0]
-rate = 1.0
-pd = 0.95
-clutter = 1.0
-sigma_range = 10.0
-sigma_bearing = 0.1
-latency = [0.05, 0.1]
-"""
-
 
 def cli(*args):
     return [sys.executable, "-m", "replay.cli", *args]
@@ -76,54 +28,27 @@ def stop(proc):
             proc.wait()
 
 
-def test_crossing_target_alerts_and_patrol_does_not(tmp_path, context):
-    scenario = tmp_path / "e2e.toml"
-    scenario.write_text(SCENARIO)
+def test_crossing_target_alerts_and_patrol_does_not(
+    tmp_path, context, scenario_file, status_watch, alert_collector
+):
+    scenario = scenario_file("e2e")
     det, pub, snap = (f"ipc://{tmp_path}/{n}.sock" for n in ("det", "pub", "snap"))
+    alert_log = tmp_path / "alerts.log"
     service = subprocess.Popen(
-        cli(
-            "track",
-            "--scenario",
-            str(scenario),
-            "--bind",
-            det,
-            "--publish",
-            pub,
-            "--snapshot",
-            snap,
-            "--alert-log",
-            str(tmp_path / "alerts.log"),
-        ),
+        cli("track", "--scenario", str(scenario), "--bind", det, "--publish", pub,
+            "--snapshot", snap, "--alert-log", str(alert_log)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     sensors = None
-    alerts: list[dict] = []
     try:
-        import zmq
-
-        with context.socket(zmq.SUB) as watch:
-            watch.setsockopt(zmq.LINGER, 0)
-            watch.setsockopt(zmq.SUBSCRIBE, b"status")
-            watch.connect(pub)
-            assert watch.poll(60_000), "the service never published a status"
-            watch.recv_multipart()
-        done = threading.Event()
-        client = AlertClient(pub, snap, context=context, stop=done)
-        stream = iter(client)
-        collector = threading.Thread(target=lambda: alerts.extend(stream), daemon=True)
-        collector.start()
+        status_watch(pub).next(60)  # the service is up
+        # Live before the first detection is sent, so no alert can be missed.
+        collector = alert_collector(AlertClient(pub, snap, context=context))
+        # The simulator's XPUB waits for the service to subscribe before it sends.
         sensors = subprocess.Popen(
-            cli(
-                "sensors",
-                str(scenario),
-                "--connect",
-                det,
-                "--speed",
-                "30",
-                "--truth-out",
-                str(tmp_path / "truth.npz"),
-            ),
+            cli("sensors", str(scenario), "--connect", det, "--speed", "30",
+                "--wait-timeout", "60", "--truth-out", str(tmp_path / "truth.npz")),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
@@ -131,15 +56,27 @@ def test_crossing_target_alerts_and_patrol_does_not(tmp_path, context):
         stop(service)
         out, err = service.communicate(timeout=30)
         assert service.returncode == 0, err.decode()[-2000:]
-        done.set()
-        collector.join(10)
-        assert not collector.is_alive()
+        logged, report = read_alert_log(alert_log)
+        assert report.ok and logged
+        # Wait for what is asserted: every alert the service logged has reached the
+        # subscriber (or was already in a snapshot it re-read: counted as duplicate).
+        client = collector.client
+        collector.wait_for(
+            lambda got: sum(not a.get("snapshot") for a in got) + client.stats["duplicates"]
+            >= len(logged)
+        )
+        delivered = [a for a in collector.stop() if not a.get("snapshot")]
     finally:
         for proc in (sensors, service):
             if proc is not None:
                 stop(proc)
-    final = __import__("json").loads(out.decode().strip().splitlines()[-1])
+    assert client.stats["gaps"] == 0
+    assert len(delivered) + client.stats["duplicates"] == len(logged)
+    logged_ids = iter((e["alert_id"], e["event"], e["t"]) for e in logged)
+    assert all((a["alert_id"], a["event"], a["t"]) in logged_ids for a in delivered)  # in order
+    final = json.loads(out.decode().strip().splitlines()[-1])
     assert final["rejected_total"] == 0 and final["gaps"] == {}
+    alerts = logged  # the same events as delivered, in order, none missing
     opened = [a for a in alerts if a["event"] == "open"]
     kinds = [a["kind"] for a in opened]
     assert "predicted_incursion" in kinds and "incursion" in kinds, kinds

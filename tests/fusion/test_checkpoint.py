@@ -13,7 +13,7 @@ from fusion.messages import unpack_map
 from fusion.service import Pipeline, ServiceConfig, restore_pipeline
 from fusion.service.alertlog import AlertLog, read_alert_log
 from fusion.service.recovery import CheckpointError, load_checkpoint, save_checkpoint
-from tests.fusion.test_service import FakeClock, crossing_batches, frames
+from tests.fusion.support import FakeClock, crossing_batches, frames
 
 
 def make(strip_zones, tmp_path, emitted):

@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 from fusion import DetectionBatch, Tracker, encode_batch
 from fusion.alerting.engine import AlertEngine
 from fusion.service import Pipeline, ServiceConfig
-from tests.fusion.test_messages import GOLDEN
-from tests.fusion.test_service import FakeClock
+from tests.fusion.support import GOLDEN, FakeClock, crossing_batches, frames
 
 FIELDS = ["v", "type", "sensor", "kind", "seq", "t", "n", "z", "R", "cls", "conf", "coverage"]
 extreme = st.one_of(
@@ -114,41 +113,28 @@ def test_memory_stays_bounded_over_a_large_fuzz_run(strip_zones):
 
 
 def test_future_old_and_replayed_batches_are_rejected_over_the_socket(
-    running_service,  # noqa: F811 (the fixture imported from test_service)
-    context,
+    running_service, status_watch, service_publisher
 ):
-    import zmq
-
-    from fusion.messages import unpack_map
-    from tests.fusion.test_service import crossing_batches, frames, publish_until_seen
-
     service, config, _ = running_service
+    watch = status_watch(config.publish)
     good = [
         DetectionBatch.build(b.sensor_id, b.sensor_kind, b.seq, b.t + 400.0, b.z, b.R)
-        for b in crossing_batches(5)
+        for b in crossing_batches(5, first_seq=1)
     ]
-    publish_until_seen(context, config, good)
+    pub = service_publisher(config.det_bind[0], watch, probe_sensor="radar-1", probe_t=400.0)
+    base = pub.baseline
+    for b in good:
+        pub.send_batch(b)
     hostile = [
         DetectionBatch.build("radar-1", "radar", 10, 1e7, [[0.0, 0.0]], np.eye(2)),  # future
         DetectionBatch.build("radar-1", "radar", 11, 50.0, [[0.0, 0.0]], np.eye(2)),  # too old
         good[2],  # replayed sequence number
     ]
-    with context.socket(zmq.PUB) as pub, context.socket(zmq.SUB) as watch:
-        for s in (pub, watch):
-            s.setsockopt(zmq.LINGER, 0)
-        watch.setsockopt(zmq.SUBSCRIBE, b"status")
-        watch.connect(config.publish)
-        pub.connect(config.det_bind[0])
-        status = None
-        for _ in range(200):  # resend until counted: the PUB may still be joining
-            for b in hostile:
-                pub.send_multipart(frames(b))
-            assert watch.poll(5000)
-            status = unpack_map(watch.recv_multipart()[-1])
-            if {"future", "too_old", "duplicate"} <= set(status["rejected"]):
-                break
-    assert {"future", "too_old", "duplicate"} <= set(status["rejected"]), status
-    assert status["batches"] == 6  # the probe and the good ones only
-
-
-from tests.fusion.test_service import running_service  # noqa: E402,F401  (fixture)
+    for b in hostile:
+        pub.send(frames(b))
+    status = watch.wait(
+        lambda s: s["rejected_total"] >= base["rejected_total"] + 3
+        and s["batches"] >= base["batches"] + 5
+    )
+    assert status["rejected"] == {"future": 1, "too_old": 1, "duplicate": 1}, status
+    assert status["batches"] == base["batches"] + 5  # the good ones only

@@ -60,22 +60,6 @@ def secure_service(engine, keys, ipc_endpoint):
     ctx.destroy(linger=0)
 
 
-def watch_status(context, config, keys, until, timeout=10.0):
-    """Read status as the 'ops' subscriber until ``until(status)``; return it."""
-    with context.socket(zmq.SUB) as watch:
-        watch.setsockopt(zmq.LINGER, 0)
-        client_keys(keys, "ops").apply_client(watch)
-        watch.setsockopt(zmq.SUBSCRIBE, b"status")
-        watch.connect(config.publish)
-        status = None
-        for _ in range(int(timeout / 0.1) + 10):
-            assert watch.poll(timeout * 1e3), f"no status; last {status}"
-            status = unpack_map(watch.recv_multipart()[-1])
-            if until(status):
-                return status
-    raise AssertionError(f"condition never met: {status}")
-
-
 def batch(sensor, seq, t=1.0):
     b = DetectionBatch.build(sensor, "radar", seq, t, [[0.0, -2000.0 + seq]], np.eye(2) * 100.0)
     return [b.topic, encode_batch(b)]
@@ -107,35 +91,22 @@ def test_config_reads_the_security_table_relative_to_the_file(tmp_path, keys):
         SecurityConfig.from_toml(path)
 
 
-def test_known_key_publishes_and_cannot_spoof_another_sensor(secure_service, context, keys):
+def test_known_key_publishes_and_cannot_spoof_another_sensor(
+    secure_service, keys, status_watch, service_publisher
+):
     service, config = secure_service
-    with context.socket(zmq.PUB) as pub:
-        pub.setsockopt(zmq.LINGER, 0)
-        client_keys(keys, "gateway-a").apply_client(pub)
-        pub.connect(config.det_bind[0])
-        with context.socket(zmq.SUB) as watch:
-            watch.setsockopt(zmq.LINGER, 0)
-            client_keys(keys, "ops").apply_client(watch)
-            watch.setsockopt(zmq.SUBSCRIBE, b"status")
-            watch.connect(config.publish)
-            # Handshake: send radar-1 batches (fresh seqs) until one is counted.
-            seq = 0
-            while True:
-                pub.send_multipart(batch("radar-1", seq))
-                seq += 1
-                assert watch.poll(5000) and seq < 200
-                if unpack_map(watch.recv_multipart()[-1])["received"] >= 1:
-                    break
-        # Allowed in, but claims radar-2, which is registered to gateway-b only.
-        for k in range(5):
-            pub.send_multipart(batch("radar-2", k))
-        pub.send_multipart(batch("radar-1", seq))
-        status = watch_status(
-            context, config, keys,
-            lambda s: s["rejected"].get("spoofed_sensor", 0) >= 5 and s["received"] >= 2,
-        )
+    watch = status_watch(config.publish, client_keys(keys, "ops"))
+    pub = service_publisher(
+        config.det_bind[0], watch, curve=client_keys(keys, "gateway-a"), probe_sensor="radar-1"
+    )
+    # Allowed in, but claims radar-2, which is registered to gateway-b only.
+    for k in range(5):
+        pub.send(batch("radar-2", k))
+    pub.send(batch("radar-1", 1))
+    status = watch.wait(lambda s: s["received"] >= 2)  # after the spoofs on one connection
     assert status["secure"] is True
     assert status["rejected"] == {"spoofed_sensor": 5}
+    assert status["received"] == 2  # the probe and radar-1's own batch
     assert "radar-2" not in service.pipeline.last_seq  # the spoofer moved nothing
 
 
@@ -143,42 +114,57 @@ def _denied(domain, n=1):
     return lambda s: s["auth_denied"].get(domain, 0) >= n
 
 
-def test_unknown_key_cannot_publish(secure_service, context, keys):
+def test_unknown_key_cannot_publish(secure_service, context, keys, status_watch,
+                                    service_publisher):
     service, config = secure_service
+    watch = status_watch(config.publish, client_keys(keys, "ops"))
     with context.socket(zmq.PUB) as pub:
         pub.setsockopt(zmq.LINGER, 0)
         client_keys(keys, "stranger").apply_client(pub)
         pub.connect(config.det_bind[0])
         pub.send_multipart(batch("radar-1", 0))
-        status = watch_status(context, config, keys, _denied(DOMAIN_DETECTIONS))
+        watch.wait(_denied(DOMAIN_DETECTIONS))
         for k in range(1, 20):
             pub.send_multipart(batch("radar-1", k))
-        # Subscribers are a different allow-list: a publisher key cannot read either.
-        status = watch_status(context, config, keys, lambda s: s["uptime"] > status["uptime"])
-    assert status["received"] == 0 and status["rejected_total"] == 0
+        # The positive control: the same endpoint admits a registered key, and what
+        # it sends is counted while the stranger's frames still are not.
+        known = service_publisher(config.det_bind[0], watch,
+                                  curve=client_keys(keys, "gateway-a"), probe_sensor="radar-1")
+        known.send(batch("radar-1", 1))
+        status = watch.wait(lambda s: s["received"] >= 2)
+    assert status["received"] == 2 and status["rejected_total"] == 0
 
 
-def test_unknown_key_cannot_subscribe_or_ask_for_a_snapshot(secure_service, context, keys):
+def test_unknown_key_cannot_subscribe_or_ask_for_a_snapshot(secure_service, context, keys,
+                                                           status_watch, alert_collector):
     service, config = secure_service
+    watch = status_watch(config.publish, client_keys(keys, "ops"))
     for name in ("stranger", "gateway-a"):  # unknown, and a publisher-only key
         client = AlertClient(config.publish, config.snapshot, snapshot_timeout=0.5,
                              timeout=0.5, context=context, curve=client_keys(keys, name))
         with pytest.raises(TimeoutError):
             list(client)
-    watch_status(context, config, keys, _denied(DOMAIN_SUBSCRIBERS, 4))
-    with context.socket(zmq.SUB) as sub:
-        sub.setsockopt(zmq.LINGER, 0)
-        client_keys(keys, "stranger").apply_client(sub)
-        sub.setsockopt(zmq.SUBSCRIBE, b"")
-        sub.connect(config.publish)
-        watch_status(context, config, keys, _denied(DOMAIN_SUBSCRIBERS, 5))
-        # Several status intervals have passed since it was refused: nothing arrived.
-        watch_status(context, config, keys, lambda s: True)
-        assert not sub.poll(300)
+    watch.wait(_denied(DOMAIN_SUBSCRIBERS, 4))
+    with context.socket(zmq.SUB) as sub, context.socket(zmq.SUB) as control:
+        # The same subscription over the same endpoint, once with a subscriber key:
+        # the control must receive what the stranger must not.
+        for sock, name in ((sub, "stranger"), (control, "ops")):
+            sock.setsockopt(zmq.LINGER, 0)
+            client_keys(keys, name).apply_client(sock)
+            sock.setsockopt(zmq.SUBSCRIBE, b"")
+            sock.connect(config.publish)
+        denied = watch.wait(_denied(DOMAIN_SUBSCRIBERS, 5))
+        got = 0
+        while got < 3:  # three status intervals published after the refusal
+            assert control.poll(60_000), "the subscriber key got nothing either"
+            message = control.recv_multipart()
+            if message[0] == b"status" and unpack_map(message[-1])["uptime"] > denied["uptime"]:
+                got += 1
+        assert not sub.poll(500)
     # The allowed subscriber gets its (empty) snapshot and the status stream.
-    ops = AlertClient(config.publish, config.snapshot, timeout=0.3, context=context,
-                      curve=client_keys(keys, "ops"))
-    assert list(ops) == [] and ops.status is not None and ops.status["secure"] is True
+    ops = alert_collector(AlertClient(config.publish, config.snapshot, context=context,
+                                      curve=client_keys(keys, "ops")))
+    assert ops.stop() == [] and ops.client.status["secure"] is True
 
 
 def test_client_in_the_clear_cannot_talk_to_a_secured_service(secure_service, context, keys):

@@ -2,41 +2,15 @@
 
 from __future__ import annotations
 
-import threading
-
 import msgpack
 import numpy as np
-import pytest
-import zmq
 
 from fusion import DetectionBatch, Tracker, encode_batch
 from fusion.messages import unpack_map
-from fusion.service import Pipeline, ServiceConfig, TrackerService
-from fusion.service.alertlog import AlertLog, read_alert_log
+from fusion.service import Pipeline, ServiceConfig
+from fusion.service.alertlog import read_alert_log
 from fusion.service.client import AlertClient
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-
-def crossing_batches(n=120, sensor="radar-1", start=(0.0, -1500.0), velocity=(0.0, 20.0)):
-    """A vehicle driving north across the strip at 20 m/s, one detection per second."""
-    rng = np.random.default_rng(1)
-    out = []
-    for k in range(n):
-        t = float(k)
-        z = np.add(start, np.multiply(velocity, t)) + rng.normal(scale=10.0, size=2)
-        out.append(DetectionBatch.build(sensor, "radar", k, t, [z], np.eye(2) * 100.0))
-    return out
-
-
-def frames(batch):
-    return [batch.topic, encode_batch(batch)]
+from tests.fusion.support import FakeClock, crossing_batches, frames
 
 
 def make_pipeline(engine, emitted, **config):
@@ -162,66 +136,17 @@ def test_late_batch_beyond_the_window_is_counted_and_fused(engine):
     assert status["late_batches"] == 1 and status["oosm_updates"] == 1
 
 
-@pytest.fixture
-def running_service(engine, context, ipc_endpoint, tmp_path):
-    config = ServiceConfig(
-        det_bind=(ipc_endpoint("det"),),
-        publish=ipc_endpoint("pub"),
-        snapshot=ipc_endpoint("snap"),
-        reorder_window=0.0,
-        track_interval=0.2,
-        status_interval=0.2,
-        alert_log=str(tmp_path / "alerts.log"),
-    )
-    pipeline = Pipeline(Tracker(), engine, config, alert_log=AlertLog(config.alert_log))
-    service = TrackerService(pipeline, config, context=context)
-    result = {}
-    thread = threading.Thread(target=lambda: result.update(service.run()), daemon=True)
-    thread.start()
-    assert service.ready.wait(5)
-    yield service, config, result
-    service.stop()
-    thread.join(10)
-    assert not thread.is_alive()
-
-
-def publish_until_seen(context, config, batches, sub_timeout=5.0):
-    """Publish batches on a socket the service's SUB binds, waiting for its status first."""
-    with context.socket(zmq.PUB) as pub, context.socket(zmq.SUB) as watch:
-        pub.setsockopt(zmq.LINGER, 0)
-        watch.setsockopt(zmq.LINGER, 0)
-        watch.setsockopt(zmq.SUBSCRIBE, b"status")
-        watch.connect(config.publish)
-        pub.connect(config.det_bind[0])
-        # Handshake instead of a sleep: send a probe until the service has counted one.
-        probe = DetectionBatch.build(
-            "probe", "radar", 0, 0.0, np.empty((0, 2)), np.empty((0, 2, 2))
-        )
-        for _ in range(100):
-            pub.send_multipart(frames(probe))
-            assert watch.poll(sub_timeout * 1e3)
-            if unpack_map(watch.recv_multipart()[-1])["received"] >= 1:
-                break
-        for batch in batches:
-            pub.send_multipart(frames(batch))
-        deadline_status = None
-        for _ in range(200):
-            assert watch.poll(sub_timeout * 1e3)
-            deadline_status = unpack_map(watch.recv_multipart()[-1])
-            if deadline_status["batches"] >= len(batches) + 1:
-                return deadline_status
-        raise AssertionError(f"service did not process the batches: {deadline_status}")
-
-
-def test_late_subscriber_gets_the_open_alerts_and_the_log_has_them(running_service, context):
+def test_late_subscriber_gets_the_open_alerts_and_the_log_has_them(
+    running_service, context, status_watch, service_publisher
+):
     service, config, result = running_service
-    batches = crossing_batches(70)  # stops inside the strip: the incursion stays open
-    # measurement times from 1 s (the probe used t = 0)
-    batches = [
-        DetectionBatch.build(b.sensor_id, b.sensor_kind, b.seq, b.t + 1.0, b.z, b.R)
-        for b in batches
-    ]
-    publish_until_seen(context, config, batches)
+    watch = status_watch(config.publish)
+    pub = service_publisher(config.det_bind[0], watch, probe_sensor="radar-1")
+    batches = crossing_batches(70, first_seq=1)  # stops inside the strip: the incursion stays open
+    for batch in batches:
+        pub.send_batch(batch)
+    done = pub.baseline["batches"] + len(batches)
+    watch.wait(lambda s: s["batches"] >= done and s["open_alerts"] >= 1)
     client = AlertClient(config.publish, config.snapshot, timeout=0.5, context=context)
     snapshot = [a for a in client if a.get("snapshot")]
     assert [a["kind"] for a in snapshot] == ["incursion"]
@@ -232,28 +157,33 @@ def test_late_subscriber_gets_the_open_alerts_and_the_log_has_them(running_servi
     assert any(e["kind"] == "incursion" and e["event"] == "open" for e in logged)
 
 
-def test_hostile_bytes_over_the_socket_do_not_stop_the_service(running_service, context):
+def test_hostile_bytes_over_the_socket_do_not_stop_the_service(
+    running_service, status_watch, service_publisher
+):
     service, config, result = running_service
     rng = np.random.default_rng(0)
-    status = publish_until_seen(context, config, crossing_batches(5))
-    with context.socket(zmq.PUB) as pub, context.socket(zmq.SUB) as watch:
-        pub.setsockopt(zmq.LINGER, 0)
-        watch.setsockopt(zmq.LINGER, 0)
-        watch.setsockopt(zmq.SUBSCRIBE, b"status")
-        watch.connect(config.publish)
-        pub.connect(config.det_bind[0])
-        sent = 0
-        for _ in range(300):
-            parts = [b"det." + rng.bytes(4)] + [
-                rng.bytes(int(rng.integers(0, 64))) for _ in range(int(rng.integers(0, 3)))
-            ]
-            pub.send_multipart(parts)
-            sent += 1
-        for _ in range(100):
-            assert watch.poll(5000)
-            status = unpack_map(watch.recv_multipart()[-1])
-            if status["rejected_total"] >= 200:
-                break
-    assert status["rejected_total"] >= 200
-    assert status["batches"] == 6  # probe + the 5 good ones, still tracked
-    assert service.pipeline.tracker.confirmed() is not None
+    watch = status_watch(config.publish)
+    pub = service_publisher(config.det_bind[0], watch, probe_sensor="radar-1")
+    base = pub.baseline
+    good = crossing_batches(10, first_seq=1)
+    for batch in good[:5]:
+        pub.send_batch(batch)
+    for _ in range(300):
+        pub.send(
+            [b"det." + rng.bytes(4)]
+            + [rng.bytes(int(rng.integers(0, 64))) for _ in range(int(rng.integers(0, 3)))]
+        )
+    for batch in good[5:]:  # after the barrage: the service must still be tracking
+        pub.send_batch(batch)
+    # One connection delivers in order, so when the last good batch is counted every
+    # hostile frame before it has been seen too.
+    status = watch.wait(lambda s: s["batches"] >= base["batches"] + 10)
+    assert status["rejected_total"] - base["rejected_total"] == 300
+    assert status["batches"] == base["batches"] + 10
+    assert status["received"] == base["received"] + 10
+    assert status["confirmed_tracks"] == 1
+    service.stop()
+    watch.wait(lambda s: s.get("final"))  # from here on the service thread is done
+    confirmed = service.pipeline.tracker.confirmed()
+    assert len(confirmed.ids) == 1
+    np.testing.assert_allclose(confirmed.x[0, :2], [0.0, -1500.0 + 20.0 * 9], atol=60.0)

@@ -24,55 +24,10 @@ from sensors.feed import iter_messages
 from sensors.publisher import publish
 from sensors.scenario import Scenario
 from sensors.truth import encode_truth, simulate_truth
-
-# 60 s, a crossing vehicle, a prober that turns back, a few walkers, one radar.
-TINY = """
-name = "tiny"
-seed = 5
-duration = 60.0
-truth_dt = 1.0
-origin = [24.0, 45.0]
-area = [[-4000.0, -4000.0], [4000.0, 4000.0]]
-
-[[zones]]
-name = "zone-t"
-sides = ["north", "south"]
-local = [[-3000.0, -300.0], [3000.0, -300.0], [3000.0, 300.0], [-3000.0, 300.0]]
-
-[[targets]]
-name = "walkers"
-cls = "person"
-behaviour = "wander"
-count = 3
-offset = [600.0, 1500.0]
-birth = [-10.0, 0.0]
-
-[[targets]]
-name = "crosser"
-cls = "vehicle"
-behaviour = "cross"
-side = "south"
-along = 0.5
-offset = 500.0
-speed = 20.0
-birth = 0.0
-
-[[sensors]]
-id = "radar-1"
-kind = "radar"
-position = [0.0, -2500.0]
-range = [50.0, 5000.0]
-width = 140.0
-rate = 1.0
-pd = 0.95
-clutter = 1.0
-sigma_range = 10.0
-sigma_bearing = 0.2
-latency = [0.1, 0.3]
-"""
+from tests.scenarios import TINY
 
 # Every receive and join in this file is bounded by this many seconds.
-TIMEOUT = 20.0
+TIMEOUT = 60.0
 # Publishers close with a linger so that what the subscriber has not read yet still
 # reaches it (linger 0 would drop the tail of an as-fast-as-possible feed).
 
@@ -186,9 +141,8 @@ def test_truncated_recording_replays_up_to_the_cut(simulated, tmp_path):
     assert rc == 1
 
 
-def test_cli_simulate_replay_eval_and_baseline(tiny, tmp_path, capsys):
-    toml = tmp_path / "tiny.toml"
-    toml.write_text(TINY)
+def test_cli_simulate_replay_eval_and_baseline(tiny, tmp_path, capsys, scenario_file):
+    toml = scenario_file("tiny")
     rec, res, base = tmp_path / "t.bzrec", tmp_path / "t.bzres", tmp_path / "b.bzres"
     assert main(["simulate", str(toml), "--out", str(rec)]) == 0
     assert read_recording(rec).metadata["scenario"]["incursions"]

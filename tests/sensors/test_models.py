@@ -15,9 +15,21 @@ from scipy.stats import chi2
 from sensors.models import drone_frames, radar_frames, satellite_frames, ugs_frames
 from sensors.scenario import DroneSpec, RadarSpec, SatelliteSpec, UgsSpec
 from sensors.shapes import bearing_difference, racetrack
-from tests.sensors.conftest import static_targets
+from sensors.truth import Trajectories
 
 PERSON, VEHICLE, DRONE = 1, 2, 3
+
+
+def static_targets(points: np.ndarray, cls: np.ndarray) -> Trajectories:
+    """Targets standing still at ``points`` (N, 2) for all time, classes ``cls`` (N,)."""
+    n = points.shape[0]
+    P = np.repeat(np.asarray(points, float)[:, None, :], 2, axis=1)
+    T = np.tile([-1.0, 1e9], (n, 1))
+    return Trajectories(
+        ids=np.arange(1, n + 1, dtype=np.int64), cls=np.asarray(cls, np.uint8), T=T, P=P,
+        V=np.zeros_like(P), t_birth=T[:, 0].copy(), t_death=T[:, 1].copy(),
+        convoy=np.full(n, -1, np.int64),
+    )
 
 
 def _binomial_ok(hits: int, trials: int, p: float) -> bool:
