@@ -39,8 +39,8 @@ import numpy as np
 import zmq
 
 from fusion import DetectionBatch, LocalFrame, encode_batch
-from fusion.messages import unpack_map
 from fusion.service.client import AlertClient
+from tests.sockets import DEADLINE, ServicePublisher, StatusWatch
 
 SCAN_RATE = 10.0  # scans per second of measurement time
 ORIGIN = (24.0, 45.0)
@@ -108,7 +108,9 @@ def run_load(rate: float, duration: float, workdir: Path, seed: int = 0) -> Load
     zones.write_text(json.dumps(zone_geojson(frame, half_width)))
     config = workdir / "service.toml"
     config.write_text("[service]\nreorder_window = 0.0\nstatus_interval = 1.0\n")
-    det, pub = (f"ipc://{workdir}/{name}-{int(rate)}.sock" for name in ("det", "pub"))
+    det, pub, snap = (
+        f"ipc://{workdir}/{name}-{int(rate)}.sock" for name in ("det", "pub", "snap")
+    )
     service = subprocess.Popen(
         [
             sys.executable,
@@ -125,8 +127,8 @@ def run_load(rate: float, duration: float, workdir: Path, seed: int = 0) -> Load
             det,
             "--publish",
             pub,
-            "--snapshot",
-            "",
+            "--snapshot",  # unused here, but on ipc it cannot clash with a TCP port
+            snap,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -143,51 +145,43 @@ def run_load(rate: float, duration: float, workdir: Path, seed: int = 0) -> Load
     listener = threading.Thread(target=listen, daemon=True)
     sent_at: dict[float, float] = {}
     sent = 0
+    final_status = None
+    baseline = 1  # batches that are not load: the probe
+    watch = out = None
     try:
-        with ctx.socket(zmq.PUB) as out, ctx.socket(zmq.SUB) as watch:
-            out.setsockopt(zmq.LINGER, 2000)
-            out.setsockopt(zmq.SNDHWM, 0)
-            watch.setsockopt(zmq.LINGER, 0)
-            watch.setsockopt(zmq.SUBSCRIBE, b"status")
-            watch.connect(pub)
-            out.connect(det)
-            listener.start()
-            R = np.eye(2) * 100.0
-            rng = np.random.default_rng(seed + 1)
-            # Handshake: empty probe scans until the service has counted one.
-            probe_seq = 0
-            while True:
-                probe = DetectionBatch.build(
-                    "probe", "radar", probe_seq, 0.0, np.empty((0, 2)), np.empty((0, 2, 2))
-                )
-                out.send_multipart([probe.topic, encode_batch(probe)])
-                probe_seq += 1
-                if not watch.poll(30_000):
-                    raise RuntimeError("the service published no status within 30 s")
-                if unpack_map(watch.recv_multipart()[-1])["received"] >= 1:
-                    break
-            scans = int(duration * SCAN_RATE)
-            t0 = time.perf_counter()
-            for k in range(scans):
-                t = 1.0 + k / SCAN_RATE
-                z = start + velocity * t + rng.normal(0, 10.0, size=(n, 2))
-                batch = DetectionBatch.build("radar-1", "radar", k, t, z, R)
-                payload = encode_batch(batch)
-                due = t0 + k / SCAN_RATE
-                while (wait := due - time.perf_counter()) > 0:
-                    time.sleep(min(wait, 0.01))  # pacing the load, not synchronising
-                sent_at[t] = time.perf_counter()
-                out.send_multipart([batch.topic, payload])
-                sent += 1
-            final_status = None
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                if not watch.poll(5000):
-                    break
-                final_status = unpack_map(watch.recv_multipart()[-1])
-                if final_status["batches"] >= sent + 1:
-                    break
+        watch = StatusWatch(ctx, pub)
+        watch.next(DEADLINE)  # the service is up
+        listener.start()
+        if not client.live.wait(DEADLINE):  # its subscription is in: no alert missed
+            raise RuntimeError(f"the alert subscriber saw no status within {DEADLINE:g} s")
+        # One probe (radar-1's, sequence number 0) counted by the service: the
+        # connection is up, and the probe is the only batch that is not load.
+        out = ServicePublisher(ctx, det, watch, probe_sensor="radar-1", probe_t=1.0)
+        probe_status = out.open()
+        R = np.eye(2) * 100.0
+        rng = np.random.default_rng(seed + 1)
+        scans = int(duration * SCAN_RATE)
+        t0 = time.perf_counter()
+        for k in range(scans):
+            t = 1.0 + k / SCAN_RATE
+            z = start + velocity * t + rng.normal(0, 10.0, size=(n, 2))
+            batch = DetectionBatch.build("radar-1", "radar", k + 1, t, z, R)
+            payload = encode_batch(batch)
+            due = t0 + k / SCAN_RATE
+            while (wait := due - time.perf_counter()) > 0:
+                time.sleep(min(wait, 0.01))  # pacing the load, not synchronising
+            sent_at[t] = time.perf_counter()
+            out.send([batch.topic, payload])
+            sent += 1
+        baseline = probe_status["batches"]
+        try:
+            final_status = watch.wait(lambda s: s["batches"] >= baseline + sent, DEADLINE)
+        except AssertionError:
+            final_status = watch.last  # reported below as batches lost: not held
     finally:
+        for sock in (out, watch):
+            if sock is not None:
+                sock.close()
         service.send_signal(signal.SIGINT)
         try:
             service.wait(30)
@@ -195,7 +189,8 @@ def run_load(rate: float, duration: float, workdir: Path, seed: int = 0) -> Load
             service.kill()
             service.wait()
         stop.set()
-        listener.join(10)
+        if listener.ident is not None:
+            listener.join(10)
         ctx.term()
     latencies = np.array([arrived - sent_at[t] for arrived, t in arrivals if t in sent_at])
     status = final_status or {}
@@ -208,7 +203,7 @@ def run_load(rate: float, duration: float, workdir: Path, seed: int = 0) -> Load
         if latencies.size
         else {"p50": float("nan"), "p99": float("nan"), "max": float("nan")}
     )
-    processed = int(status.get("batches", 1)) - 1
+    processed = int(status.get("batches", baseline)) - baseline
     result = LoadResult(
         rate=rate,
         duration=duration,
