@@ -448,7 +448,18 @@ class AlertEngine:
             severity = self._severity[(zone.name, kind)][v.cls[at]]
             rule = self.rules.for_zone(zone.name)[kind]
             due = (rule.update_interval > 0) & (t - index.last_emit >= rule.update_interval - EPS_T)
-            for row in (fresh & ((severity != index.severity) | due)).nonzero()[0].tolist():
-                ep = self._sync(index.episodes[row])
-                ep.severity = SEVERITIES[severity[row]]
-                self._emit(ep, "update", t, events)
+            rows = (fresh & ((severity != index.severity) | due)).nonzero()[0]
+            if rows.size:
+                self._send_updates(t, zone, v, index, rows, severity[rows], events)
+
+    def _send_updates(self, t, zone, v, index, rows, severity, events) -> None:
+        """One update event per row of ``index`` (whose track is in view ``v``)."""
+        values = v.values_many(index.view_pos[rows])
+        for j, row in enumerate(rows.tolist()):
+            ep = index.take_evidence(row, self._ring.sensors)
+            ep.fields = fields_from_row(values[j], zone.sides)
+            ep.severity = SEVERITIES[severity[j]]
+            events.append(ep.event("update", t))
+        index.fresh[rows] = False
+        index.last_emit[rows] = t
+        index.severity[rows] = severity

@@ -328,9 +328,11 @@ class OpenIndex:
     def take_evidence(self, k: int, sensors: list[str]) -> Episode:
         """Fold row ``k``'s pending evidence (sensor codes) into its Episode."""
         ep = self.episodes[k]
-        if self.evidence.shape[1] and self.evidence[k].any():
-            ep.evidence.update(sensors[c] for c in np.flatnonzero(self.evidence[k]).tolist())
-            self.evidence[k] = False
+        if self.evidence.shape[1]:
+            codes = self.evidence[k].nonzero()[0]
+            if codes.size:
+                ep.evidence.update(sensors[c] for c in codes.tolist())
+                self.evidence[k] = False
         return ep
 
     def emitted(self, k: int) -> None:

@@ -154,6 +154,17 @@ class ZoneView:
             conf,
         ]
 
+    def values_many(self, at: np.ndarray) -> list[list[float]]:
+        """:meth:`values` of several view positions ``at`` (K,), gathered column-wise."""
+        ttb = self.ttb[at]
+        columns = (
+            self.table[at, :5].T.tolist()
+            + [self.p_inside[at].tolist(), np.where(ttb == np.inf, np.nan, ttb).tolist()]
+            + [self.side[at].astype(float).tolist()]
+            + self.table[at, 5:7].T.tolist()
+        )
+        return [list(row) for row in zip(*columns, strict=True)]
+
     def by_id(self) -> np.ndarray:
         """View positions in ascending track id, shape (M,)."""
         if self._by_id is None:
