@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "replay.cli.keys",
     "replay.cli.service",
     "replay.cli.sensors",
+    "replay.cli.ops",
 )
 
 

@@ -116,12 +116,14 @@ def test_min_silence_stops_a_fast_sensor_flapping():
 def test_event_has_lonlat_when_given_a_frame():
     clock = FakeClock()
     frame = LocalFrame(33.0, 35.0)
-    live = SensorLiveness(LivenessConfig(min_silence=0.5, max_silence=1.0), clock=clock, to_lonlat=frame.to_lonlat)
+    cfg = LivenessConfig(min_silence=0.5, max_silence=1.0)
+    live = SensorLiveness(cfg, clock=clock, to_lonlat=frame.to_lonlat)
     live.observe("radar-1", "radar", coverage=SQUARE)
     clock.now += 2.0
     (ev,) = live.check()
     lon, lat = frame.to_lonlat(np.array([500.0, 500.0]))
-    assert ev["position"]["lon"] == pytest.approx(lon) and ev["position"]["lat"] == pytest.approx(lat)
+    assert ev["position"]["lon"] == pytest.approx(lon)
+    assert ev["position"]["lat"] == pytest.approx(lat)
 
 
 def test_status_reports_age_period_and_state():
