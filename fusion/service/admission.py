@@ -123,6 +123,9 @@ class SensorAdmission:
     budgets : mapping of str to (float, float)
         Per sensor kind: detections per batch, detections per second of measurement
         time. Kinds not given keep :data:`DEFAULT_BUDGETS`.
+    max_variance : float
+        Largest eigenvalue a measurement covariance may have, m^2
+        (``covariance_too_large``); 1e8 is a 10 km standard deviation.
     clock : callable
         Monotonic wall clock (seconds), for idleness; injectable for tests and replays.
     wall : callable
@@ -142,6 +145,7 @@ class SensorAdmission:
         active_window: float = 30.0,
         max_gap: int = 1_000_000,
         budgets: Mapping[str, tuple[float, float]] | None = None,
+        max_variance: float = 1e8,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -159,6 +163,7 @@ class SensorAdmission:
         self.active_window = active_window
         self.max_gap = max_gap
         self.budgets = {**DEFAULT_BUDGETS, **(budgets or {})}
+        self.max_variance = max_variance
         # Per sensor: detections it may still send, and the measurement time of that count.
         self.tokens: dict[str, tuple[float, float]] = {}
         self.budget_drops: Counter[str] = Counter()
@@ -195,6 +200,7 @@ class SensorAdmission:
         sensor = batch.sensor_id
         if self.registered and sensor not in self.registered:
             raise WireError("unknown_sensor", f"sensor {sensor!r} is not configured")
+        self._check_covariance(batch)
         per_batch, per_second = self.budgets.get(batch.sensor_kind, (0.0, 0.0))
         if len(batch) > per_batch:
             raise WireError(
@@ -224,6 +230,23 @@ class SensorAdmission:
         if not jumped:
             self._jump_runs.pop(sensor, None)
         self._since_consensus += 1
+
+    def _check_covariance(self, batch: DetectionBatch) -> None:
+        """Refuse covariances no sensor could mean (a 1e155 m^2 one passes every
+        positive-definiteness test and then wrecks gating and the alert probabilities)."""
+        if not len(batch):
+            return
+        R = batch.R
+        half_trace = 0.5 * (R[:, 0, 0] + R[:, 1, 1])
+        half_gap = 0.5 * (R[:, 0, 0] - R[:, 1, 1])
+        largest = half_trace + np.hypot(half_gap, R[:, 0, 1])  # eigenvalue of a 2x2 SPD
+        worst = float(largest.max())
+        if not worst <= self.max_variance:
+            raise WireError(
+                "covariance_too_large",
+                f"sensor {batch.sensor_id}: a measurement variance of {worst:.3g} m^2 "
+                f"exceeds {self.max_variance:.3g} m^2",
+            )
 
     def _spend(self, batch: DetectionBatch, burst: float, rate: float) -> None:
         """Take the batch's detections from its sensor's budget (a token bucket)."""

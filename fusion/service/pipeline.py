@@ -23,140 +23,26 @@ import os
 import time
 import traceback
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import MappingProxyType
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 
 from fusion.alerting.engine import AlertEngine
-from fusion.config import ConfigError, OneOf, from_mapping, load_toml
 from fusion.messages import (
-    SENSOR_KINDS,
     DetectionBatch,
     WireError,
     decode_batch,
     encode_batch,
     pack_map,
 )
-from fusion.service.admission import DEFAULT_BUDGETS, TIME_REFERENCES, SensorAdmission
+from fusion.service.admission import DEFAULT_BUDGETS, SensorAdmission
 from fusion.service.alertlog import AlertLog
+from fusion.service.settings import ServiceConfig, percentiles
 from fusion.tracking.tracker import Tracker
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ServiceConfig:
-    """Endpoints and timing of the service; the ``[service]`` table of a TOML file.
-
-    Attributes
-    ----------
-    det_connect, det_bind : tuple of str
-        Endpoints the detection SUB socket connects to / binds.
-    publish : str
-        Endpoint the PUB socket (alerts, tracks, status) binds.
-    snapshot : str
-        Endpoint the ROUTER socket for open-alert requests binds; "" for none.
-    reorder_window : float
-        Seconds batches are held to be put in measurement-time order.
-    alert_interval : float
-        Measurement-time seconds between alert-rule evaluations; batches in between
-        only add evidence, and their deleted tracks are handed to the next evaluation.
-    max_lateness : float
-        Batches older than the reference time, or than their own sensor's newest
-        accepted time, by more than this are rejected (``too_old``).
-    max_future : float
-        Batches newer than the reference time by more than this are rejected
-        (``future``); it bounds how far one sensor can move the tracker's clock.
-    time_reference : {"feed", "wall"}
-        What batch times are judged against: the lower median of the sensors' own
-        times (replays, simulations at any speed) or the service's UTC clock (a live
-        feed). See :mod:`fusion.service.admission`.
-    track_interval, status_interval : float
-        Wall-clock seconds between track pictures / status messages.
-    alert_log : str
-        Path of the durable alert log; "" for none.
-    sensors : tuple of str
-        Allowed sensor ids; empty allows any well-formed id.
-    max_sensors : int
-        Slots for sensor ids that are not configured; when all are held by ids heard
-        within ``sensor_idle_expiry``, further ids are refused (``too_many_sensors``),
-        so invented ids cannot grow the per-sensor tables nor evict a live sensor.
-    sensor_idle_expiry : float
-        Wall-clock seconds of silence after which an unconfigured id may be evicted.
-    max_sensors_per_key : int
-        Sensor ids one CURVE key may speak for (keys registered for a pattern).
-    max_batch_detections, max_detection_rate : mapping of sensor kind to number
-        Per-sensor budgets: detections in one batch, and detections per second of the
-        sensor's measurement time (one full batch as burst). Kinds not given keep
-        :data:`fusion.service.admission.DEFAULT_BUDGETS`.
-    checkpoint : str
-        Path of the checkpoint file (tracker, alert engine, counters); "" for none.
-    checkpoint_interval : float
-        Wall-clock seconds between checkpoints.
-    max_held : int
-        Batches the reorder buffer holds at most; beyond it the service stops reading
-        the detection socket, so a flood waits (and overflows) in ZeroMQ, not in memory.
-    """
-
-    det_connect: tuple[str, ...] = ()
-    det_bind: tuple[str, ...] = ()
-    publish: str = "tcp://127.0.0.1:5560"
-    snapshot: str = "tcp://127.0.0.1:5561"
-    reorder_window: float = 0.5
-    alert_interval: float = 0.5
-    max_lateness: float = 300.0
-    max_future: float = 10.0
-    time_reference: str = "feed"
-    track_interval: float = 1.0
-    status_interval: float = 2.0
-    alert_log: str = ""
-    sensors: tuple[str, ...] = ()
-    max_sensors: int = 10_000
-    sensor_idle_expiry: float = 60.0
-    max_sensors_per_key: int = 256
-    max_batch_detections: Annotated[Mapping[str, float], OneOf((), SENSOR_KINDS)] = field(
-        default_factory=lambda: MappingProxyType({k: b[0] for k, b in DEFAULT_BUDGETS.items()})
-    )
-    max_detection_rate: Annotated[Mapping[str, float], OneOf((), SENSOR_KINDS)] = field(
-        default_factory=lambda: MappingProxyType({k: b[1] for k, b in DEFAULT_BUDGETS.items()})
-    )
-    checkpoint: str = ""
-    checkpoint_interval: float = 10.0
-    max_held: int = 10_000
-
-    def __post_init__(self) -> None:
-        for name in ("reorder_window", "alert_interval", "max_lateness", "max_future"):
-            if not getattr(self, name) >= 0:
-                raise ConfigError(f"service.{name} must be >= 0, got {getattr(self, name)}")
-        if self.time_reference not in TIME_REFERENCES:
-            raise ConfigError(
-                f"service.time_reference must be one of {', '.join(TIME_REFERENCES)}, "
-                f"got {self.time_reference!r}"
-            )
-        for name in ("max_batch_detections", "max_detection_rate"):
-            for kind, value in getattr(self, name).items():
-                if not value >= 0:
-                    raise ConfigError(f"service.{name}.{kind} must be >= 0, got {value}")
-        for name in ("track_interval", "status_interval", "checkpoint_interval"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"service.{name} must be > 0, got {getattr(self, name)}")
-
-    @classmethod
-    def from_toml(cls, path: str | Path, table: str = "service") -> ServiceConfig:
-        return from_mapping(cls, load_toml(path).get(table, {}), table)
-
-
-def percentiles(values: Iterable[float]) -> dict[str, float]:
-    """p50, p99 and max of ``values`` in milliseconds (zeros when empty)."""
-    a = np.fromiter(values, dtype=float)
-    if a.size == 0:
-        return {"p50": 0.0, "p99": 0.0, "max": 0.0}
-    p50, p99 = np.percentile(a, [50, 99])
-    return {"p50": float(p50) * 1e3, "p99": float(p99) * 1e3, "max": float(a.max()) * 1e3}
 
 
 @dataclass
@@ -178,6 +64,10 @@ class Pipeline:
         ``authorize(sensor_id, user_id) -> bool``: may the connection authenticated as
         ``user_id`` (the CURVE ``User-Id``) send for this sensor? Refusals are counted
         as ``spoofed_sensor``. None (insecure mode) accepts every sender.
+    wall : callable
+        UTC epoch clock (``time.time``): batch and alert *ages* in status are measured
+        from the data's measurement time with it (live feeds; a replay at another speed
+        shows its offset), and ``time_reference = "wall"`` judges times against it.
 
     Notes
     -----
@@ -195,6 +85,7 @@ class Pipeline:
     alert_log: AlertLog | None = None
     clock: Callable[[], float] = time.monotonic
     authorize: Callable[[str, str | None], bool] | None = None
+    wall: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
         self.counters: Counter[str] = Counter()
@@ -208,6 +99,7 @@ class Pipeline:
             max_sensors=self.config.max_sensors,
             sensor_idle_expiry=self.config.sensor_idle_expiry,
             max_sensors_per_key=self.config.max_sensors_per_key,
+            max_variance=self.config.max_variance,
             budgets={
                 kind: (
                     self.config.max_batch_detections.get(kind, per_batch),
@@ -216,8 +108,13 @@ class Pipeline:
                 for kind, (per_batch, per_second) in DEFAULT_BUDGETS.items()
             },
             clock=self.clock,
+            wall=self.wall,
         )
         self.latencies: deque[float] = deque(maxlen=2048)
+        # Measured from the data's own time by this machine's UTC clock: unlike the
+        # arrival-based latency, it includes time spent queued in ZeroMQ and on the way.
+        self.batch_ages: deque[float] = deque(maxlen=2048)
+        self.alert_ages: deque[float] = deque(maxlen=2048)
         # Where the time goes, summed over the run (wall seconds; reorder_wait on clock).
         self.stage_seconds: dict[str, float] = defaultdict(float)
         self.newest_accepted = -math.inf
@@ -367,6 +264,7 @@ class Pipeline:
             self.counters["batches"] += 1
             self.counters["detections"] += len(batch)
             self.latencies.append(self.clock() - t_recv)
+            self.batch_ages.append(self.wall() - batch.t)
         except Exception:  # never let one batch stop the service
             self.rejected["internal"] += 1
             log.error(
@@ -411,6 +309,8 @@ class Pipeline:
             self.alert_seq[name] += 1
             message = {"type": "alert", **event, "run": self.run_id, "seq": self.alert_seq[name]}
             self.emit(name.encode("ascii"), pack_map(message))
+        published = self.wall()
+        self.alert_ages.extend(published - float(e["t"]) for e in events if "t" in e)
         self.stage_seconds["log_and_publish"] += time.perf_counter() - started
 
     # -- outgoing pictures ----------------------------------------------------------
@@ -455,6 +355,8 @@ class Pipeline:
             "open_alerts": len(self.engine.open_alerts()),
             "alerts": dict(self.alerts_by_kind),
             "latency_ms": percentiles(self.latencies),
+            "age_ms": percentiles(self.batch_ages),
+            "alert_age_ms": percentiles(self.alert_ages),
             "stage_ms_per_batch": {
                 stage: 1e3 * seconds / max(self.counters["batches"], 1)
                 for stage, seconds in sorted(self.stage_seconds.items())

@@ -34,6 +34,7 @@ from collections import Counter, OrderedDict
 from typing import Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from fusion.config import ConfigError
 from fusion.messages import (
@@ -48,8 +49,9 @@ from fusion.security import (
     INSECURE_BANNER,
     CurveServer,
 )
-from fusion.service.pipeline import Pipeline, ServiceConfig
+from fusion.service.pipeline import Pipeline
 from fusion.service.recovery import save_checkpoint
+from fusion.service.settings import ServiceConfig
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,12 @@ _REQUEST_HWM = 1_000
 # Seconds a stopping service spends on what is still queued before it checkpoints the
 # rest (held batches are part of the checkpoint) and exits.
 _STOP_SECONDS = 0.5
+_HANDSHAKE_EVENTS = (
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_SUCCEEDED
+)
 
 
 class TrackerService:
@@ -105,11 +113,14 @@ class TrackerService:
         # Snapshot requests per peer: (requests it may still make, clock time of that count).
         self._request_budget: OrderedDict[bytes, tuple[float, float]] = OrderedDict()
         self.requests: Counter[str] = Counter()
+        self.handshakes: Counter[str] = Counter()
+        self._monitor_role: dict[zmq.Socket, str] = {}
+        self._monitors: list[zmq.Socket] = []
         if security is not None:
             pipeline.authorize = security.policy
             pipeline.status_extra = lambda: {
                 "secure": True, "auth_denied": security.denied_counts(),
-                "requests": dict(self.requests),
+                "requests": dict(self.requests), "handshakes": dict(self.handshakes),
             }
         else:
             pipeline.status_extra = lambda: {
@@ -152,6 +163,8 @@ class TrackerService:
                 ctx.socket(zmq.ROUTER) as router,
             ):
                 self._open(sub, pub, router)
+                self._monitors = self._watch_handshakes({"detections": sub, "publish": pub,
+                                                         "snapshot": router})
 
                 def send(topic: bytes, payload: bytes) -> None:
                     pub.send_multipart([topic, payload])
@@ -199,6 +212,8 @@ class TrackerService:
         poller = zmq.Poller()
         poller.register(sub, zmq.POLLIN)
         poller.register(router, zmq.POLLIN)
+        for monitor in self._monitors:
+            poller.register(monitor, zmq.POLLIN)
         next_tracks = next_status = time.monotonic()
         next_checkpoint = next_tracks + cfg.checkpoint_interval
         while not self.stop_event.is_set():
@@ -209,6 +224,9 @@ class TrackerService:
                 self._drain(sub, limit=_DRAIN_PER_TURN)
             if router in events:
                 self._answer(router)
+            for monitor in self._monitors:
+                if monitor in events:
+                    self._count_handshakes(monitor)
             pipe.release(until=time.perf_counter() + _RELEASE_SECONDS)
             now = time.monotonic()
             if now >= next_tracks:
@@ -245,8 +263,33 @@ class TrackerService:
         )
         return final
 
+    def _watch_handshakes(self, sockets: dict[str, zmq.Socket]) -> list[zmq.Socket]:
+        """Monitor CURVE handshakes, so refused peers (a plaintext publisher knocking on
+        a CURVE socket, a wrong key) are counted in status instead of vanishing."""
+        if self.security is None:
+            return []
+        monitors = []
+        for role, sock in sockets.items():
+            monitor = sock.get_monitor_socket(_HANDSHAKE_EVENTS)
+            monitor.setsockopt(zmq.LINGER, 0)
+            self._monitor_role[monitor] = role
+            monitors.append(monitor)
+        return monitors
+
+    def _count_handshakes(self, monitor: zmq.Socket) -> None:
+        role = self._monitor_role[monitor]
+        for _ in range(_DRAIN_PER_TURN):
+            try:
+                event = recv_monitor_message(monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            name = zmq.Event(event["event"]).name.lower()
+            self.handshakes[f"{role}.{name.removeprefix('handshake_')}"] += 1
+
     def _release(self) -> None:
         """Close the alert log, stop the authenticator and end a context we made."""
+        for monitor in getattr(self, "_monitors", []):
+            monitor.close(linger=0)
         if self.pipeline.alert_log is not None:
             self.pipeline.alert_log.close()
         if self.security is not None:

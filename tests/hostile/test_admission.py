@@ -210,3 +210,16 @@ def test_batches_beyond_the_budget_are_refused_and_counted_without_a_gap():
     assert gate.gaps == {}  # dropped on purpose, not lost in transport
     # Another sensor of the same kind is not charged for it.
     assert verdict(gate, many("quiet", 0, 4.9, 1000)) == "ok"
+
+
+def test_absurd_covariances_are_refused_with_a_reason():
+    clock = Clock()
+    gate = admission(clock, max_variance=1e8)
+    huge = DetectionBatch.build("r1", "radar", 0, 0.0, [[0.0, 0.0]], np.eye(2) * 1e155)
+    assert verdict(gate, huge) == "covariance_too_large"
+    tilted = np.array([[[6e7, 5.9e7], [5.9e7, 6e7]]])  # each entry fine, largest eigenvalue not
+    assert verdict(gate, DetectionBatch.build("r1", "radar", 1, 0.0, [[0.0, 0.0]], tilted)) == (
+        "covariance_too_large"
+    )
+    assert verdict(gate, DetectionBatch.build("r1", "radar", 2, 0.0, [[0.0, 0.0]],
+                                              np.eye(2) * 400.0)) == "ok"
