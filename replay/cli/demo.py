@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 # The README and ``make demo`` say 8x: the 15-minute scenario in about two minutes.
 DEFAULT_SPEED = 8.0
+# Where the live map is served (``bufferzone ui``); --http changes it, --no-ui drops it.
+DEFAULT_HTTP = "127.0.0.1:8080"
 
 DESCRIPTION = """\
 Run the embedded default scenario end to end on this machine, in three processes
@@ -51,6 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--speed", type=parse_speed, default=DEFAULT_SPEED, metavar="X",
                    help=f"multiple of real time (default {DEFAULT_SPEED:g})")
     p.add_argument("--workdir", help="keep sockets, alert log and outputs here (default: temp dir)")
+    p.add_argument("--http", default=DEFAULT_HTTP, metavar="HOST:PORT",
+                   help=f"serve the live map here (default {DEFAULT_HTTP}; port 0: any free)")
+    p.add_argument("--no-ui", action="store_true", help="do not start the live map")
     p.add_argument(
         "--secure",
         action="store_true",
@@ -199,6 +204,15 @@ def run_demo(args: argparse.Namespace) -> int:
                         ["alerts", "--connect", pub, "--snapshot", snap, *extra["alerts"]], env=env
                     )
                 )
+                if not getattr(args, "no_ui", False):
+                    ui = _spawn(
+                        ["ui", "--connect", pub, "--snapshot", snap, "--scenario",
+                         args.scenario, "--http", args.http, *extra["alerts"]],
+                        env=env,
+                    )
+                    procs.append(ui)
+                    print(f"[demo] live map: http://{args.http}/ (bufferzone ui; open it in "
+                          "a browser)", flush=True)
                 print(
                     f"[demo] starting the sensors at {speed}x real time "
                     "(building the scenario's feed first)",

@@ -335,7 +335,9 @@ class _Watch:
     The alert stream can be quiet for hours, so silence there says nothing; the
     service's status heartbeat (every couple of seconds) says whether anything is
     listening at the endpoint at all. The first status also names the service's zones,
-    against which ``--zone`` is checked.
+    against which ``--zone`` is checked. After that it keeps listening: when the
+    heartbeat stops for ``--silence`` seconds (or three status intervals, whichever is
+    longer) it says so loudly on stderr, and again when the service is back.
     """
 
     def __init__(self, args: argparse.Namespace, curve: Any, stop: threading.Event):
@@ -343,7 +345,11 @@ class _Watch:
         self.curve = curve
         self.stop = stop
         self.problem: str | None = None
+        self.silences = 0
         self.thread = threading.Thread(target=self._run, name="alerts-watch", daemon=True)
+
+    def _say(self, text: str) -> None:
+        print(f"bufferzone alerts: {text}", file=sys.stderr, flush=True)
 
     def _run(self) -> None:
         import zmq
@@ -358,31 +364,57 @@ class _Watch:
                 if self.curve is not None:
                     self.curve.apply_client(sub)
                 sub.setsockopt(zmq.SUBSCRIBE, b"status")
+                sub.setsockopt(zmq.SUBSCRIBE, b"heartbeat")
                 sub.connect(endpoint)
-                started = time.monotonic()
-                warned = False
+                last = time.monotonic()
+                status: dict[str, Any] | None = None
+                silent = False
                 while not self.stop.is_set():
                     if not sub.poll(100):
-                        if not warned and time.monotonic() - started > self.args.silence:
-                            warned = True
-                            print(
-                                f"bufferzone alerts: nothing heard from {endpoint} in "
-                                f"{self.args.silence:g} s; is 'bufferzone track' running with "
-                                f"--publish {endpoint}? (still waiting)",
-                                file=sys.stderr, flush=True,
-                            )
+                        quiet = time.monotonic() - last
+                        if not silent and quiet > self._limit(status):
+                            silent = True
+                            self.silences += 1
+                            if status is None:
+                                self._say(
+                                    f"nothing heard from {endpoint} in {self.args.silence:g} s; "
+                                    f"is 'bufferzone track' running with --publish {endpoint}? "
+                                    "(still waiting)"
+                                )
+                            else:
+                                self._say(
+                                    f"SERVICE SILENT: no heartbeat from {endpoint} for "
+                                    f"{quiet:.0f} s (last status run {status.get('run')}); "
+                                    "alerts raised meanwhile are not reaching you (still "
+                                    "waiting)"
+                                )
                         continue
                     try:
-                        status = unpack_map(sub.recv_multipart()[-1])
+                        message = unpack_map(sub.recv_multipart()[-1])
                     except WireError:
                         continue
-                    if warned:
-                        print(f"bufferzone alerts: now hearing from {endpoint}",
-                              file=sys.stderr, flush=True)
-                    self._check_zones(status.get("zones"))
-                    return
+                    last = time.monotonic()
+                    if silent:
+                        silent = False
+                        restarted = status is not None and message.get("run") not in (
+                            None, status.get("run"))
+                        self._say(f"now hearing from {endpoint}"
+                                  + (" (the service restarted)" if restarted else ""))
+                    if message.get("type") == "status" or "run" in message:
+                        if status is None:
+                            self._check_zones(message.get("zones"))
+                        status = message
+                    if message.get("final"):
+                        self._say(f"the service at {endpoint} said it is stopping")
         finally:
             ctx.destroy(linger=0)
+
+    def _limit(self, status: dict[str, Any] | None) -> float:
+        """Seconds of quiet that count as silence: --silence, or 3 status intervals."""
+        interval = (status or {}).get("status_interval")
+        if isinstance(interval, int | float) and not isinstance(interval, bool):
+            return max(float(self.args.silence), 3.0 * float(interval))
+        return float(self.args.silence)
 
     def _check_zones(self, zones: Any) -> None:
         if not isinstance(zones, list) or not self.args.zone:
@@ -396,11 +428,30 @@ class _Watch:
             self.stop.set()
 
 
+def _wire_fields_client() -> type:
+    """AlertClient that leaves ``run`` and ``seq`` in the alerts it yields.
+
+    They are on the wire so a consumer can see restarts and losses; ``alerts --json``
+    must pass them on. (The client reads them to detect gaps and then drops them.)
+    """
+    from fusion.service.client import AlertClient
+
+    class WireFieldsClient(AlertClient):
+        def _check_alert(self, topic: str, message: dict[str, Any]) -> str:
+            run, seq = message.get("run"), message.get("seq")
+            verdict = super()._check_alert(topic, message)
+            if seq is not None:
+                message["run"], message["seq"] = run, seq
+            return verdict
+
+    return WireFieldsClient
+
+
 def run_alerts(args: argparse.Namespace) -> int:
     """Entry point of ``bufferzone alerts``."""
     from fusion.config import ConfigError
     from fusion.messages import WireError
-    from fusion.service.client import AlertClient
+    _WireFieldsClient = _wire_fields_client()  # noqa: N806 (a class)
 
     unknown = [k for k in args.kind or () if k not in KINDS]
     if unknown:
@@ -412,7 +463,7 @@ def run_alerts(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise CommandError(str(exc)) from None
     stop = threading.Event()
-    client = AlertClient(
+    client = _WireFieldsClient(
         args.connect,
         args.snapshot,
         args.zone,

@@ -88,11 +88,14 @@ class FakeService:
                 self.router.send_multipart([ident, b"", pack_map(reply)])
                 self.snapshots += 1
 
-    def wait_subscribers(self, n: int = 1, timeout: float = DEADLINE) -> None:
-        """Block until ``n`` subscribers hold every topic (proof, not a sleep)."""
-        want = {t: 0 for t in self.TOPICS}
+    def wait_subscribers(self, n: int = 1, timeout: float = DEADLINE,
+                         need: dict[bytes, int] | None = None) -> None:
+        """Block until subscriptions arrived (proof, not a sleep): ``n`` to each topic of
+        the picture, or ``need[topic]`` to each topic named there."""
+        need = need or {t: n for t in self.TOPICS}
+        want = {t: 0 for t in need}
         deadline = time.monotonic() + timeout
-        while min(want.values()) < n:
+        while any(want[t] < need[t] for t in need):
             left = deadline - time.monotonic()
             assert left > 0, f"subscribers never arrived: {want}"
             if self.pub.poll(int(left * 1e3)):

@@ -135,7 +135,7 @@ function drawService(service, picture) {
   const banner = document.getElementById("banner");
   banner.className = "banner " + service.state;
   banner.dataset.state = service.state;
-  const heard = service.last_heard_s == null ? "never" : service.last_heard_s.toFixed(0) + " s ago";
+  const heard = service.last_heard_s == null ? "ever" : service.last_heard_s.toFixed(0) + " s";
   banner.textContent = {
     live: "service live",
     waiting: "connecting to the service…",

@@ -1,0 +1,65 @@
+"""``bufferzone alerts`` keeps the wire's run/seq in --json, and says loudly when the
+service goes silent and when it is back."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+DEADLINE = 20.0
+
+
+def _readline(stream, until, deadline: float) -> str:
+    """Lines from a pipe until ``until(line)``; every read bounded by the deadline."""
+    seen = []
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, f"never saw the line; got {seen}"
+        ready, _, _ = select.select([stream], [], [], left)
+        if not ready:
+            continue
+        line = stream.readline()
+        assert line, f"stream ended; got {seen}"
+        seen.append(line)
+        if until(line):
+            return line
+
+
+def test_alerts_json_keeps_run_and_seq_and_reports_a_silent_service(fake_service):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "replay.cli", "alerts", "--connect", fake_service.pub_endpoint,
+         "--json", "--silence", "0.5"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    try:
+        # the alert client and the heartbeat watch have both subscribed
+        fake_service.wait_subscribers(
+            need={b"alert.": 1, b"heartbeat": 1, b"status": 2}, timeout=DEADLINE)
+        fake_service.status()
+        fake_service.alert("zone-a:incursion:7:0")
+        deadline = time.monotonic() + DEADLINE
+        line = _readline(proc.stdout, lambda s: s.startswith("{"), deadline)
+        alert = json.loads(line)
+        assert alert["alert_id"] == "zone-a:incursion:7:0"
+        assert alert["run"] == "run-1" and alert["seq"] == 1
+        # the service stops (no more status): said on stderr, loudly
+        line = _readline(proc.stderr, lambda s: "SERVICE SILENT" in s, deadline)
+        assert fake_service.pub_endpoint in line
+        fake_service.status()
+        _readline(proc.stderr, lambda s: "now hearing" in s, deadline)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(DEADLINE)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert proc.returncode == 0
