@@ -34,28 +34,30 @@ def test_crossing_target_alerts_and_patrol_does_not(
     scenario = scenario_file("e2e")
     det, pub, snap = (f"ipc://{tmp_path}/{n}.sock" for n in ("det", "pub", "snap"))
     alert_log = tmp_path / "alerts.log"
-    service = subprocess.Popen(
-        cli("track", "--scenario", str(scenario), "--bind", det, "--publish", pub,
-            "--snapshot", snap, "--alert-log", str(alert_log)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    logs: list = []
+
+    def spawn(name, *args, stdout=subprocess.DEVNULL):
+        # stderr to a file: a pipe nobody reads while the process runs can fill up and
+        # stall it. Shown by pytest (it is printed) when the test fails.
+        logs.append(tmp_path / f"{name}.stderr")
+        with open(logs[-1], "wb") as err:
+            return subprocess.Popen(cli(*args), stdout=stdout, stderr=err)
+
+    service = spawn("service", "track", "--scenario", str(scenario), "--bind", det,
+                    "--publish", pub, "--snapshot", snap, "--alert-log", str(alert_log),
+                    stdout=subprocess.PIPE)  # one line at the end: the final status
     sensors = None
     try:
         status_watch(pub).next(60)  # the service is up
         # Live before the first detection is sent, so no alert can be missed.
         collector = alert_collector(AlertClient(pub, snap, context=context))
         # The simulator's XPUB waits for the service to subscribe before it sends.
-        sensors = subprocess.Popen(
-            cli("sensors", str(scenario), "--connect", det, "--speed", "30",
-                "--wait-timeout", "60", "--truth-out", str(tmp_path / "truth.npz")),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        assert sensors.wait(120) == 0, sensors.stderr.read().decode()
+        sensors = spawn("sensors", "sensors", str(scenario), "--connect", det, "--speed", "30",
+                        "--wait-timeout", "60", "--truth-out", str(tmp_path / "truth.npz"))
+        assert sensors.wait(120) == 0
         stop(service)
-        out, err = service.communicate(timeout=30)
-        assert service.returncode == 0, err.decode()[-2000:]
+        out, _ = service.communicate(timeout=30)
+        assert service.returncode == 0
         logged, report = read_alert_log(alert_log)
         assert report.ok and logged
         # Wait for what is asserted: every alert the service logged has reached the
@@ -70,6 +72,8 @@ def test_crossing_target_alerts_and_patrol_does_not(
         for proc in (sensors, service):
             if proc is not None:
                 stop(proc)
+        for path in logs:
+            print(f"--- {path.name}:\n{path.read_text(errors='replace')[-3000:]}")
     assert client.stats["gaps"] == 0
     assert len(delivered) + client.stats["duplicates"] == len(logged)
     logged_ids = iter((e["alert_id"], e["event"], e["t"]) for e in logged)

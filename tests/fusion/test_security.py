@@ -167,8 +167,13 @@ def test_unknown_key_cannot_subscribe_or_ask_for_a_snapshot(secure_service, cont
     assert ops.stop() == [] and ops.client.status["secure"] is True
 
 
-def test_client_in_the_clear_cannot_talk_to_a_secured_service(secure_service, context, keys):
+def test_client_in_the_clear_cannot_talk_to_a_secured_service(secure_service, context, keys,
+                                                             alert_collector):
     service, config = secure_service
     client = AlertClient(config.publish, config.snapshot, snapshot_timeout=0.5, context=context)
     with pytest.raises(TimeoutError):
         list(client)
+    # The positive control: the same endpoints answer a client that has a key.
+    ops = alert_collector(AlertClient(config.publish, config.snapshot, context=context,
+                                      curve=client_keys(keys, "ops")))
+    assert ops.stop() == [] and ops.client.status["secure"] is True
