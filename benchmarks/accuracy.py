@@ -123,24 +123,27 @@ def cv_scenario(n: int, steps: int, seed: int = 1) -> tuple[list[Scan], float, f
 
 
 class _Replay:
-    """A Stone Soup ground-truth reader over truth positions already drawn."""
+    """A Stone Soup ground-truth reader over truth positions already drawn.
+
+    Paths grow as the reader is iterated, as a simulator's do: a detection simulator
+    measures ``path[-1]``, which must be the state at the current step.
+    """
 
     def __init__(self, truth):
+        self._truth = truth
+
+    def __iter__(self):
         from stonesoup.types.groundtruth import GroundTruthPath, GroundTruthState
 
-        self._steps = []
         paths: dict[int, GroundTruthPath] = {}
-        for k, (ids, pos) in enumerate(truth):
+        for k, (ids, pos) in enumerate(self._truth):
             when = EPOCH + datetime.timedelta(seconds=k)
             current = set()
             for i, (e, nn) in zip(ids, pos, strict=True):
                 path = paths.setdefault(int(i), GroundTruthPath())
                 path.append(GroundTruthState([[e], [0.0], [nn], [0.0]], timestamp=when))
                 current.add(path)
-            self._steps.append((when, current))
-
-    def __iter__(self):
-        return iter(self._steps)
+            yield when, current
 
 
 def _sector(centre, radius, start, stop, shadows=(), vertices=66) -> np.ndarray:

@@ -17,6 +17,7 @@ import numpy as np
 
 from fusion.messages import CLASSES
 
+MODES = 2  # IMM modes per track: quiet and manoeuvring
 TENTATIVE = np.int8(0)
 CONFIRMED = np.int8(1)
 
@@ -32,6 +33,11 @@ COLUMNS: dict[str, tuple[tuple[int, ...], type]] = {
     "history": ((), np.uint32),  # bit i set = hit i scans ago, in-coverage scans only
     "scans": ((), np.int32),  # in-coverage scans since birth
     "misses_in_row": ((), np.int32),
+    "score": ((), np.float64),  # log-likelihood ratio target / clutter (existence)
+    # IMM modes (fusion.tracking.motion): state, covariance and probability of each
+    "x_m": ((MODES, 4), np.float64),
+    "P_m": ((MODES, 4, 4), np.float64),
+    "mu": ((MODES,), np.float64),
     "class_evidence": ((len(CLASSES),), np.float32),
 }
 
@@ -86,7 +92,9 @@ class TrackTable:
             grown[..., : self.n] = column[..., : self.n]
             self._columns[name] = grown
 
-    def add(self, x: np.ndarray, P: np.ndarray, t: float) -> np.ndarray:
+    def add(
+        self, x: np.ndarray, P: np.ndarray, t: float, score: float | np.ndarray = 0.0
+    ) -> np.ndarray:
         """Append tentative tracks and return their new ids.
 
         Parameters
@@ -96,6 +104,8 @@ class TrackTable:
             Batch-last, like the table.
         t : float
             Time of the states (the detections' measurement time).
+        score : float or ndarray, shape (K,)
+            Initial track score (see ``fusion.tracking.existence``).
 
         Returns
         -------
@@ -114,6 +124,10 @@ class TrackTable:
         c["history"][rows] = 1  # the initiating detection is a hit
         c["scans"][rows] = 1
         c["misses_in_row"][rows] = 0
+        c["score"][rows] = score
+        c["x_m"][..., rows] = x[None]
+        c["P_m"][..., rows] = P[None]
+        c["mu"][:, rows] = 1.0 / MODES
         c["class_evidence"][:, rows] = 0.0
         self.n += k
         self.next_id += k
@@ -137,6 +151,22 @@ class TrackTable:
             column[..., first:kept] = column[..., moved]
         self.n = kept
 
+    def sort_by_id(self) -> None:
+        """Restore ascending id order after some rows took back an older id.
+
+        Consumers search the ids of snapshots and batch results (``searchsorted``), so
+        the table keeps rows in id order. Only the rows from the first one out of order
+        on move; reacquired tracks are rare, so this seldom runs at all.
+        """
+        ids = self._columns["id"][: self.n]
+        down = np.flatnonzero(ids[1:] < ids[:-1])
+        if down.size == 0:
+            return
+        first = int(np.searchsorted(ids[: down[0] + 1], ids[down[0] + 1 :].min()))
+        order = np.argsort(ids[first:], kind="stable") + first
+        for column in self._columns.values():
+            column[..., first : self.n] = column[..., order]
+
     def state_dict(self) -> dict[str, np.ndarray | int]:
         """Copy of the live rows (batch-first, e.g. ``P`` (n, 4, 4)) and the id counter."""
         state: dict[str, np.ndarray | int] = {
@@ -148,11 +178,16 @@ class TrackTable:
 
     @classmethod
     def from_state_dict(cls, state: dict[str, np.ndarray | int]) -> TrackTable:
-        """Rebuild a table from :meth:`state_dict`'s output."""
+        """Rebuild a table from :meth:`state_dict`'s output.
+
+        A column missing from ``state`` (a checkpoint written before it existed) is
+        left at zero; the tracker fills in what zero cannot mean.
+        """
         n = int(np.asarray(state["id"]).shape[0])
         table = cls(capacity=max(1024, n))
         for name in COLUMNS:
-            table._columns[name][..., :n] = np.moveaxis(np.asarray(state[name]), 0, -1)
+            if name in state:
+                table._columns[name][..., :n] = np.moveaxis(np.asarray(state[name]), 0, -1)
         table.n = n
         table.next_id = int(state["next_id"])  # type: ignore[arg-type]
         return table

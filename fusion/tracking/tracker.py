@@ -7,10 +7,14 @@ Per batch, the algorithm (:meth:`Tracker.process`) is
 3. gate every plausible (track, detection) pair on the Mahalanobis distance;
 4. assign by global nearest neighbour;
 5. update assigned tracks (Joseph form; out-of-sequence update for late batches);
-6. record hits and misses of the visible tracks, confirm by M-of-N;
-7. start tentative tracks on detections no confirmed track claims;
-8. delete tracks that failed confirmation, missed too often, coasted too long or
-   grew too uncertain.
+6. score the visible tracks (a hit by its likelihood against clutter, a miss by the
+   sensor's detection probability and the chance the track was in its footprint) and
+   confirm those whose score passes the SPRT threshold (``fusion.tracking.existence``);
+7. give a newly confirmed track the id of a recently lost track it continues
+   (``fusion.tracking.continuity``);
+8. start tentative tracks on detections no confirmed track claims;
+9. delete tracks whose score fell below the threshold, and (once a second over the whole
+   table) tracks that coasted too long or grew too uncertain.
 
 Every step is vectorised over tracks and detections; see ``fusion.tracking.kalman``,
 ``fusion.tracking.gating``, ``fusion.tracking.association``.
@@ -20,108 +24,22 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from fusion.config import ConfigError, from_mapping, load_toml
 from fusion.messages import CLASSES, DetectionBatch
-from fusion.tracking import kalman
+from fusion.tracking import existence, kalman, lifecycle, motion
 from fusion.tracking.association import assign
-from fusion.tracking.coverage import points_in_polygon
-from fusion.tracking.gating import gate, gate_threshold
-from fusion.tracking.track_table import CONFIRMED, TENTATIVE, TrackTable
+from fusion.tracking.clutter import ClutterEstimator
+from fusion.tracking.config import TrackerConfig
+from fusion.tracking.continuity import LostTracks
+from fusion.tracking.coverage import depth_inside, points_in_polygon
+from fusion.tracking.gating import GatedPairs, gate, gate_threshold
+from fusion.tracking.track_table import CONFIRMED, TrackTable
 
-
-def _columns(a: np.ndarray, sel: slice | np.ndarray) -> np.ndarray:
-    """The tracks ``sel`` of a batch-last column ``a`` (..., n), kept batch-last.
-
-    A slice gives a view; an index array a copy via ``np.take``, because fancy
-    indexing on the last axis would lay the copy out batch-first in memory.
-    """
-    return a[..., sel] if isinstance(sel, slice) else np.take(a, sel, axis=-1)
-
-
-@dataclass(frozen=True)
-class TrackerConfig:
-    """Tracker parameters; load from the ``[tracker]`` table of a TOML file.
-
-    Attributes
-    ----------
-    accel_std : float
-        Standard deviation of the white acceleration noise, m/s^2. Covers walkers,
-        turning vehicles and drones with one model.
-    gate_probability : float
-        Probability that the true detection of a track falls inside its gate.
-    init_velocity_std : float
-        Prior standard deviation of each velocity component of a new track, m/s; one
-        detection says nothing about velocity, so it must cover the fastest target.
-    confirm_m, confirm_n : int
-        A tentative track is confirmed after ``confirm_m`` hits in its last
-        ``confirm_n`` in-coverage scans, and deleted once it can no longer get there.
-    max_misses : int
-        Consecutive in-coverage misses after which a confirmed track is deleted...
-    min_miss_time : float
-        ...provided its last detection is also at least this many seconds old. Misses
-        come per batch, and with several sensors over one place (radars at 1 Hz, drone
-        frames at 4 Hz, ground sensors that rarely hear people) five misses can pile up
-        within a second; a count alone then deletes tracks of targets still there.
-    max_coast_time : float
-        Seconds without any detection after which a confirmed track is deleted.
-    tentative_max_coast_time : float
-        The same for tentative tracks.
-    max_position_std : float
-        A track whose larger position standard deviation exceeds this, metres, is
-        deleted: it no longer says where the target is.
-    initiation_exclusion_probability : float
-        No track starts on a detection that lies inside this (wider) gate of a
-        confirmed track: such a detection is far more likely a noisy return of that
-        target, and a second track on it would be a duplicate.
-    max_oosm_lag : float
-        Batches older than a track's state by more than this, seconds, are not fused
-        into it (neither update nor miss).
-    initial_capacity : int
-        Rows reserved in the track table at start.
-    """
-
-    accel_std: float = 2.0
-    gate_probability: float = 0.99
-    init_velocity_std: float = 15.0
-    confirm_m: int = 4
-    confirm_n: int = 6
-    max_misses: int = 5
-    min_miss_time: float = 3.0
-    max_coast_time: float = 30.0
-    tentative_max_coast_time: float = 10.0
-    max_position_std: float = 1000.0
-    max_oosm_lag: float = 300.0
-    initiation_exclusion_probability: float = 0.99999
-    initial_capacity: int = 1024
-
-    def __post_init__(self) -> None:
-        positive = ("accel_std", "init_velocity_std", "max_coast_time", "max_position_std")
-        if self.min_miss_time < 0:
-            raise ConfigError(f"tracker.min_miss_time must be >= 0, got {self.min_miss_time}")
-        for name in positive + ("tentative_max_coast_time",):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"tracker.{name} must be positive, got {getattr(self, name)}")
-        for name in ("gate_probability", "initiation_exclusion_probability"):
-            if not 0.0 < getattr(self, name) < 1.0:
-                raise ConfigError(f"tracker.{name} must lie in (0, 1), got {getattr(self, name)}")
-        if not 1 <= self.confirm_m <= self.confirm_n <= 32:
-            raise ConfigError(
-                "tracker.confirm_m/confirm_n need 1 <= M <= N <= 32, "
-                f"got {self.confirm_m}/{self.confirm_n}"
-            )
-        if self.max_misses < 1 or self.initial_capacity < 1 or self.max_oosm_lag < 0:
-            raise ConfigError(
-                "tracker.max_misses and initial_capacity must be >= 1, max_oosm_lag >= 0"
-            )
-
-    @classmethod
-    def from_toml(cls, path: str | Path, table: str = "tracker") -> TrackerConfig:
-        """Load from the ``[tracker]`` table of a TOML file (missing keys keep defaults)."""
-        return from_mapping(cls, load_toml(path).get(table, {}), table)
+# Coasting and uncertainty of tracks out of every coverage are checked this often (s of
+# measurement time) over the whole table; everything else only over the visible rows.
+SWEEP_INTERVAL = 1.0
 
 
 @dataclass(frozen=True)
@@ -193,15 +111,22 @@ class Tracker:
     config: TrackerConfig = field(default_factory=TrackerConfig)
 
     def __post_init__(self) -> None:
-        self.tracks = TrackTable(self.config.initial_capacity)
+        cfg = self.config
+        self.tracks = TrackTable(cfg.initial_capacity)
+        self.lost = LostTracks()
+        self.clutter = ClutterEstimator()
         self.latest_time = -np.inf
         self.stats: Counter[str] = Counter()
-        self._gamma = gate_threshold(self.config.gate_probability)
+        self._gamma = gate_threshold(cfg.gate_probability)
         self._gamma_exclusion = max(
-            self._gamma, gate_threshold(self.config.initiation_exclusion_probability)
+            self._gamma, gate_threshold(cfg.initiation_exclusion_probability)
         )
-        self._accel_var = self.config.accel_std**2
-        self._window_mask = np.uint32((1 << self.config.confirm_n) - 1)
+        self._accel_var = cfg.accel_std**2  # for predictions outside the IMM: the wider mode
+        self._model = motion.MotionModel.from_config(cfg)
+        self._thresholds = existence.Thresholds.from_error_probabilities(
+            cfg.false_track_probability, cfg.true_track_loss_probability
+        )
+        self._last_sweep = -np.inf
 
     def __len__(self) -> int:
         return len(self.tracks)
@@ -214,7 +139,8 @@ class Tracker:
         Parameters
         ----------
         batch : DetectionBatch
-            Detections with their covariances, measurement time and coverage.
+            Detections with their covariances, measurement time, coverage and
+            (optionally) the sensor's detection probability and clutter density.
 
         Returns
         -------
@@ -238,24 +164,44 @@ class Tracker:
             self._miss_cost(P_pos, batch.R),
         )
         self._update(rows, late, track, detection, batch, oosm)
-        updated = self.tracks.id[rows[track]]
         hit = np.zeros(rows.size, dtype=bool)
         hit[track] = True
-        confirmed = self._record_scan(rows, sel, hit)
-        initiated = self._initiate(batch, rows, wide, detection)
+        pd, clutter = self._detection_model(batch, len(batch) - track.size)
+        delta = self._score(batch, pd, clutter, pairs, track, detection, z_pred, P_pos)
+        promoted = lifecycle.record_scan(
+            self.tracks, rows, sel, hit, delta, self.config, self._thresholds
+        )
+        self.stats["confirmed"] += promoted.size
+        self._reacquire(promoted)
+        updated = np.sort(self.tracks.id[rows[track]])
+        confirmed = self.tracks.id[promoted].copy()
+        initiated = self._initiate(batch, rows, wide, detection, clutter)
         deleted = self._delete(rows)
+        self.tracks.sort_by_id()
         self.stats["batches"] += 1
         self.stats["detections"] += len(batch)
         return BatchResult(
             updated=updated,
             initiated=initiated,
-            confirmed=confirmed,
+            confirmed=np.sort(confirmed),
             deleted=deleted,
             n_visible=int(rows.size),
             n_late=int(np.count_nonzero(late)),
         )
 
     # -- steps ----------------------------------------------------------------------
+
+    def _detection_model(self, batch: DetectionBatch, unassigned: int) -> tuple[float, float]:
+        """The batch's ``(pd, clutter density)``; what it does not declare, the tracker
+        assumes: the kind's default Pd, and the larger of the kind's default clutter
+        density and the one learnt from this sensor's unassigned detections."""
+        pd, clutter = self.config.detection_model(batch.sensor_kind)
+        if batch.clutter_density:
+            clutter = batch.clutter_density
+        else:
+            self.clutter.observe(batch.sensor_id, unassigned, batch.z, batch.coverage)
+            clutter = max(clutter, self.clutter.density(batch.sensor_id))
+        return (pd if batch.pd is None else batch.pd), clutter
 
     def _visible_rows(self, batch: DetectionBatch) -> tuple[np.ndarray, slice | np.ndarray]:
         """Rows of the tracks the batch's sensor could have seen.
@@ -265,12 +211,17 @@ class Tracker:
         below work on views of the table instead of gathered copies.
         """
         tracks = self.tracks
-        lag = tracks.t - batch.t
-        candidates = lag <= self.config.max_oosm_lag
-        if batch.coverage is not None:
-            position = tracks.x[:2] - tracks.x[2:] * lag
-            candidates &= points_in_polygon(position.T, batch.coverage)
-        rows = np.flatnonzero(candidates)
+        t = tracks.t
+        if batch.coverage is None:
+            if tracks.n == 0 or t.min() >= batch.t - self.config.max_oosm_lag:
+                return np.arange(tracks.n), slice(0, tracks.n)
+            rows = np.flatnonzero(t - batch.t <= self.config.max_oosm_lag)
+        else:
+            # Position at the batch time; only tracks in the footprint's bounding box
+            # get the exact test (points_in_polygon does the box first).
+            position = tracks.x[:2] + tracks.x[2:] * (batch.t - t)
+            inside = points_in_polygon(position.T, batch.coverage)
+            rows = np.flatnonzero(inside & (t - batch.t <= self.config.max_oosm_lag))
         return rows, (slice(0, tracks.n) if rows.size == tracks.n else rows)
 
     def _predict(
@@ -284,17 +235,10 @@ class Tracker:
         """
         tracks = self.tracks
         if not late.any():
-            x, P = kalman.predict_batch_last(
-                _columns(tracks.x, sel), _columns(tracks.P, sel), t - tracks.t[sel], self._accel_var
-            )
-            tracks.x[:, sel], tracks.P[:, :, sel], tracks.t[sel] = x, P, t
+            x, P = motion.predict_rows(tracks, sel, t, self._model)
             return x[:2].T, P[:2, :2].transpose(2, 0, 1), None
         # Out-of-sequence batch (rare): the general path.
-        now = rows[~late]
-        x, P = kalman.predict_batch_last(
-            tracks.x[:, now], tracks.P[:, :, now], t - tracks.t[now], self._accel_var
-        )
-        tracks.x[:, now], tracks.P[:, :, now], tracks.t[now] = x, P, t
+        motion.predict_rows(tracks, rows[~late], t, self._model)
         back = rows[late]
         x_b, P_b, P_xb = kalman.retrodict(
             tracks.x[:, back].T,
@@ -342,13 +286,13 @@ class Tracker:
             now_rows, now_det = rows[track[~is_late]], detection[~is_late]
         # np.take keeps the gathered copies batch-last in memory; fancy indexing on
         # the last axis would lay them out batch-first and slow the kernel fivefold.
-        x, P = kalman.update_batch_last(
-            np.take(tracks.x, now_rows, axis=-1),
-            np.take(tracks.P, now_rows, axis=-1),
+        motion.update_rows(
+            tracks,
+            now_rows,
             np.take(batch.z.T, now_det, axis=-1),
             np.take(batch.R.transpose(1, 2, 0), now_det, axis=-1),
+            self._model,
         )
-        tracks.x[:, now_rows], tracks.P[:, :, now_rows] = x, P
         if oosm is not None and is_late.any():
             # position of each assigned late track within the retrodicted arrays
             late_index = np.cumsum(late) - 1
@@ -370,6 +314,7 @@ class Tracker:
             ok = np.linalg.eigvalsh(P).min(axis=1) > 0
             tracks.x[:, back_rows[ok]] = x[ok].T
             tracks.P[:, :, back_rows[ok]] = P[ok].transpose(1, 2, 0)
+            motion.reset_modes(tracks, back_rows[ok])
             self.stats["oosm_updates"] += int(ok.sum())
             self.stats["oosm_rejected"] += int((~ok).sum())
         assigned = rows[track]
@@ -378,23 +323,56 @@ class Tracker:
             weight = np.ones(detection.size) if batch.conf is None else batch.conf[detection]
             np.add.at(tracks.class_evidence, (batch.cls[detection], assigned), weight)
 
-    def _record_scan(
-        self, rows: np.ndarray, sel: slice | np.ndarray, hit: np.ndarray
+    def _score(
+        self,
+        batch: DetectionBatch,
+        pd: float,
+        clutter: float,
+        pairs: GatedPairs,
+        track: np.ndarray,
+        detection: np.ndarray,
+        z_pred: np.ndarray,
+        P_pos: np.ndarray,
     ) -> np.ndarray:
-        """Shift hit/miss history of the visible tracks; return ids newly confirmed."""
-        tracks = self.tracks
-        tracks.history[sel] = ((tracks.history[sel] << np.uint32(1)) | hit) & self._window_mask
-        tracks.scans[sel] += 1
-        tracks.misses_in_row[sel] = np.where(hit, 0, tracks.misses_in_row[sel] + 1)
-        tentative = rows[tracks.status[sel] == TENTATIVE]
-        hits = np.bitwise_count(tracks.history[tentative])
-        promote = tentative[hits >= self.config.confirm_m]
-        tracks.status[promote] = CONFIRMED
-        self.stats["confirmed"] += promote.size
-        return tracks.id[promote].copy()
+        """Score change of every visible track, shape (V,) (``fusion.tracking.existence``)."""
+        delta = np.empty(z_pred.shape[0])
+        # The assigned pairs' d^2 and ln|S|: pairs are sorted by (track, detection).
+        m = max(len(batch), 1)
+        k = np.searchsorted(pairs.track * m + pairs.detection, track * m + detection)
+        delta[track] = existence.hit_score(pd, clutter, pairs.d2[k], pairs.log_det_S[k])
+        missed = np.ones(z_pred.shape[0], dtype=bool)
+        missed[track] = False
+        p_cover: float | np.ndarray = 1.0
+        if batch.coverage is not None and missed.any():
+            # A track near the footprint's edge may have been just outside it.
+            idx = np.flatnonzero(missed)
+            sigma = np.sqrt(np.maximum(P_pos[idx, 0, 0], P_pos[idx, 1, 1]))
+            depth = depth_inside(z_pred[idx], batch.coverage)
+            p_cover = existence.coverage_probability(depth, sigma)
+        delta[missed] = existence.miss_score(pd, self.config.gate_probability, p_cover)
+        return delta
+
+    def _reacquire(self, promoted: np.ndarray) -> None:
+        """Give newly confirmed tracks the ids of the lost tracks they continue."""
+        tracks, now = self.tracks, self.latest_time
+        self.lost.expire(now, self.config.reacquire_window)
+        if promoted.size == 0 or len(self.lost) == 0:
+            return
+        x, P = kalman.predict(
+            tracks.x[:, promoted].T,
+            tracks.P[:, :, promoted].transpose(2, 0, 1),
+            now - tracks.t[promoted],
+            self._accel_var,
+        )
+        new, old_ids = self.lost.claim(
+            x, P, now, self._accel_var, self.config.reacquire_probability
+        )
+        tracks.id[promoted[new]] = old_ids
+        self.stats["reacquired"] += new.size
 
     def _initiate(
-        self, batch: DetectionBatch, rows: np.ndarray, pairs, detection: np.ndarray
+        self, batch: DetectionBatch, rows: np.ndarray, pairs: GatedPairs, detection: np.ndarray,
+        clutter: float,
     ) -> np.ndarray:
         """Start tentative tracks on detections that no confirmed track claims.
 
@@ -414,7 +392,8 @@ class Tracker:
         P[:2, :2] = batch.R[new].transpose(1, 2, 0)
         P[2, 2] = P[3, 3] = self.config.init_velocity_std**2
         first = self.tracks.n
-        ids = self.tracks.add(x, P, batch.t)
+        score = existence.initial_score(self.config.new_target_density, clutter)
+        ids = self.tracks.add(x, P, batch.t, score)
         if batch.cls is not None:
             weight = np.ones(new.size) if batch.conf is None else batch.conf[new]
             self.tracks.class_evidence[batch.cls[new], first + np.arange(new.size)] = weight
@@ -422,33 +401,37 @@ class Tracker:
         return ids
 
     def _delete(self, rows: np.ndarray) -> np.ndarray:
-        """Delete failed, lost and diverged tracks; return their ids."""
-        tracks, cfg = self.tracks, self.config
-        tentative = tracks.status == TENTATIVE
-        misses_in_window = np.minimum(tracks.scans, cfg.confirm_n) - np.bitwise_count(
-            tracks.history
-        )
-        silent = self.latest_time - tracks.t_hit
+        """Delete failed, lost and diverged tracks; return their ids (ascending).
+
+        The existence tests only concern the tracks this batch could have seen; the
+        coasting and uncertainty tests run over the whole table once per
+        ``SWEEP_INTERVAL``, so a small drone frame does not scan every track.
+        """
+        tracks, cfg, now = self.tracks, self.config, self.latest_time
         reasons = {
-            "unconfirmed": tentative & (misses_in_window > cfg.confirm_n - cfg.confirm_m),
-            "tentative_coast": tentative & (silent > cfg.tentative_max_coast_time),
-            "misses": ~tentative
-            & (tracks.misses_in_row >= cfg.max_misses)
-            & (silent >= cfg.min_miss_time),
-            "coast": ~tentative & (silent > cfg.max_coast_time),
-            "uncertain": np.maximum(tracks.P[0, 0], tracks.P[1, 1]) > cfg.max_position_std**2,
+            name: rows[mask]
+            for name, mask in lifecycle.failed(tracks, rows, cfg, self._thresholds, now).items()
         }
-        doomed = reasons["unconfirmed"]
-        for mask in list(reasons.values())[1:]:  # five reasons, not a loop per track
-            doomed = doomed | mask
-        if not doomed.any():
+        if now - self._last_sweep >= SWEEP_INTERVAL:
+            self._last_sweep = now
+            stale = lifecycle.stale(tracks, cfg, self._accel_var, now)
+            reasons.update({name: np.flatnonzero(mask) for name, mask in stale.items()})
+        counted = np.empty(0, dtype=np.intp)
+        for reason, doomed in reasons.items():  # a handful of reasons, not a loop per track
+            fresh = np.setdiff1d(doomed, counted, assume_unique=False)
+            self.stats[f"deleted_{reason}"] += fresh.size
+            counted = np.concatenate([counted, fresh])
+        if counted.size == 0:
             return np.empty(0, dtype=np.int64)
-        counted = np.zeros(tracks.n, dtype=bool)
-        for reason, mask in reasons.items():
-            self.stats[f"deleted_{reason}"] += int(np.count_nonzero(mask & ~counted))
-            counted |= mask
-        dead = np.flatnonzero(doomed)
-        ids = tracks.id[dead].copy()
+        dead = np.sort(counted)
+        lost = dead[tracks.status[dead] == CONFIRMED]
+        self.lost.add(
+            tracks.id[lost].copy(),
+            tracks.x[:, lost].T.copy(),
+            tracks.P[:, :, lost].transpose(2, 0, 1).copy(),
+            tracks.t[lost].copy(),
+        )
+        ids = np.sort(tracks.id[dead])
         tracks.remove(dead)
         return ids
 
@@ -484,12 +467,34 @@ class Tracker:
     def state_dict(self) -> dict[str, np.ndarray | int | float]:
         """Everything needed to resume tracking (see :meth:`load_state_dict`)."""
         state: dict[str, np.ndarray | int | float] = dict(self.tracks.state_dict())
+        state.update(self.lost.state_dict())
         state["latest_time"] = float(self.latest_time)
+        state["last_sweep"] = float(self._last_sweep)
         return state
 
     def load_state_dict(self, state: dict[str, np.ndarray | int | float]) -> None:
+        """Resume from :meth:`state_dict`, also one written by an older version.
+
+        Missing per-track columns get defaults: a confirmed track without a usable
+        score (none in the checkpoint, or a row appended by crash recovery) starts at
+        the score ceiling, as if just seen well.
+        """
         self.tracks = TrackTable.from_state_dict(state)  # type: ignore[arg-type]
         self.latest_time = float(state["latest_time"])  # type: ignore[arg-type]
+        self._last_sweep = float(state.get("last_sweep", -np.inf))  # type: ignore[arg-type]
+        tracks = self.tracks
+        unset = (tracks.status == CONFIRMED) & (tracks.score < self._thresholds.confirm)
+        tracks.score[unset] = self._thresholds.ceiling
+        # Rows whose IMM modes do not add up to the combined state (an older checkpoint
+        # without modes, or rows that crash recovery appended or moved) start every mode
+        # at the combined state.
+        mixed = np.einsum("jn,jan->an", tracks.mu, tracks.x_m)
+        stale = ~(np.abs(tracks.mu.sum(axis=0) - 1.0) < 1e-6) | (tracks.P_m[0, 0, 0] <= 0)
+        scale = 1.0 + np.abs(tracks.x).max(axis=0)
+        stale |= ~(np.abs(mixed - tracks.x).max(axis=0) <= 1e-6 * scale)
+        motion.reset_modes(tracks, np.flatnonzero(stale), fresh=True)
+        self.lost = LostTracks()
+        self.lost.load_state_dict(state)
 
 
 __all__ = ["BatchResult", "CLASSES", "Tracker", "TrackerConfig", "TrackSnapshot"]

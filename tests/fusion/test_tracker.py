@@ -113,7 +113,7 @@ def confirmed_track(tracker, start=(0.0, 0.0), velocity=(10.0, 0.0), scans=6):
 
 
 def test_track_outside_coverage_is_neither_updated_nor_missed():
-    tracker = Tracker(TrackerConfig(max_misses=2))
+    tracker = Tracker()
     track_id = confirmed_track(tracker)
     far_away = np.array([[5000.0, 5000.0], [6000.0, 5000.0], [6000.0, 6000.0], [5000.0, 6000.0]])
     for k in range(6, 16):
@@ -121,19 +121,28 @@ def test_track_outside_coverage_is_neither_updated_nor_missed():
         assert result.n_visible == 0 and result.deleted.size == 0
     assert tracker.confirmed().ids.tolist() == [track_id]
     assert tracker.tracks.misses_in_row[0] == 0
-    # inside coverage, misses count and delete it
+    # inside coverage, misses count and delete it: three at the radar default Pd 0.85
     for k in range(16, 18):
-        result = tracker.process(batch(k, float(k), np.empty((0, 2))))
-    assert result.deleted.tolist() == [track_id]
+        assert tracker.process(batch(k, float(k), np.empty((0, 2)))).deleted.size == 0
+    assert tracker.process(batch(18, 18.0, np.empty((0, 2)))).deleted.tolist() == [track_id]
+
+
+def test_m_of_n_lifecycle_is_still_available():
+    tracker = Tracker(TrackerConfig(lifecycle="m_of_n", max_misses=2, min_miss_time=0.0))
+    track_id = confirmed_track(tracker)
+    assert tracker.process(batch(6, 6.0, np.empty((0, 2)))).deleted.size == 0
+    assert tracker.process(batch(7, 7.0, np.empty((0, 2)))).deleted.tolist() == [track_id]
 
 
 def test_ids_are_never_reused():
-    tracker = Tracker(TrackerConfig(max_misses=1, min_miss_time=0.0))
+    tracker = Tracker()
     first = confirmed_track(tracker)
-    tracker.process(batch(6, 6.0, np.empty((0, 2))))
+    for k in range(6, 9):
+        tracker.process(batch(k, float(k), np.empty((0, 2))))
     assert len(tracker) == 0
-    for k in range(7, 13):
-        result = tracker.process(batch(k, float(k), [[0.0, 0.0]]))
+    # another target, far from where the lost one would be: a fresh id
+    for k in range(9, 15):
+        result = tracker.process(batch(k, float(k), [[5000.0, 5000.0]]))
     assert tracker.confirmed().ids[0] > first
     assert result.updated.tolist() == tracker.confirmed().ids.tolist()
 
@@ -214,6 +223,6 @@ def test_a_burst_of_misses_from_many_sensors_does_not_delete_a_track():
         )
         assert result.deleted.size == 0
     assert tracker.confirmed().ids.tolist() == [track_id]
-    # misses that go on for min_miss_time do delete it
-    result = tracker.process(batch(6, 5.0 + tracker.config.min_miss_time, np.empty((0, 2))))
-    assert result.deleted.tolist() == [track_id]
+    # each ground-sensor miss costs little (Pd 0.3); radar misses (Pd 0.85) soon delete it
+    deleted = [tracker.process(batch(6 + k, 6.0 + k, np.empty((0, 2)))).deleted for k in range(3)]
+    assert np.concatenate(deleted).tolist() == [track_id]

@@ -1,0 +1,110 @@
+"""Track life: record each scan's hits and misses, confirm, and choose the tracks to delete.
+
+Two policies (``TrackerConfig.lifecycle``): the track score with its SPRT thresholds
+(``fusion.tracking.existence``, the default) and M-of-N hit counting. Both keep the
+hit history and the run of misses, which checkpoints and tests read. Everything works
+on rows of the :class:`~fusion.tracking.track_table.TrackTable`, vectorised.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fusion.tracking import existence
+from fusion.tracking.config import TrackerConfig
+from fusion.tracking.track_table import CONFIRMED, TENTATIVE, TrackTable
+
+
+def record_scan(
+    tracks: TrackTable,
+    rows: np.ndarray,
+    sel: slice | np.ndarray,
+    hit: np.ndarray,
+    delta: np.ndarray,
+    cfg: TrackerConfig,
+    thresholds: existence.Thresholds,
+) -> np.ndarray:
+    """Book one scan of the visible tracks and promote those that qualify.
+
+    Parameters
+    ----------
+    tracks : TrackTable
+    rows : ndarray, shape (V,), intp
+        The visible tracks; ``sel`` selects the same rows (a slice when all are).
+    hit : ndarray, shape (V,), bool
+        Whether each took a detection.
+    delta : ndarray, shape (V,)
+        Score change of each (hit or miss, see ``fusion.tracking.existence``).
+
+    Returns
+    -------
+    promoted : ndarray, intp
+        Rows confirmed by this scan.
+    """
+    window = np.uint32((1 << cfg.confirm_n) - 1)
+    tracks.history[sel] = ((tracks.history[sel] << np.uint32(1)) | hit) & window
+    tracks.scans[sel] += 1
+    tracks.misses_in_row[sel] = np.where(hit, 0, tracks.misses_in_row[sel] + 1)
+    status = tracks.status[sel]
+    score = tracks.score[sel] + delta
+    # A confirmed track's score stops at the ceiling, so that it can be deleted after a
+    # few misses however long it has been seen.
+    tracks.score[sel] = np.where(status == CONFIRMED, np.minimum(score, thresholds.ceiling), score)
+    tentative = rows[status == TENTATIVE]
+    if cfg.lifecycle == "score":
+        promote = tentative[tracks.score[tentative] >= thresholds.confirm]
+    else:
+        promote = tentative[np.bitwise_count(tracks.history[tentative]) >= cfg.confirm_m]
+    tracks.status[promote] = CONFIRMED
+    tracks.score[promote] = np.minimum(tracks.score[promote], thresholds.ceiling)
+    return promote
+
+
+def failed(
+    tracks: TrackTable, rows: np.ndarray, cfg: TrackerConfig, thresholds: existence.Thresholds,
+    now: float,
+) -> dict[str, np.ndarray]:
+    """Which of ``rows`` (just seen by a sensor) failed their existence test.
+
+    Returns masks over ``rows`` per reason: ``unconfirmed`` (a candidate that can no
+    longer be confirmed) and ``misses`` (a confirmed track the sensors stopped seeing).
+    """
+    tentative = tracks.status[rows] == TENTATIVE
+    if cfg.lifecycle == "score":
+        score = tracks.score[rows]
+        return {
+            "unconfirmed": tentative & (score <= thresholds.drop),
+            "misses": ~tentative & (score < thresholds.confirm),
+        }
+    misses_in_window = np.minimum(tracks.scans[rows], cfg.confirm_n) - np.bitwise_count(
+        tracks.history[rows]
+    )
+    silent = now - tracks.t_hit[rows]
+    return {
+        "unconfirmed": tentative & (misses_in_window > cfg.confirm_n - cfg.confirm_m),
+        "misses": ~tentative
+        & (tracks.misses_in_row[rows] >= cfg.max_misses)
+        & (silent >= cfg.min_miss_time),
+    }
+
+
+def stale(tracks: TrackTable, cfg: TrackerConfig, accel_var: float, now: float) -> dict:
+    """Masks over every live track: coasted too long, or too uncertain by ``now``.
+
+    The position variance is predicted to ``now`` without touching the table, since a
+    track out of every sensor's coverage is not predicted by any batch:
+    ``P_pp + 2 dt P_pv + dt^2 P_vv + q dt^4 / 4`` per axis.
+    """
+    tentative = tracks.status == TENTATIVE
+    silent = now - tracks.t_hit
+    dt = np.maximum(now - tracks.t, 0.0)
+    P = tracks.P
+    var = [
+        P[i, i] + 2.0 * dt * P[i, i + 2] + dt**2 * P[i + 2, i + 2] + accel_var * dt**4 / 4.0
+        for i in (0, 1)
+    ]
+    return {
+        "tentative_coast": tentative & (silent > cfg.tentative_max_coast_time),
+        "coast": ~tentative & (silent > cfg.max_coast_time),
+        "uncertain": np.maximum(*var) > cfg.max_position_std**2,
+    }

@@ -1,0 +1,110 @@
+"""The motion model applied to rows of the track table: one Kalman filter or an IMM.
+
+The table always holds the combined (moment-matched) state ``x``, ``P`` that gating,
+snapshots and alert rules read; with the IMM (``TrackerConfig.imm``, the default) it
+also holds each mode's ``x_m`` (J, 4, N), ``P_m`` (J, 4, 4, N) and probabilities
+``mu`` (J, N), which only this module touches. See ``fusion.tracking.imm``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fusion.tracking import imm, kalman
+from fusion.tracking.config import TrackerConfig
+from fusion.tracking.track_table import TrackTable
+
+
+def columns(a: np.ndarray, sel: slice | np.ndarray) -> np.ndarray:
+    """The tracks ``sel`` of a batch-last column ``a`` (..., n), kept batch-last.
+
+    A slice gives a view; an index array a copy via ``np.take``, because fancy
+    indexing on the last axis would lay the copy out batch-first in memory (and slow
+    the kernels several times over).
+    """
+    return a[..., sel] if isinstance(sel, slice) else np.take(a, sel, axis=-1)
+
+
+@dataclass(frozen=True)
+class MotionModel:
+    """Constant-velocity modes: acceleration noise variance and mean sojourn of each.
+
+    Attributes
+    ----------
+    accel_vars : ndarray, shape (J,)
+        (m/s^2)^2 per mode; J = 1 is a plain Kalman filter.
+    sojourn : ndarray, shape (J,)
+        Mean seconds in each mode before switching.
+    """
+
+    accel_vars: np.ndarray
+    sojourn: np.ndarray
+
+    @property
+    def imm(self) -> bool:
+        return self.accel_vars.shape[0] > 1
+
+    @classmethod
+    def from_config(cls, cfg: TrackerConfig) -> MotionModel:
+        if not cfg.imm:
+            return cls(np.array([cfg.accel_std**2]), np.array([np.inf]))
+        return cls(
+            np.array([cfg.quiet_accel_std**2, cfg.accel_std**2]),
+            np.array([cfg.quiet_sojourn, cfg.manoeuvre_sojourn]),
+        )
+
+
+def predict_rows(
+    tracks: TrackTable, sel: slice | np.ndarray, t: float, model: MotionModel
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predict the tracks ``sel`` to time ``t`` in the table; returns the combined
+    ``x`` (4, V) and ``P`` (4, 4, V)."""
+    dt = t - tracks.t[sel]
+    if not model.imm:
+        x, P = kalman.predict_batch_last(
+            columns(tracks.x, sel), columns(tracks.P, sel), dt, float(model.accel_vars[0])
+        )
+    else:
+        M = imm.switching_matrix(dt, model.sojourn)
+        x_m, P_m, cbar = imm.predict(
+            columns(tracks.x_m, sel), columns(tracks.P_m, sel), columns(tracks.mu, sel),
+            M, dt, model.accel_vars,
+        )
+        x, P = imm.combine(x_m, P_m, cbar)
+        # Until a detection says otherwise, the mode probabilities are the predicted ones.
+        tracks.x_m[..., sel], tracks.P_m[..., sel], tracks.mu[:, sel] = x_m, P_m, cbar
+    tracks.x[:, sel], tracks.P[:, :, sel], tracks.t[sel] = x, P, t
+    return x, P
+
+
+def update_rows(
+    tracks: TrackTable, rows: np.ndarray, z: np.ndarray, R: np.ndarray, model: MotionModel
+) -> None:
+    """Update the tracks ``rows`` (K,) with detections ``z`` (2, K), ``R`` (2, 2, K)."""
+    if not model.imm:
+        x, P = kalman.update_batch_last(
+            np.take(tracks.x, rows, axis=-1), np.take(tracks.P, rows, axis=-1), z, R
+        )
+    else:
+        x_m, P_m, mu = imm.update(
+            np.take(tracks.x_m, rows, axis=-1),
+            np.take(tracks.P_m, rows, axis=-1),
+            np.take(tracks.mu, rows, axis=-1),
+            z,
+            R,
+        )
+        x, P = imm.combine(x_m, P_m, mu)
+        tracks.x_m[..., rows], tracks.P_m[..., rows], tracks.mu[:, rows] = x_m, P_m, mu
+    tracks.x[:, rows], tracks.P[:, :, rows] = x, P
+
+
+def reset_modes(tracks: TrackTable, rows: np.ndarray, fresh: bool = False) -> None:
+    """Set every mode of ``rows`` to the combined state (after an out-of-sequence update,
+    which corrects the combined state only); ``fresh`` also resets ``mu`` to uniform."""
+    J = tracks.mu.shape[0]
+    tracks.x_m[..., rows] = tracks.x[None][..., rows]
+    tracks.P_m[..., rows] = tracks.P[None][..., rows]
+    if fresh:
+        tracks.mu[:, rows] = 1.0 / J
