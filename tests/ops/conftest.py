@@ -67,6 +67,7 @@ class FakeService:
         self.router.setsockopt(zmq.LINGER, 0)
         self.router.bind(snap)
         self.run = "run-1"
+        self.frame = FRAME  # the local frame its positions are in
         self.seq: dict[str, int] = {}
         self.open: dict[str, dict[str, Any]] = {}
         self.snapshots = 0
@@ -127,7 +128,7 @@ class FakeService:
         self.pub.send_multipart([b"track.update", payload])
 
     def alert(self, alert_id: str, event: str = "open", en=(0.0, 500.0), **fields: Any) -> dict:
-        lon, lat = FRAME.to_lonlat(np.array(en, dtype=float))
+        lon, lat = self.frame.to_lonlat(np.array(en, dtype=float))
         msg = {"alert_id": alert_id, "kind": "incursion", "event": event,
                "severity": "high", "zone": "zone-a", "track_id": 7, "t": 12.5,
                "position": {"east": en[0], "north": en[1], "lon": float(lon), "lat": float(lat)},

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.ops.conftest import FRAME
+from replay.ops.picture import OpsPicture
+from tests.ops.conftest import ServerThread
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-background-networking", "--no-first-run", "--disable-sync",
@@ -68,29 +69,56 @@ def _shot(page, tmp_path: Path, name: str) -> Path:
     return path
 
 
-def test_map_shows_zone_tracks_and_an_alert_within_two_seconds(page, ops_server,
-                                                               fake_service, tmp_path):
+@pytest.fixture(scope="module")
+def default_layers():
+    """The embedded scenario's zone and 56 sensors: the map as a demo shows it."""
+    from replay.ops.layers import Layers
+    from sensors.scenario import load_default
+
+    scenario = load_default()
+    return Layers.from_scenario(scenario), scenario.zone("zone-a").local
+
+
+@pytest.fixture
+def map_server(fake_service, default_layers):
+    layers, _ = default_layers
+    fake_service.frame = layers.frame
+    st = ServerThread(OpsPicture(layers, silence=1.0), fake_service.pub_endpoint,
+                      fake_service.snap_endpoint, push_interval=0.2)
+    yield st
+    st.stop()
+
+
+def test_map_shows_zone_tracks_and_an_alert_within_two_seconds(page, map_server, fake_service,
+                                                               default_layers, tmp_path):
+    ops_server = map_server
+    layers, zone = default_layers
     fake_service.wait_subscribers()
     page.goto(ops_server.url)
     page.wait_for_function("window.bz && window.bz.layersReady", timeout=10_000)
     assert page.evaluate("window.bz.layers.zones.getLayers().length") == 1
     assert page.locator(".leaflet-overlay-pane path").count() >= 2  # zone and coverage
-    # a short feed: three tracks walking north towards the zone
+    # a short feed: tracks of every class walking north towards the zone's south edge
     rng = np.random.default_rng(15)
-    start = rng.uniform(-800, 800, size=(3, 2)) + [0.0, -900.0]
+    n = 24
+    south = float(zone[:, 1].min())
+    start = np.column_stack([rng.uniform(zone[:, 0].min() + 2000, zone[:, 0].max() - 2000, n),
+                             rng.uniform(south - 3000, south - 300, n)])
+    v = np.column_stack([rng.normal(0, 2, n), rng.uniform(2, 8, n)])
+    ids, cls = list(range(1, n + 1)), [int(c) for c in rng.integers(0, 4, n)]
     for k in range(6):
         fake_service.status()
-        fake_service.tracks(float(k), [1, 2, 3], (start + [0.0, 40.0 * k]).tolist(),
-                            v=[[0.0, 4.0]] * 3, cls=[1, 2, 3])
+        fake_service.tracks(float(k), ids, (start + 5.0 * k * v).tolist(), v=v.tolist(), cls=cls)
         page.wait_for_function(f"window.bz.picture && window.bz.picture.t === {float(k)}",
                                timeout=10_000)
-    assert page.evaluate("window.bz.picture.tracks.length") == 3
-    assert page.locator("#track-count").inner_text() == "3"
+    assert page.evaluate("window.bz.picture.tracks.length") == n
+    assert page.locator("#track-count").inner_text() == str(n)
     assert page.locator("#banner").get_attribute("data-state") == "live"
     # an alert: on the page within 2 s of its publication
     alert_id = "zone-a:incursion:2:0"
     published = time.monotonic()
-    fake_service.alert(alert_id, en=(float(start[1, 0]), 200.0), track_id=2)
+    where = (float(start[1, 0]), south + 150.0)
+    fake_service.alert(alert_id, en=where, track_id=2)
     item = page.locator(f'#alerts li[data-alert-id="{alert_id}"]')
     item.wait_for(timeout=2_000)
     assert time.monotonic() - published < 2.0
@@ -99,7 +127,7 @@ def test_map_shows_zone_tracks_and_an_alert_within_two_seconds(page, ops_server,
     # a click zooms to it
     item.click()
     page.wait_for_function(f"window.bz.zoomedTo === {alert_id!r}", timeout=5_000)
-    lon, lat = FRAME.to_lonlat(np.array([start[1, 0], 200.0]))
+    lon, lat = layers.frame.to_lonlat(np.array(where))
     page.wait_for_function(
         f"Math.abs(map.getCenter().lat - {lat}) < 1e-3 && Math.abs(map.getCenter().lng - {lon})"
         " < 1e-3", timeout=5_000)

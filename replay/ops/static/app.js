@@ -7,7 +7,7 @@ const CLASS_COLOURS = { person: "#7b3fbf", vehicle: "#1f5fbf", drone: "#bf1f8c",
 const SEVERITY_COLOURS = { critical: "#d00", high: "#d00", medium: "#f80", low: "#db0", info: "#888" };
 const VELOCITY_LEAD_S = 30; // the velocity line shows where the track is in 30 s
 
-const map = L.map("map", { zoomSnap: 0.25, preferCanvas: false });
+const map = L.map("map", { zoomSnap: 0.25, fadeAnimation: false });
 const layers = {
   graticule: L.layerGroup().addTo(map),
   zones: L.layerGroup().addTo(map),
@@ -110,11 +110,15 @@ function alertItem(a, closed) {
 
 function zoomTo(a) {
   if (!a.position || a.position.lat == null) return;
-  map.flyTo([a.position.lat, a.position.lon], Math.max(map.getZoom(), 15), { duration: 0.5 });
-  L.popup().setLatLng([a.position.lat, a.position.lon])
-    .setContent(`<b>${esc(a.kind)}</b> in ${esc(a.zone)}<br>${esc(a.severity)} · alert ${esc(a.alert_id)}<br>evidence: ${esc((a.evidence || []).join(", "))}`)
-    .openOn(map);
-  window.bz.zoomedTo = a.alert_id;
+  window.bz.zoomedTo = null;
+  // said once the flight has landed, so a reader (or a test) sees the final view
+  map.once("moveend", () => {
+    L.popup().setLatLng([a.position.lat, a.position.lon])
+      .setContent(`<b>${esc(a.kind)}</b> in ${esc(a.zone)}<br>${esc(a.severity)} · alert ${esc(a.alert_id)}<br>evidence: ${esc((a.evidence || []).join(", "))}`)
+      .openOn(map);
+    window.bz.zoomedTo = a.alert_id;
+  });
+  map.flyTo([a.position.lat, a.position.lon], Math.max(map.getZoom(), 14), { duration: 0.5 });
 }
 
 function drawAlerts(alerts, closed) {
