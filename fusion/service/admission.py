@@ -167,6 +167,8 @@ class SensorAdmission:
         # Per sensor: detections it may still send, and the measurement time of that count.
         self.tokens: dict[str, tuple[float, float]] = {}
         self.budget_drops: Counter[str] = Counter()
+        self.missed_while_down: Counter[str] = Counter()
+        self._resumed: set[str] = set()
         self.clock = clock
         self.wall = wall
         self.last_seq: dict[str, int] = {}
@@ -302,6 +304,8 @@ class SensorAdmission:
         self.voter.pop(sensor, None)
         self.tokens.pop(sensor, None)
         self.budget_drops.pop(sensor, None)
+        self.missed_while_down.pop(sensor, None)
+        self._resumed.discard(sensor)
         self.accepted.pop(sensor, None)
         self._jump_runs.pop(sensor, None)
         self.gaps.pop(sensor, None)
@@ -390,6 +394,13 @@ class SensorAdmission:
         return step
 
     def _count_step(self, sensor: str, step: int, seq: int) -> None:
+        if sensor in self._resumed:
+            # The first batch after a restart: what the sensor sent while the service was
+            # down is downtime, not transport loss.
+            self._resumed.discard(sensor)
+            if step > 1:
+                self.missed_while_down[sensor] += step - 1
+            return
         if step < 0:
             self.resyncs[sensor] += 1
             if self.resyncs[sensor] <= 5:
@@ -454,6 +465,7 @@ class SensorAdmission:
             "seq_resyncs": dict(self.resyncs),
             "clock_jumps": dict(self.clock_jumps),
             "budget_drops": dict(self.budget_drops),
+            "missed_while_down": dict(self.missed_while_down),
             "time_reference": self.time_reference,
             "reference_t": reference,
         }
@@ -465,6 +477,7 @@ class SensorAdmission:
             "gaps": dict(self.gaps),
             "resyncs": dict(self.resyncs),
             "clock_jumps": dict(self.clock_jumps),
+            "missed_while_down": dict(self.missed_while_down),
             "evicted": self.evicted,
         }
 
@@ -478,6 +491,8 @@ class SensorAdmission:
         self.gaps = Counter(state.get("gaps", {}))
         self.resyncs = Counter(state.get("resyncs", {}))
         self.clock_jumps = Counter(state.get("clock_jumps", {}))
+        self.missed_while_down = Counter(state.get("missed_while_down", {}))
+        self._resumed = set(self.last_seq)
         self.evicted = int(state.get("evicted", 0))
         self.created_by.clear()
         self.ids_per_key.clear()

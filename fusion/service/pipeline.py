@@ -129,6 +129,8 @@ class Pipeline:
         self.alert_seq: Counter[str] = Counter()
         self.checkpoints = {"written": 0, "failed": 0, "bytes": 0}
         self.restored: dict[str, Any] = {}
+        self.restarts = 0
+        self.downtime_at_most: float | None = None
         self.status_extra: Callable[[], dict[str, Any]] = dict
 
     # -- intake ---------------------------------------------------------------------
@@ -367,6 +369,8 @@ class Pipeline:
             "alert_seq": dict(self.alert_seq),
             "checkpoints": dict(self.checkpoints),
             "restored": self.restored,
+            "restarts": self.restarts,
+            "downtime_at_most_s": self.downtime_at_most,
             # Subscribers check their zone filters against these (every subscriber hears
             # the status).
             "zones": sorted(self.engine.zones.names),
@@ -397,6 +401,8 @@ class Pipeline:
             "newest_accepted": finite(self.newest_accepted),
             "processed_until": finite(self.processed_until),
             "rules_evaluated_at": finite(self._rules_evaluated_at),
+            "restarts": self.restarts,
+            "saved_at": self.wall(),
             # Received but not yet processed: kept as wire bytes, re-queued on restore.
             "held": [encode_batch(entry[3]) for entry in sorted(self._heap)],
         }
@@ -419,6 +425,11 @@ class Pipeline:
         self.newest_accepted = back(state["newest_accepted"])
         self.processed_until = back(state["processed_until"])
         self._rules_evaluated_at = back(state["rules_evaluated_at"])
+        # A restart is reported as one, with the longest it can have lasted (from the
+        # checkpoint's save to now), instead of as sequence gaps and rolled-back counters.
+        self.restarts = int(state.get("restarts", 0)) + 1
+        if state.get("saved_at") is not None:
+            self.downtime_at_most = max(self.wall() - float(state["saved_at"]), 0.0)
         now = self.clock()
         self._heap = []
         for payload in state.get("held", []):

@@ -352,6 +352,23 @@ __all__ = [
 # --- restoring a pipeline -------------------------------------------------------------
 
 
+def remove_stale_temporaries(checkpoint: str | Path) -> list[str]:
+    """Delete half-written checkpoint temporaries a kill left beside ``checkpoint``.
+
+    Only files named like :func:`save_checkpoint`'s temporaries of this checkpoint
+    (``.<name>.*.tmp``) are touched: they were never a checkpoint, so nothing that was
+    one is lost. Returns their names.
+    """
+    path = Path(checkpoint)
+    removed = []
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp.name)
+    if removed:
+        log.warning("removed %d stale checkpoint temporaries: %s", len(removed), removed)
+    return removed
+
+
 def restore_pipeline(pipeline: Pipeline, checkpoint: str | Path = "",
                      log_path: str | Path = "") -> dict[str, Any]:
     """Resume ``pipeline`` from a checkpoint and the alert log (see :mod:`fusion.service.recovery`).
@@ -362,6 +379,10 @@ def restore_pipeline(pipeline: Pipeline, checkpoint: str | Path = "",
     """
     result: dict[str, Any] = {}
     state: dict[str, Any] | None = None
+    if checkpoint:
+        stale = remove_stale_temporaries(checkpoint)
+        if stale:
+            result["stale_temporaries_removed"] = stale
     if checkpoint and Path(checkpoint).exists():
         try:
             state = load_checkpoint(checkpoint)
