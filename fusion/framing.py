@@ -7,9 +7,15 @@ written, and how a file of them is read back and checked, including where a torn
 damaged tail begins. It never writes to, cuts or deletes anything in a file it reads;
 what to do about a bad tail is the owner's decision.
 
-Two layouts are on disk today, each a :class:`RecordLayout` (integers little-endian)::
+Three layouts are on disk today, each a :class:`RecordLayout` (integers little-endian)::
 
-    CRC_BEFORE_BODY  (the alert log)
+    SYNCED_CRC_BEFORE_BODY  (the alert log, version 2)
+      sync    8 bytes SYNC_MARKER, so a reader can find the next record after damage
+      length  uint32  body size B
+      crc     uint32  CRC-32 of the body
+      body    B bytes
+
+    CRC_BEFORE_BODY  (the alert log, version 1)
       length  uint32  body size B
       crc     uint32  CRC-32 of the body
       body    B bytes
@@ -25,10 +31,12 @@ when a record declares a size no writer produces (unless everything from there o
 zero bytes, which is how some file systems leave a crash: that is a truncation too),
 ``"crc"`` when the checksum does not match.
 
-A later format can extend the layout without touching its readers' loops: a sync
-marker before each record (so a reader can find the next good record after damage
-instead of stopping) or a hash chained through the records would be fields of
-:class:`RecordLayout` checked in :meth:`RecordScan.__iter__`.
+With ``resync=True`` a scan does not stop at damage: it records a :class:`Gap` (the
+damaged bytes, never altered) and resumes at the next position where a whole record
+verifies. A layout with a sync marker only tries the positions where the marker
+occurs; one without tries every byte offset (slow, but only over damaged bytes, and a
+CRC-32 that holds by chance at a wrong offset is one in four billion). The hash chain
+of the alert log lives in the bodies (:mod:`fusion.service.chain`), not here.
 """
 
 from __future__ import annotations
@@ -40,11 +48,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-__all__ = ["CRC_AFTER_BODY", "CRC_BEFORE_BODY", "RecordLayout", "RecordScan", "ScanEnd", "Span"]
+__all__ = [
+    "CRC_AFTER_BODY",
+    "CRC_BEFORE_BODY",
+    "SYNCED_CRC_BEFORE_BODY",
+    "SYNC_MARKER",
+    "Gap",
+    "RecordLayout",
+    "RecordScan",
+    "ScanEnd",
+    "Span",
+]
 
 # What a record is read from or written as: a file's bytes or a read-only map of it.
 Buffer = bytes | bytearray | memoryview | mmap.mmap
-Reason = Literal["truncated", "length", "crc"]
+Reason = Literal["truncated", "length", "crc", "sync"]
 
 _U32 = struct.Struct("<I")
 _U32_PAIR = struct.Struct("<II")
@@ -67,6 +85,26 @@ class Span(NamedTuple):
     offset: int
     start: int
     end: int
+
+
+class Gap(NamedTuple):
+    """Damaged bytes a resynchronising scan stepped over: ``buf[offset:end]``.
+
+    Attributes
+    ----------
+    offset, end : int
+        The region; ``end`` is the offset of the next verified record (or the size).
+    reason : {"truncated", "length", "crc"}
+        What was wrong at ``offset``; ``"truncated"`` only when the region runs to the
+        end of the buffer.
+    detail : str
+        A sentence for a person, naming the offset.
+    """
+
+    offset: int
+    end: int
+    reason: Reason
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -93,11 +131,12 @@ class ScanEnd:
     size: int
     reason: Reason | None = None
     detail: str = ""
+    gaps: tuple[Gap, ...] = ()
 
     @property
     def clean(self) -> bool:
         """True when every byte up to ``size`` belongs to a verified record."""
-        return self.reason is None
+        return self.reason is None and not self.gaps
 
 
 @dataclass(frozen=True)
@@ -114,21 +153,25 @@ class RecordLayout:
         reader never allocates it.
     min_body : int
         Smallest body a writer produces (a fixed part every body has).
+    sync : bytes
+        A marker written before every record ("" for none): where a reader resumes
+        after damage.
     """
 
     crc_after_body: bool
     max_body: int
     min_body: int = 0
+    sync: bytes = b""
 
     @property
     def overhead(self) -> int:
         """Bytes each record adds around its body."""
-        return 8
+        return 8 + len(self.sync)
 
     @property
     def header_size(self) -> int:
-        """Bytes before the body: the length, and the CRC when it comes first."""
-        return 4 if self.crc_after_body else 8
+        """Bytes before the body: marker, length, and the CRC when it comes first."""
+        return len(self.sync) + (4 if self.crc_after_body else 8)
 
     def pieces(self, *body: Buffer) -> list[Buffer]:
         """The buffers that make up one record whose body is the concatenated ``body``.
@@ -151,25 +194,31 @@ class RecordLayout:
             crc = zlib.crc32(prefix)
             for part in body:
                 crc = zlib.crc32(part, crc)
-            return [prefix, *body, _U32.pack(crc)]
+            return [self.sync + prefix, *body, _U32.pack(crc)]
         crc = 0
         for part in body:
             crc = zlib.crc32(part, crc)
-        return [_U32_PAIR.pack(length, crc), *body]
+        return [self.sync + _U32_PAIR.pack(length, crc), *body]
 
     def encode(self, *body: Buffer) -> bytes:
         """One whole record as bytes (see :meth:`pieces`)."""
         return b"".join(self.pieces(*body))
 
-    def scan(self, buf: Buffer, start: int, size: int | None = None) -> RecordScan:
+    def scan(
+        self, buf: Buffer, start: int, size: int | None = None, resync: bool = False
+    ) -> RecordScan:
         """The records of ``buf[start:size]``; see :class:`RecordScan`."""
-        return RecordScan(self, buf, start, len(buf) if size is None else size)
+        return RecordScan(self, buf, start, len(buf) if size is None else size, resync)
 
 
-# The two layouts on disk, with the limits their files were written under; an owner
-# may narrow them (the recording sets the fixed part every frame body has).
+# The layouts on disk, with the limits their files were written under; an owner may
+# narrow them (the recording sets the fixed part every frame body has).
 CRC_BEFORE_BODY = RecordLayout(crc_after_body=False, max_body=1 << 20)
 CRC_AFTER_BODY = RecordLayout(crc_after_body=True, max_body=1 << 30)
+# Eight bytes no msgpack event starts a record with by accident often: 0xC1 is the one
+# byte msgpack never uses, and the rest spell the purpose.
+SYNC_MARKER = b"\xc1BZSYNC\xc1"
+SYNCED_CRC_BEFORE_BODY = RecordLayout(crc_after_body=False, max_body=1 << 20, sync=SYNC_MARKER)
 
 
 def _bad_length(
@@ -198,57 +247,105 @@ class RecordScan:
         Offset of the first record (the size of the file's own header).
     size : int
         Offset to scan up to.
+    resync : bool
+        Step over damage to the next verified record instead of stopping; each damaged
+        region is appended to :attr:`gaps` before the next record is yielded.
 
     Attributes
     ----------
     end : ScanEnd or None
         Set when the iteration is exhausted; ``None`` before, or if the caller stopped
         early (the caller then knows better why).
+    gaps : list of Gap
+        Damaged regions stepped over so far (only with ``resync``).
     """
 
-    def __init__(self, layout: RecordLayout, buf: Buffer, start: int, size: int):
+    def __init__(
+        self, layout: RecordLayout, buf: Buffer, start: int, size: int, resync: bool = False
+    ):
         self.layout = layout
         self.buf = buf
         self.start = start
         self.size = size
+        self.resync = resync
+        self.gaps: list[Gap] = []
         self.end: ScanEnd | None = None
 
-    def __iter__(self) -> Iterator[Span]:
+    def _check(self, pos: int) -> tuple[int, int, Reason | None, str]:
+        """Verify the record at ``pos``: (body start, record end, None, "") or the damage."""
         buf, size, layout = self.buf, self.size, self.layout
-        head, lo, hi = layout.header_size, layout.min_body, layout.max_body
-        after = layout.crc_after_body
-        # Bound once: this loop runs once per record of files with millions of them.
-        unpack_u32, crc32 = _U32.unpack_from, zlib.crc32
+        head, sync = layout.header_size, layout.sync
+        if pos + head > size:
+            return 0, 0, "truncated", (
+                f"record at offset {pos} is cut short inside its {head}-byte header"
+            )
+        if sync and buf[pos : pos + len(sync)] != sync:
+            return 0, 0, "sync", f"no record marker at offset {pos}"
+        (length,) = _U32.unpack_from(buf, pos + len(sync))
+        if not layout.min_body <= length <= layout.max_body:
+            reason, detail = _bad_length(buf, pos, size, length, layout)
+            return 0, 0, reason, detail
+        body = pos + head
+        body_end = body + length
+        stop = body_end + 4 if layout.crc_after_body else body_end
+        if stop > size:
+            return 0, 0, "truncated", (
+                f"record at offset {pos} needs {stop - pos} bytes, {size - pos} left"
+            )
+        if layout.crc_after_body:
+            ok = zlib.crc32(buf[pos + len(sync) : body_end]) == _U32.unpack_from(buf, body_end)[0]
+        else:
+            ok = zlib.crc32(buf[body:body_end]) == _U32.unpack_from(buf, pos + len(sync) + 4)[0]
+        if not ok:
+            return 0, 0, "crc", f"record at offset {pos} fails its CRC-32 check"
+        return body, body_end, None, ""
+
+    def _next_good(self, pos: int) -> int:
+        """Offset of the first record after ``pos`` that verifies; :attr:`size` if none."""
+        buf, size, sync = self.buf, self.size, self.layout.sync
+        cand = pos + 1
+        while cand < size:
+            if sync:
+                found = buf.find(sync, cand, size)
+                if found < 0:
+                    return size
+                cand = found
+            if self._check(cand)[2] is None:
+                return cand
+            cand += 1
+        return size
+
+    def __iter__(self) -> Iterator[Span]:
+        size, after = self.size, self.layout.crc_after_body
+        check = self._check
         pos, n = self.start, 0
-        reason: Reason | None = None
-        detail = f"{size - self.start} bytes of records, clean"
+        first: tuple[int, Reason, str] | None = None
         while pos < size:
-            if pos + head > size:
-                reason = "truncated"
-                detail = f"record at offset {pos} is cut short inside its {head}-byte header"
-                break
-            (length,) = unpack_u32(buf, pos)
-            if not lo <= length <= hi:
-                reason, detail = _bad_length(buf, pos, size, length, layout)
-                break
-            body = pos + head
-            body_end = body + length
-            stop = body_end + 4 if after else body_end
-            if stop > size:
-                reason = "truncated"
-                detail = f"record at offset {pos} needs {stop - pos} bytes, {size - pos} left"
-                break
-            if after:
-                ok = crc32(buf[pos:body_end]) == unpack_u32(buf, body_end)[0]
-            else:
-                ok = crc32(buf[body:body_end]) == unpack_u32(buf, pos + 4)[0]
-            if not ok:
-                reason, detail = "crc", f"record at offset {pos} fails its CRC-32 check"
-                break
+            body, body_end, reason, detail = check(pos)
+            if reason is not None:
+                if first is None:
+                    first = (pos, reason, detail)
+                if not self.resync:
+                    break
+                nxt = self._next_good(pos)
+                if reason == "truncated" and nxt < size:
+                    reason = "length"  # records follow: this was damage, not a cut
+                self.gaps.append(Gap(pos, nxt, reason, detail))
+                pos = nxt
+                continue
             yield Span(pos, body, body_end)
             n += 1
-            pos = stop
-        self.end = ScanEnd(pos, n, size, reason, detail)
+            pos = body_end + 4 if after else body_end
+        if first is None:
+            self.end = ScanEnd(pos, n, size, None, f"{size - self.start} bytes of records, clean")
+        elif not self.resync:
+            self.end = ScanEnd(first[0], n, size, first[1], first[2])
+        else:
+            last = self.gaps[-1]
+            tail = last.reason if last.end == size else None
+            offset = last.offset if tail else size
+            detail = f"{len(self.gaps)} damaged region(s), first: {first[2]}"
+            self.end = ScanEnd(offset, n, size, tail, detail, tuple(self.gaps))
 
     def finished(self) -> ScanEnd:
         """:attr:`end`, for a caller that has exhausted the iteration.

@@ -1,212 +1,87 @@
 """The durable alert log: every alert event, appended to disk before it is published.
 
-File layout::
-
-    magic     8 bytes   b"BZALOG1\\n"
-    record*   length    4 bytes, little-endian uint32: payload size in bytes
-              crc       4 bytes, little-endian uint32: zlib.crc32 of the payload
-              payload   one msgpack map (fusion.messages.pack_map: the event plus "v")
-
-The records are :mod:`fusion.framing`'s ``CRC_BEFORE_BODY`` layout; that module
-writes them and checks them on reading. Records are only ever appended. A crash can
-leave a torn last record; a bad disk can flip bits anywhere. :func:`read_alert_log`
-checks every record's length and CRC and stops at the first one that does not verify,
-reporting the byte offset where the valid log ends and why. :class:`AlertLog` refuses
-to append after damage: opening a file whose tail does not verify truncates it to its
-valid prefix and reports that (in :attr:`AlertLog.recovery` and as a logged warning),
-so nothing is ever appended after garbage and nothing corrupt is accepted silently. A
-file that does not start with the magic is not touched at all.
+The file format and its reader are :mod:`fusion.service.logfile` (re-exported here);
+this module is the one writer. Records are only ever appended and nothing is ever cut:
+:class:`AlertLog`, on opening, copies every damaged region byte for byte to
+``<log>.quarantine`` (:mod:`fusion.service.quarantine`), records what it found in a
+chained NOTE record, and appends after it; readers step over the damage at the next
+sync marker. :meth:`AlertLog.sign_head` signs the chain head
+(:mod:`fusion.service.chain`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import mmap
 import os
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import struct
+import time
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from os import PathLike
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from fusion.framing import CRC_BEFORE_BODY
-from fusion.messages import WireError, pack_map, unpack_map
+from fusion.framing import Gap
+from fusion.messages import pack_map
+from fusion.service import chain
+from fusion.service.chain import EVENT, HEAD, NOTE, Signer
+from fusion.service.logfile import (
+    _LOG_ID,
+    MAGIC,
+    MAGIC_V1,
+    MAX_RECORD_BYTES,
+    RECORDS,
+    RECORDS_V1,
+    AlertLogError,
+    LogReport,
+    _read,
+    open_alerts_from_events,
+    read_alert_entries,
+    read_alert_log,
+    rebuild_open_alerts,
+)
+from fusion.service.quarantine import keep, quarantine_path
 
 __all__ = [
     "MAGIC",
+    "MAGIC_V1",
     "AlertLog",
     "AlertLogError",
     "LogReport",
     "open_alerts_from_events",
+    "read_alert_entries",
     "read_alert_log",
     "rebuild_open_alerts",
 ]
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"BZALOG1\n"
-# The records: length, CRC-32 of the payload, payload (see fusion.framing). An alert
-# event is a few hundred bytes; a length past MAX_RECORD_BYTES is corruption, not
-# data, and must not make the reader allocate it.
-RECORDS = CRC_BEFORE_BODY
-MAX_RECORD_BYTES = RECORDS.max_body
-
-
-class AlertLogError(OSError):
-    """A file that is not an alert log, or an append that could not be made."""
-
-
-@dataclass(frozen=True)
-class LogReport:
-    """What reading (or opening) a log found.
-
-    Attributes
-    ----------
-    path : str
-        The file.
-    records : int
-        Records that verified.
-    valid_bytes : int
-        Byte offset where the verified part ends (the offset of the first bad record).
-    file_bytes : int
-        Size of the file as found.
-    error : str or None
-        Why reading stopped before the end: ``"truncated"`` (a torn last record),
-        ``"length"`` (an impossible record length), ``"crc"`` (checksum mismatch) or
-        ``"payload"`` (checksum fine but not a valid event map); ``None`` if clean.
-    detail : str
-        A sentence for a person, with the offset.
-    truncated : bool
-        Whether :class:`AlertLog` cut the file back to ``valid_bytes``.
-    """
-
-    path: str
-    records: int
-    valid_bytes: int
-    file_bytes: int
-    error: str | None = None
-    detail: str = ""
-    truncated: bool = False
-
-    @property
-    def ok(self) -> bool:
-        """True when every byte of the file verified."""
-        return self.error is None
-
-
-def _scan_file(f: BinaryIO, path: str) -> tuple[list[dict[str, Any]], LogReport]:
-    """Verify a whole log through a read-only map of ``f`` (no copy of the file)."""
-    size = os.fstat(f.fileno()).st_size
-    if size == 0:  # mmap refuses empty files
-        return _scan(b"", path)
-    with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        return _scan(data, path)
-
-
-def _scan(data: bytes | mmap.mmap, path: str) -> tuple[list[dict[str, Any]], LogReport]:
-    """Verify the magic and every record of a whole log held in ``data``."""
-    file_bytes = len(data)
-    head = data[: len(MAGIC)]
-    if head != MAGIC:
-        if file_bytes < len(MAGIC) and MAGIC.startswith(head):
-            # A crash while creating the file: no records were ever written.
-            return [], LogReport(
-                path,
-                0,
-                0,
-                file_bytes,
-                "truncated",
-                f"file ends inside the {len(MAGIC)}-byte header at offset {file_bytes}",
-            )
-        raise AlertLogError(f"{path} is not a bufferzone alert log (bad magic {head[:8]!r})")
-    events: list[dict[str, Any]] = []
-    scan = RECORDS.scan(data, len(MAGIC))
-    for span in scan:
-        try:
-            event = unpack_map(data[span.start : span.end])
-        except WireError as exc:
-            # The frame verified but its body is no event: stop here like any damage.
-            detail = f"record at offset {span.offset} is not an event map ({exc})"
-            return events, LogReport(
-                path, len(events), span.offset, file_bytes, "payload", detail
-            )
-        event.pop("v", None)
-        events.append(event)
-    end = scan.finished()
-    detail = end.detail if end.reason else f"{len(events)} records, {end.offset} bytes, clean"
-    return events, LogReport(path, len(events), end.offset, file_bytes, end.reason, detail)
-
-
-def read_alert_log(path: str | PathLike[str]) -> tuple[list[dict[str, Any]], LogReport]:
-    """Read and verify a whole alert log.
-
-    Parameters
-    ----------
-    path : str or path
-        The log file.
-
-    Returns
-    -------
-    events : list of dict
-        The events of every record that verified, in order (without the ``v`` key).
-    report : LogReport
-        Where the valid part ends and, if it ends early, why.
-
-    Raises
-    ------
-    AlertLogError
-        If the file is not an alert log (wrong magic); OSError if it cannot be read.
-    """
-    path = os.fspath(path)
-    with open(path, "rb") as f:
-        return _scan_file(f, path)
-
-
-def open_alerts_from_events(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The latest event of each alert that has no ``close`` event, in opening order.
-
-    Parameters
-    ----------
-    events : iterable of dict
-        Alert events in log order.
-    """
-    latest: dict[str, dict[str, Any]] = {}
-    for ev in events:
-        alert_id = ev["alert_id"]
-        if ev["event"] == "close":
-            latest.pop(alert_id, None)
-        elif ev["event"] == "open":
-            latest[alert_id] = dict(ev)
-        elif alert_id in latest:
-            # An update of an alert opened before the log started is ignored: the log
-            # does not know it as open.
-            latest[alert_id] = dict(ev)
-    return list(latest.values())
-
-
-def rebuild_open_alerts(path: str | PathLike[str]) -> tuple[list[dict[str, Any]], LogReport]:
-    """Open alerts according to a log on disk (e.g. after a restart), and its report."""
-    events, report = read_alert_log(path)
-    return open_alerts_from_events(events), report
-
 
 class AlertLog:
-    """Append-only writer of the alert log.
+    """Append-only writer of the alert log (version 2, or a version-1 file as found).
 
     Parameters
     ----------
     path : str or path
-        The file; created (with its magic) if missing.
+        The file; created (with a new log id) if missing.
     fsync : bool
         Whether every append also calls ``os.fsync``: survives a power cut, at the cost
         of a disk round trip per append. Without it an append survives a crash of
         this process (the data is in the kernel) but not of the machine.
+    signer : Signer, optional
+        Signs the chain head (:meth:`sign_head`); without one heads are not signed.
 
     Attributes
     ----------
     recovery : LogReport
-        What was found on opening; ``recovery.truncated`` says whether a damaged tail
-        was cut off.
+        What was found on opening, with the regions copied to the quarantine file.
+    records : int
+        Sequence number the next record gets (version 1: records so far).
+    signed : dict or None
+        The newest signed head (:meth:`sign_head`), the witness ``status`` carries.
 
     Raises
     ------
@@ -214,47 +89,70 @@ class AlertLog:
         If the file exists and is not an alert log, or another process holds it.
     """
 
-    def __init__(self, path: str | PathLike[str], fsync: bool = False):
+    def __init__(self, path: str | PathLike[str], fsync: bool = False,
+                 signer: Signer | None = None):
         self.path = Path(path)
         self.fsync = fsync
+        self.signer = signer
+        self.signed: dict[str, Any] | None = None
         self._f: BinaryIO | None = None
         f = open(self.path, "a+b")  # creates the file, never clobbers it
         try:
             self._lock(f)
-            size = os.fstat(f.fileno()).st_size
-            if size == 0:
-                report = LogReport(str(self.path), 0, 0, 0, None, "new log")
-            else:
-                _, report = _scan_file(f, str(self.path))
-            if report.error is not None or size == 0:
-                if report.error is not None:
-                    log.warning(
-                        "alert log %s: %s; truncating to %d valid bytes (%d records kept)",
-                        self.path,
-                        report.detail,
-                        report.valid_bytes,
-                        report.records,
-                    )
-                    report = LogReport(
-                        report.path,
-                        report.records,
-                        report.valid_bytes,
-                        report.file_bytes,
-                        report.error,
-                        report.detail,
-                        truncated=True,
-                    )
-                f.truncate(report.valid_bytes)
-                if report.valid_bytes < len(MAGIC):
-                    f.truncate(0)
-                    f.write(MAGIC)
-                self._sync(f, force=True)
+            report = self._open(f)
         except BaseException:
             f.close()
             raise
         self.recovery = report
         self._f = f
-        self.records = report.records
+        if report.quarantined and any(q["new"] for q in report.quarantined):
+            self._note(report)
+            self.sign_head("damage found on open")
+
+    def _open(self, f: BinaryIO) -> LogReport:
+        """Read what is there, quarantine damage, and set where the chain continues."""
+        path = str(self.path)
+        data = Path(path).read_bytes() if os.fstat(f.fileno()).st_size < len(MAGIC) else None
+        if data is not None and (MAGIC.startswith(data) or MAGIC_V1.startswith(data)):
+            # New, or a crash while creating it: only part of a magic, no record.
+            if data:
+                keep(path, data, [Gap(0, len(data), "truncated", "torn header")])
+            f.truncate(0)
+            self.log_id = os.urandom(_LOG_ID)
+            header = MAGIC + self.log_id
+            f.write(header + struct.pack("<I", zlib.crc32(header)))
+            self._sync(f, force=True)
+            self.version, self.records, self._last = 2, 0, chain.genesis(header)
+            return LogReport(path, 0, 0, len(data), "truncated" if data else None,
+                             "torn header replaced" if data else "new log")
+        lf, _, report = _read(path)
+        assert lf is not None  # a file longer than the magic always parses or raises
+        self.version, self.log_id = lf.version, lf.log_id
+        own = [r for r in lf.records if r.log_id == lf.log_id]
+        top = max(own, key=lambda r: r.seq, default=None)
+        self.records = 0 if top is None else top.seq + 1
+        self._last = chain.genesis(lf.header) if top is None else top.hash
+        if lf.gaps:
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data_map:
+                regions = keep(path, data_map, lf.gaps, lf.log_id)
+            report = replace(report, quarantined=tuple(regions))
+            log.error("alert log %s: %s; %d damaged region(s) copied to %s, nothing cut; "
+                      "alerts affected: %s", path, report.detail, len(regions),
+                      quarantine_path(path), ", ".join(report.affected_alerts) or "none")
+        elif not report.ok:
+            log.error("alert log %s: %s", path, report.detail)
+        return report
+
+    def _note(self, report: LogReport) -> None:
+        """Record, in the chain itself, what was found on opening and where it went."""
+        if self.version != 2:
+            return
+        regions = [{k: q[k] for k in ("offset", "length", "sha256", "reason")}
+                   for q in report.quarantined]
+        self.append_record(NOTE, {"type": "damage", "t": time.time(), "regions": regions,
+                                  "quarantine": quarantine_path(self.path).name,
+                                  "findings": list(report.findings),
+                                  "affected_alerts": list(report.affected_alerts)})
 
     @staticmethod
     def _lock(f: BinaryIO) -> None:
@@ -273,42 +171,82 @@ class AlertLog:
         if self.fsync or force:
             os.fsync(f.fileno())
 
+    def _encode(self, kind: int, payload: bytes) -> bytes:
+        if len(payload) > MAX_RECORD_BYTES:
+            raise AlertLogError(f"alert log record of {len(payload)} bytes exceeds "
+                                f"{MAX_RECORD_BYTES}")
+        if self.version == 1:
+            return RECORDS_V1.encode(payload)
+        body = chain.pack_body(kind, self.records, self.log_id, self._last, payload)
+        self._last = hashlib.sha256(body).digest()
+        self.records += 1
+        return RECORDS.encode(body)
+
+    def _write(self, items: Sequence[tuple[int, bytes]]) -> list[int]:
+        if self._f is None:
+            raise AlertLogError(f"alert log {self.path} is closed")
+        offset = self._f.seek(0, os.SEEK_END)
+        chunks, offsets = [], []
+        state = (self.records, self._last)
+        try:
+            for kind, payload in items:
+                chunks.append(self._encode(kind, payload))
+                offsets.append(offset)
+                offset += len(chunks[-1])
+        except AlertLogError:
+            self.records, self._last = state  # nothing was written: the chain is unchanged
+            raise
+        # One write of whole records: a crash tears at most the last one, which the
+        # next open quarantines and steps over.
+        self._f.write(b"".join(chunks))
+        self._sync(self._f)
+        if self.version == 1:
+            self.records += len(offsets)
+        return offsets
+
     def append(self, event: Mapping[str, Any]) -> int:
-        """Write one event and flush it (and fsync, if configured) before returning.
-
-        Parameters
-        ----------
-        event : dict
-            An alert event (any msgpack-able map).
-
-        Returns
-        -------
-        int
-            Byte offset of the record.
-        """
+        """Write one event and flush it (and fsync, if configured); its byte offset."""
         return self.append_many([event])[0]
 
     def append_many(self, events: Iterable[Mapping[str, Any]]) -> list[int]:
         """Write several events with one flush (and one fsync); their offsets."""
-        if self._f is None:
-            raise AlertLogError(f"alert log {self.path} is closed")
-        chunks, offsets = [], []
-        offset = self._f.seek(0, os.SEEK_END)
-        for event in events:
-            payload = pack_map(dict(event))
-            if len(payload) > MAX_RECORD_BYTES:
-                raise AlertLogError(
-                    f"alert event of {len(payload)} bytes exceeds {MAX_RECORD_BYTES}"
-                )
-            chunks.append(RECORDS.encode(payload))
-            offsets.append(offset)
-            offset += len(chunks[-1])
-        # One write of whole records: a crash tears at most the last one, which the
-        # reader detects and the next open cuts off.
-        self._f.write(b"".join(chunks))
-        self._sync(self._f)
-        self.records += len(offsets)
-        return offsets
+        return self._write([(EVENT, pack_map(dict(e))) for e in events])
+
+    def append_record(self, kind: int, payload: Mapping[str, Any]) -> int:
+        """Write one non-event record (a NOTE or CONFIG map; version 2 only)."""
+        if self.version == 1:
+            raise AlertLogError(f"{self.path} is a version-1 log: it holds events only")
+        return self._write([(kind, pack_map(dict(payload)))])[0]
+
+    @property
+    def head(self) -> dict[str, Any]:
+        """``{"seq", "hash"}`` of the newest record (empty for version 1 or no record)."""
+        if self.version == 1 or self.records == 0:
+            return {}
+        return {"seq": self.records - 1, "hash": self._last.hex()}
+
+    def sign_head(self, reason: str = "interval") -> dict[str, Any] | None:
+        """Sign the newest record's hash and append the signature as a HEAD record.
+
+        Nothing is written when there is no signer, the log is version 1, or nothing
+        was appended since the last signature. Returns the witness (log id, seq, head,
+        signature, public key, time, reason) that ``status`` publishes, or None.
+        """
+        if self.signer is None or self.version == 1 or self.records == 0:
+            return None
+        seq = self.records - 1
+        if self.signed is not None and self.signed["seq"] + 1 == seq:
+            return self.signed  # only our own HEAD record since: nothing new to sign
+        head = self._last
+        sig = self.signer.sign(chain.head_message(self.log_id, seq, head))
+        witness = {"log_id": self.log_id.hex(), "seq": seq, "head": head.hex(),
+                   "sig": sig.hex(), "key": self.signer.public.hex(), "t": time.time(),
+                   "reason": reason}
+        self._write([(HEAD, pack_map({"seq": seq, "head": head, "sig": sig,
+                                      "key": self.signer.public, "t": witness["t"],
+                                      "reason": reason}))])
+        self.signed = witness
+        return witness
 
     def close(self) -> None:
         """Flush, sync and close (idempotent)."""
