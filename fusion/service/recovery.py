@@ -18,7 +18,8 @@ The alert log is the record of what was *published* (an event is appended before
 is sent); a checkpoint is the full state at one instant and names how many log
 records existed then (``log_records``). So on restart:
 
-1. The log is verified; a torn or corrupt tail is cut off and reported.
+1. The log is verified; damaged regions are copied to its quarantine file (never cut)
+   and only records the hash chain lets us trust are used, in sequence order.
 2. The checkpoint's engine already reflects log records ``[0, log_records)``.
 3. Records ``[log_records, end)`` were published after the checkpoint; they are
    applied to the engine's open set in order: ``open`` adds the episode (and counts
@@ -57,7 +58,7 @@ import numpy as np
 
 from fusion.alerting.episodes import Episode
 from fusion.messages import CLASSES
-from fusion.service.alertlog import read_alert_log
+from fusion.service.alertlog import read_alert_entries
 from fusion.tracking.track_table import CONFIRMED
 
 if TYPE_CHECKING:
@@ -373,8 +374,8 @@ def restore_pipeline(pipeline: Pipeline, checkpoint: str | Path = "",
                      log_path: str | Path = "") -> dict[str, Any]:
     """Resume ``pipeline`` from a checkpoint and the alert log (see :mod:`fusion.service.recovery`).
 
-    Call it after the pipeline's :class:`AlertLog` is open (opening it cuts a damaged
-    tail off and reports it). Returns what was restored; also kept in
+    Call it after the pipeline's :class:`AlertLog` is open (opening it quarantines
+    damaged regions and reports them). Returns what was restored; also kept in
     ``pipeline.restored`` and so in ``status``.
     """
     result: dict[str, Any] = {}
@@ -390,22 +391,34 @@ def restore_pipeline(pipeline: Pipeline, checkpoint: str | Path = "",
         except CheckpointError as exc:
             log.error("%s; starting from the alert log alone", exc)
             result["checkpoint_error"] = str(exc)
-    events: list[dict[str, Any]] = []
+    entries: list[tuple[int, dict[str, Any]]] = []
     if log_path and Path(log_path).exists():
-        events, report = read_alert_log(log_path)
+        # Only records the hash chain lets us trust; damage is quarantined, never cut.
+        entries, report = read_alert_entries(log_path)
         if not report.ok:
-            log.error("alert log %s: %s (records after it are not used)", log_path, report.detail)
+            log.error("alert log %s: %s (the open set is rebuilt from trusted records only; "
+                      "alerts affected: %s)", log_path, report.detail,
+                      ", ".join(report.affected_alerts) or "none")
         result["log"] = report.detail
+        result["log_trust"] = report.as_status()
         recovery = getattr(pipeline.alert_log, "recovery", None)
-        if recovery is not None and recovery.truncated:
-            log.error("alert log %s had a damaged tail, cut off: %s", log_path, recovery.detail)
-            result["log_truncated"] = recovery.detail
+        if recovery is not None and recovery.quarantined:
+            result["log_trust"]["quarantined"] = [
+                {k: v for k, v in q.items() if k != "new"} for q in recovery.quarantined]
+            result["log_damaged"] = recovery.detail
+    events = [ev for _, ev in entries]
     if state is None and not events:
         pipeline.restored = result
         return result
     if state is None:
         state = pipeline.state_dict()  # the empty state, as of the log's beginning
         state["log_records"] = 0
+    # The checkpoint counted records by sequence number: split the trusted events there,
+    # so records lost before it do not shift which events count as later.
+    cut = int(state.get("log_records", 0))
+    state["log_records"] = sum(1 for seq, _ in entries if seq < cut)
+    if entries and entries[-1][0] + 1 < cut:
+        result["log_short_by"] = cut - entries[-1][0] - 1
     engine = pipeline.engine
 
     def hold_of(zone: str, kind: str) -> float | None:
