@@ -370,6 +370,27 @@ def remove_stale_temporaries(checkpoint: str | Path) -> list[str]:
     return removed
 
 
+def _trusted_log(pipeline: Pipeline, log_path: str | Path,
+                 result: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """(seq, event) of the log's trusted records; what was wrong goes into ``result``."""
+    entries: list[tuple[int, dict[str, Any]]] = []
+    if log_path and Path(log_path).exists():
+        # Only records the hash chain lets us trust; damage is quarantined, never cut.
+        entries, report = read_alert_entries(log_path)
+        if not report.ok:
+            log.error("alert log %s: %s (the open set is rebuilt from trusted records only; "
+                      "alerts affected: %s)", log_path, report.detail,
+                      ", ".join(report.affected_alerts) or "none")
+        result["log"] = report.detail
+        result["log_trust"] = report.as_status()
+        recovery = getattr(pipeline.alert_log, "recovery", None)
+        if recovery is not None and recovery.quarantined:
+            result["log_trust"]["quarantined"] = [
+                {k: v for k, v in q.items() if k != "new"} for q in recovery.quarantined]
+            result["log_damaged"] = recovery.detail
+    return entries
+
+
 def restore_pipeline(pipeline: Pipeline, checkpoint: str | Path = "",
                      log_path: str | Path = "") -> dict[str, Any]:
     """Resume ``pipeline`` from a checkpoint and the alert log (see :mod:`fusion.service.recovery`).
@@ -391,21 +412,7 @@ def restore_pipeline(pipeline: Pipeline, checkpoint: str | Path = "",
         except CheckpointError as exc:
             log.error("%s; starting from the alert log alone", exc)
             result["checkpoint_error"] = str(exc)
-    entries: list[tuple[int, dict[str, Any]]] = []
-    if log_path and Path(log_path).exists():
-        # Only records the hash chain lets us trust; damage is quarantined, never cut.
-        entries, report = read_alert_entries(log_path)
-        if not report.ok:
-            log.error("alert log %s: %s (the open set is rebuilt from trusted records only; "
-                      "alerts affected: %s)", log_path, report.detail,
-                      ", ".join(report.affected_alerts) or "none")
-        result["log"] = report.detail
-        result["log_trust"] = report.as_status()
-        recovery = getattr(pipeline.alert_log, "recovery", None)
-        if recovery is not None and recovery.quarantined:
-            result["log_trust"]["quarantined"] = [
-                {k: v for k, v in q.items() if k != "new"} for q in recovery.quarantined]
-            result["log_damaged"] = recovery.detail
+    entries = _trusted_log(pipeline, log_path, result)
     events = [ev for _, ev in entries]
     if state is None and not events:
         pipeline.restored = result
