@@ -70,6 +70,17 @@ class ServiceConfig:
     max_held : int
         Batches the reorder buffer holds at most; beyond it the service stops reading
         the detection socket, so a flood waits (and overflows) in ZeroMQ, not in memory.
+    signing_key : str
+        Ed25519 secret key file (``bufferzone keys --signing``) that signs the alert
+        log's chain head; "" leaves heads unsigned.
+    sign_interval : float
+        Wall-clock seconds between head signatures (also one at shutdown).
+    intake_dir : str
+        Directory of the raw-input recordings (every accepted batch); "" for none.
+    intake_rotate_bytes, intake_rotate_seconds : float
+        A new raw-input file starts after this many bytes or seconds.
+    intake_retention : float
+        Seconds a finished raw-input file is kept; 0 keeps them all.
     """
 
     det_connect: tuple[str, ...] = ()
@@ -98,6 +109,12 @@ class ServiceConfig:
     checkpoint_interval: float = 10.0
     max_held: int = 10_000
     max_variance: float = 1e8
+    signing_key: str = ""
+    sign_interval: float = 60.0
+    intake_dir: str = ""
+    intake_rotate_bytes: float = 256 * 1024 * 1024
+    intake_rotate_seconds: float = 3600.0
+    intake_retention: float = 30 * 86400.0
 
     def __post_init__(self) -> None:
         for name in ("reorder_window", "alert_interval", "max_lateness", "max_future"):
@@ -114,7 +131,10 @@ class ServiceConfig:
             for kind, value in getattr(self, name).items():
                 if not value >= 0:
                     raise ConfigError(f"service.{name}.{kind} must be >= 0, got {value}")
-        for name in ("track_interval", "status_interval", "checkpoint_interval"):
+        if not self.intake_retention >= 0:
+            raise ConfigError(f"service.intake_retention must be >= 0, got {self.intake_retention}")
+        for name in ("track_interval", "status_interval", "checkpoint_interval", "sign_interval",
+                     "intake_rotate_bytes", "intake_rotate_seconds"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"service.{name} must be > 0, got {getattr(self, name)}")
 
