@@ -42,7 +42,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ import msgpack
 import numpy as np
 
 from fusion.alerting.engine import AlertEngine
-from fusion.alerting.rules import load_rules
+from fusion.alerting.rules import RuleSet, load_rules
 from fusion.alerting.zones import ZoneSet
 from fusion.geo import LocalFrame
 from fusion.messages import decode_batch, pack_map, unpack_map
@@ -272,6 +272,29 @@ def _frames(reader: RecordingReader, bar: Any) -> Iterator[tuple[float, bytes, b
         yield frame.t_recv, bytes(frame.topic), bytes(frame.payload)
 
 
+def tracker_config_from(meta: dict[str, Any], default: TrackerConfig) -> TrackerConfig:
+    """The tracker settings an evidence bundle recorded (``default`` where it has none)."""
+    recorded = meta.get("tracker_config")
+    if not isinstance(recorded, dict):
+        return default
+    known = {f.name for f in fields(TrackerConfig)}
+    values = {k: (tuple(v) if isinstance(v, list) else v)
+              for k, v in recorded.items() if k in known}
+    try:
+        return replace(default, **values)
+    except (TypeError, ValueError):
+        return default
+
+
+def service_config_from(meta: dict[str, Any], default: ServiceConfig) -> ServiceConfig:
+    """The reorder window and rule timing an evidence bundle recorded."""
+    recorded = meta.get("service")
+    if not isinstance(recorded, dict):
+        return default
+    keys = ("reorder_window", "alert_interval", "max_lateness", "max_future", "time_reference")
+    return replace(default, **{k: recorded[k] for k in keys if k in recorded})
+
+
 def replay_offline(
     recording: str | Path,
     out: str | Path,
@@ -338,6 +361,14 @@ def replay_offline(
     with RecordingReader(recording) as reader:
         header = reader.header
         scenario_meta = dict(header.metadata.get("scenario") or {})
+        rule_set: Any = rules
+        if header.metadata.get("kind") == "evidence":
+            # A bundle carries the rules and settings that were in force: use them, so
+            # the alert is reproduced on any machine with nothing else.
+            if rules is None:
+                rule_set = RuleSet.from_dict(header.metadata["rules"])
+            tracker_config = tracker_config_from(header.metadata, tracker_config)
+            service_config = service_config_from(header.metadata, service_config)
         if tracker == "bufferzone" and zones is None:
             if "zones" not in scenario_meta:
                 raise ValueError(
@@ -357,7 +388,7 @@ def replay_offline(
                 "alert_interval": service_config.alert_interval,
                 "timer_interval": float(timer_interval),
             },
-            "rules": rules or "default",
+            "rules": rules or ("evidence bundle" if rule_set is not rules else "default"),
             "source": Path(recording).name,
             "scenario": scenario_meta,
         }
@@ -377,7 +408,7 @@ def replay_offline(
                     zones,
                     tracker_config,
                     service_config,
-                    rules,
+                    rule_set,
                     step,
                     timer_interval,
                     header.t_start,
@@ -421,7 +452,7 @@ def _run_pipeline(
     zones: tuple[ZoneSet, LocalFrame],
     tracker_config: TrackerConfig,
     service_config: ServiceConfig,
-    rules: str | None,
+    rules: str | RuleSet | None,
     step: float,
     timer_interval: float,
     t_start: float,
@@ -441,7 +472,8 @@ def _run_pipeline(
 
     core = Tracker(tracker_config)
     stepper = _Stepper(step, picture)
-    engine = AlertEngine(zones[0], load_rules(rules), zones[1])
+    rule_set = rules if isinstance(rules, RuleSet) else load_rules(rules)
+    engine = AlertEngine(zones[0], rule_set, zones[1])
     pipe = Pipeline(
         _SteppingTracker(core, stepper),  # type: ignore[arg-type]
         engine,

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "replay.cli.service",
     "replay.cli.sensors",
     "replay.cli.ops",
+    "replay.cli.evidence",
 )
 
 
