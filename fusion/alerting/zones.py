@@ -343,23 +343,15 @@ class Zone:
         speed = np.hypot(vel[:, 0], vel[:, 1])
         reach = speed * horizon
         cand = np.flatnonzero(self.near(pos, np.where(np.isfinite(reach), reach, 0.0)))
-        if cand.size:
-            pts = pos[cand]
-            d, _, _ = self._edges.nearest(pts)  # type: ignore[attr-defined]
-            on = self._edges.inside(pts) | (d == 0)  # type: ignore[attr-defined]
-            ttb[cand] = self._entry_time(pts, vel[cand], horizon[cand], speed[cand], on)
-        return ttb
-
-    def _entry_time(self, pos, vel, horizon, speed, on) -> np.ndarray:
-        """:meth:`time_to_breach` of points already known to be inside (``on``) or not."""
-        ttb = np.where(on, 0.0, np.inf)
-        move = np.flatnonzero(~on & (speed > 0) & (horizon > 0))
-        if move.size:
-            # The start is outside, so the first boundary crossing along the path is
-            # the entry: s in [0, 1] along pos -> pos + vel * horizon, time s * horizon.
-            delta = vel[move] * horizon[move, None]
-            s = self._edges.first_crossing(pos[move], delta)  # type: ignore[attr-defined]
-            ttb[move] = s * horizon[move]
+        pts, h = pos[cand], horizon[cand]
+        d, _, _ = self._edges.nearest(pts)  # type: ignore[attr-defined]
+        on = self._edges.inside(pts) | (d == 0)  # type: ignore[attr-defined]
+        ttb[cand] = np.where(on, 0.0, np.inf)
+        # The start is outside, so the first boundary crossing along the path is the
+        # entry: s in [0, 1] along pos -> pos + vel * horizon, time s * horizon.
+        move = (~on & (speed[cand] > 0) & (h > 0)).nonzero()[0]
+        s = self._edges.first_crossing(pts[move], vel[cand[move]] * h[move, None])  # type: ignore[attr-defined]
+        ttb[cand[move]] = s * h[move]
         return ttb
 
     def side(self, points: np.ndarray) -> np.ndarray:
