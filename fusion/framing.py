@@ -120,10 +120,14 @@ class ScanEnd:
         Records that verified.
     size : int
         Bytes that were scanned to (the file size).
-    reason : {"truncated", "length", "crc"} or None
-        Why the scan stopped before ``size``; ``None`` when every byte verified.
+    reason : {"truncated", "length", "crc", "sync"} or None
+        Why the scan stopped before ``size`` (``"sync"``: no record marker where a
+        record should start); ``None`` when every byte verified, or, with ``resync``,
+        when the last damaged region is followed by a record.
     detail : str
         A sentence for a person, naming the offset.
+    gaps : tuple of Gap
+        Every damaged region a resynchronising scan stepped over.
     """
 
     offset: int
@@ -280,6 +284,8 @@ class RecordScan:
                 f"record at offset {pos} is cut short inside its {head}-byte header"
             )
         if sync and buf[pos : pos + len(sync)] != sync:
+            if not bytes(buf[pos:size]).strip(b"\0"):
+                return 0, 0, "truncated", f"zero-filled tail of {size - pos} bytes at offset {pos}"
             return 0, 0, "sync", f"no record marker at offset {pos}"
         (length,) = _U32.unpack_from(buf, pos + len(sync))
         if not layout.min_body <= length <= layout.max_body:

@@ -97,7 +97,8 @@ def verify_log(path: str | Path, public: bytes | None = None,
         lines.append(f"{'BAD ' if f.fatal else 'note'} {f.kind} at offset {f.offset}"
                      + (f", seq {f.seq}" if f.seq is not None else "") + f": {f.detail}")
     if fatal:
-        first = fatal[0]
+        # A record no key vouches for is weaker news than one shown to be tampered with.
+        first = next((f for f in fatal if f.kind != "unsigned"), fatal[0])
         lines.append(f"first bad record: offset {first.offset}"
                      + (f", seq {first.seq}" if first.seq is not None else "")
                      + f" ({first.kind})")

@@ -353,7 +353,14 @@ def _check_heads(own: Sequence[ChainRecord], public: bytes | None, out: ChainChe
             out.untrusted.add(r.offset)
             continue
         target = by_seq.get(seq)
-        if target is None:
+        if target is None and seq >= r.seq:
+            # The head signs a record at or after its own place: records before it were
+            # removed and the chain renumbered.
+            out.findings.append(Finding("deleted", r.offset, r.seq,
+                                        f"the head signed at offset {r.offset} names seq "
+                                        f"{seq}, but only {r.seq} records precede it: "
+                                        "records were removed and the chain rewritten"))
+        elif target is None:
             out.findings.append(Finding("truncated", r.offset, seq,
                                         f"a signed head names seq {seq}, which the log lacks"))
         elif target.hash != head:

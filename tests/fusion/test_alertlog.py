@@ -1,13 +1,19 @@
-"""The durable alert log: round trip, torn tails, flipped bytes, rebuilding open alerts."""
+"""The durable alert log: round trip, torn tails, flipped bytes, quarantine, open alerts.
+
+Nothing is ever cut: damage is copied to ``<log>.quarantine`` and stepped over.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import struct
 import zlib
 
+import numpy as np
 import pytest
 
+from fusion.framing import SYNC_MARKER
 from fusion.messages import pack_map
 from fusion.service.alertlog import (
     MAGIC,
@@ -17,6 +23,8 @@ from fusion.service.alertlog import (
     read_alert_log,
     rebuild_open_alerts,
 )
+from fusion.service.logfile import HEADER_SIZE
+from fusion.service.quarantine import quarantine_path, read_quarantine
 
 
 def event(alert_id, ev, t, **extra):
@@ -67,7 +75,8 @@ def test_round_trip(tmp_path):
     events, report = read_alert_log(path)
     assert events == EVENTS
     assert report.ok and report.records == 6 and report.valid_bytes == report.file_bytes
-    assert offsets[0] == len(MAGIC) and offsets == sorted(offsets)
+    assert report.chained and report.head["seq"] == 5
+    assert offsets[0] == HEADER_SIZE and offsets == sorted(offsets)
 
 
 def test_rebuild_open_alerts(tmp_path):
@@ -81,48 +90,64 @@ def test_rebuild_open_alerts(tmp_path):
     assert open_alerts_from_events([]) == []
 
 
+def quarantined_bytes(path):
+    """The bytes of every region in the quarantine file, by offset (parts joined)."""
+    regions = {}
+    for e in read_quarantine(quarantine_path(path)):
+        regions.setdefault(e["offset"], []).append((e["part"], e["bytes"]))
+    return {off: b"".join(b for _, b in sorted(parts)) for off, parts in regions.items()}
+
+
 @pytest.mark.parametrize("cut", [1, 5, 8, 20])
-def test_truncated_tail_is_reported_and_cut(tmp_path, cut, caplog):
+def test_a_torn_tail_is_quarantined_never_cut(tmp_path, cut, caplog):
     path = tmp_path / "alerts.log"
     offsets = write(path, EVENTS)
     size = path.stat().st_size
     with open(path, "r+b") as f:
         f.truncate(size - cut)
+    torn = path.read_bytes()
     events, report = read_alert_log(path)
     assert events == EVENTS[:-1]
     assert report.error == "truncated" and report.valid_bytes == offsets[-1]
     assert str(offsets[-1]) in report.detail
-    with caplog.at_level(logging.WARNING, logger="fusion.service.alertlog"), AlertLog(path) as log:
-        assert log.recovery.truncated and log.recovery.valid_bytes == offsets[-1]
+    with caplog.at_level(logging.ERROR, logger="fusion.service.alertlog"), AlertLog(path) as log:
+        assert not log.recovery.truncated and log.recovery.quarantined[0]["offset"] == offsets[-1]
         log.append(EVENTS[-1])
-    assert "truncating" in caplog.text
+    assert "nothing cut" in caplog.text
+    assert path.read_bytes().startswith(torn)  # every byte still where it was
+    assert quarantined_bytes(path) == {offsets[-1]: torn[offsets[-1] :]}
     events, report = read_alert_log(path)
-    assert events == EVENTS and report.ok
+    # The torn record was never published (append before publish); the writer's note
+    # acknowledges the torn bytes, and the chain runs on across them.
+    assert events == EVENTS and report.ok, report.detail
 
 
-def test_flipped_byte_is_detected_and_cut(tmp_path):
+def test_a_flipped_byte_loses_one_record_and_names_the_alerts_it_affects(tmp_path):
     path = tmp_path / "alerts.log"
     offsets = write(path, EVENTS)
     with open(path, "r+b") as f:
-        f.seek(offsets[3] + 8 + 10)  # inside the fourth record's payload
+        f.seek(offsets[3] + 16 + 60)  # inside the fourth record's payload
         b = f.read(1)
         f.seek(-1, 1)
         f.write(bytes([b[0] ^ 0x40]))
+    damaged = path.read_bytes()
     events, report = read_alert_log(path)
-    assert events == EVENTS[:3]
+    assert events == EVENTS[:3] + EVENTS[4:]  # reading resumes at the next record
     assert report.error == "crc" and report.valid_bytes == offsets[3]
-    assert f"offset {offsets[3]}" in report.detail
+    assert "zone-a:incursion:2:0" in report.affected_alerts
     with AlertLog(path) as log:
-        assert log.recovery.truncated and log.recovery.error == "crc"
-    assert path.stat().st_size == offsets[3]
-    assert read_alert_log(path)[1].ok
+        assert not log.recovery.truncated and log.recovery.error == "crc"
+    assert path.read_bytes().startswith(damaged)
+    assert quarantined_bytes(path) == {offsets[3]: damaged[offsets[3] : offsets[4]]}
+    events, report = read_alert_log(path)
+    assert len(events) == 5 and report.error == "damaged"  # the lost record stays reported
 
 
 def test_impossible_length_is_corruption_not_an_allocation(tmp_path):
     path = tmp_path / "alerts.log"
     offsets = write(path, EVENTS[:2])
     with open(path, "r+b") as f:
-        f.seek(offsets[1])
+        f.seek(offsets[1] + len(SYNC_MARKER))
         f.write(b"\xff\xff\xff\x7f")
     events, report = read_alert_log(path)
     assert events == EVENTS[:1] and report.error == "length"
@@ -138,13 +163,14 @@ def test_not_an_alert_log_is_never_touched(tmp_path):
     assert path.read_bytes() == b"hello, this is not an alert log\n"
 
 
-def test_torn_header_of_a_new_file_is_repaired(tmp_path):
+def test_torn_header_of_a_new_file_is_replaced_and_kept(tmp_path):
     path = tmp_path / "alerts.log"
     path.write_bytes(MAGIC[:3])
     with AlertLog(path) as log:
-        assert log.recovery.truncated
+        assert log.recovery.error == "truncated"
         log.append(EVENTS[0])
     assert read_alert_log(path)[0] == EVENTS[:1]
+    assert quarantined_bytes(path) == {0: MAGIC[:3]}
 
 
 def test_one_writer_at_a_time(tmp_path):
@@ -163,24 +189,98 @@ def test_append_after_close_fails(tmp_path):
 
 
 def test_bytes_follow_the_documented_layout(tmp_path):
-    # Golden layout: the framing moved to fusion.framing, the file format did not.
     path = tmp_path / "alerts.log"
     ev = {"alert_id": "z:incursion:1:0", "event": "open"}
     write(path, [ev])
     data = path.read_bytes()
+    header = data[:16]
+    assert header[:8] == MAGIC and data[16:20] == struct.pack("<I", zlib.crc32(header))
     payload = pack_map(ev)
-    assert data == MAGIC + struct.pack("<II", len(payload), zlib.crc32(payload)) + payload
+    body = struct.pack("<BQ", 0, 0) + header[8:] + hashlib.sha256(header).digest() + payload
+    record = SYNC_MARKER + struct.pack("<II", len(body), zlib.crc32(body)) + body
+    assert data == data[:20] + record
 
 
-def test_a_zero_filled_tail_is_cut_back_to_the_last_record(tmp_path):
+def test_a_zero_filled_tail_is_quarantined_and_stepped_over(tmp_path):
     # Some file systems leave zeros where a crash cut the last write short.
     path = tmp_path / "alerts.log"
-    offsets = write(path, EVENTS[:2])
+    write(path, EVENTS[:2])
     size = path.stat().st_size
     with open(path, "ab") as f:
         f.write(b"\0" * 64)
     events, report = read_alert_log(path)
-    assert events == EVENTS[:2] and not report.ok and report.valid_bytes == size
+    assert events == EVENTS[:2] and report.error == "truncated" and report.valid_bytes == size
     with AlertLog(path) as log:
-        assert log.recovery.truncated and log.recovery.records == 2
-    assert path.stat().st_size == size and offsets[-1] < size
+        assert log.recovery.records == 2 and log.recovery.quarantined
+        log.append(EVENTS[2])
+    assert read_alert_log(path)[0] == EVENTS[:3]
+    assert quarantined_bytes(path) == {size: b"\0" * 64}
+
+
+def long_history(n_alerts=170, seed=7):
+    """About 680 events: alerts opening, updating and closing, interleaved."""
+    rng = np.random.default_rng(seed)
+    events, t = [], 0.0
+    live: list[str] = []
+    for k in range(n_alerts):
+        t += 1.0
+        aid = f"zone-a:incursion:{k}:0"
+        events.append(event(aid, "open", t))
+        live.append(aid)
+        for _ in range(2):
+            events.append(event(live[int(rng.integers(len(live)))], "update", t))
+        if rng.random() < 0.8:
+            events.append(event(live.pop(int(rng.integers(len(live)))), "close", t))
+    return events
+
+
+def test_a_flipped_byte_mid_log_keeps_every_other_record_and_the_open_set(tmp_path):
+    # The issue's probe: one flipped byte in the middle of a long log.
+    events = long_history()
+    path = tmp_path / "alerts.log"
+    offsets = write(path, events)
+    truth = {a["alert_id"] for a in open_alerts_from_events(events)}
+    k = len(events) // 2
+    data = bytearray(path.read_bytes())
+    data[offsets[k] + 40] ^= 0x01
+    path.write_bytes(bytes(data))
+    with AlertLog(path) as log:
+        report = log.recovery
+    open_, again = rebuild_open_alerts(path)
+    assert again.records == len(events) - 1
+    affected = set(report.affected_alerts)
+    assert events[k]["alert_id"] in affected
+    rebuilt = {a["alert_id"] for a in open_}
+    assert rebuilt - affected == truth - affected  # every unaffected alert is right
+    assert path.stat().st_size + quarantine_path(path).stat().st_size >= len(data)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_quarantine_keeps_every_byte_of_random_damage(tmp_path, seed):
+    rng = np.random.default_rng(seed)
+    path = tmp_path / "alerts.log"
+    offsets = write(path, long_history(40, seed))
+    data = bytearray(path.read_bytes())
+    for _ in range(int(rng.integers(1, 4))):  # flips, overwritten runs, zeroed runs
+        at = int(rng.integers(HEADER_SIZE, len(data)))
+        run = int(rng.integers(1, 300))
+        how = int(rng.integers(3))
+        chunk = (bytes(rng.integers(0, 256, run, dtype=np.uint8)) if how == 0
+                 else b"\0" * run if how == 1 else bytes([data[at] ^ 0x20]))
+        data[at : at + len(chunk)] = chunk[: len(data) - at]
+    before = bytes(data)
+    path.write_bytes(before)
+    with AlertLog(path) as log:
+        regions = log.recovery.quarantined
+        log.append(EVENTS[0])
+    after = path.read_bytes()
+    assert after.startswith(before)  # never cut, never rewritten
+    kept = quarantined_bytes(path)
+    for r in regions:
+        assert kept[r["offset"]] == before[r["offset"] : r["offset"] + r["length"]]
+    qsize = quarantine_path(path).stat().st_size if regions else 0
+    assert len(after) + qsize >= len(before)
+    assert offsets  # the log had records
+    with AlertLog(path):  # a second open quarantines nothing twice
+        pass
+    assert quarantined_bytes(path) == kept

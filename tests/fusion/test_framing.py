@@ -5,9 +5,17 @@ from __future__ import annotations
 import struct
 import zlib
 
+import numpy as np
 import pytest
 
-from fusion.framing import CRC_AFTER_BODY, CRC_BEFORE_BODY, RecordLayout
+from fusion.framing import (
+    CRC_AFTER_BODY,
+    CRC_BEFORE_BODY,
+    SYNC_MARKER,
+    SYNCED_CRC_BEFORE_BODY,
+    Gap,
+    RecordLayout,
+)
 
 LAYOUTS = [CRC_BEFORE_BODY, CRC_AFTER_BODY]
 BODIES = [b"alpha", b"", b"x" * 300, b"\0\1\2"]
@@ -110,3 +118,45 @@ def test_the_end_is_only_known_after_the_whole_scan():
     next(iter(scan))
     with pytest.raises(RuntimeError, match="not run to its end"):
         scan.finished()
+
+
+def test_golden_bytes_of_the_synced_layout():
+    body = b"xyz"
+    assert SYNCED_CRC_BEFORE_BODY.encode(body) == (
+        SYNC_MARKER + struct.pack("<II", 3, zlib.crc32(body)) + body
+    )
+    assert SYNCED_CRC_BEFORE_BODY.overhead == 16
+
+
+@pytest.mark.parametrize("layout", [*LAYOUTS, SYNCED_CRC_BEFORE_BODY])
+def test_resync_steps_over_a_damaged_record_to_the_next_good_one(layout):
+    data, offsets = records(layout)
+    damaged = bytearray(data)
+    damaged[offsets[2] + layout.header_size + 100] ^= 0x10  # inside the third body
+    scan = layout.scan(bytes(damaged), 0, resync=True)
+    bodies = [bytes(damaged[s.start : s.end]) for s in scan]
+    end = scan.finished()
+    assert bodies == BODIES[:2] + BODIES[3:]
+    assert end.gaps == (Gap(offsets[2], offsets[3], "crc", end.gaps[0].detail),)
+    assert not end.clean and end.reason is None and end.records == 3
+
+
+@pytest.mark.parametrize("layout", [CRC_BEFORE_BODY, SYNCED_CRC_BEFORE_BODY])
+def test_resync_reports_a_torn_tail_as_a_truncated_gap_to_the_end(layout):
+    data, offsets = records(layout)
+    scan = layout.scan(data[:-3], 0, resync=True)
+    assert len(list(scan)) == len(BODIES) - 1
+    end = scan.finished()
+    assert end.reason == "truncated" and end.offset == offsets[-1]
+    assert end.gaps[-1].end == len(data) - 3
+
+
+def test_resync_finds_records_after_garbage_inserted_between_them():
+    layout = SYNCED_CRC_BEFORE_BODY
+    data, offsets = records(layout)
+    rng = np.random.default_rng(3)
+    junk = bytes(rng.integers(0, 256, 500, dtype=np.uint8))
+    spliced = data[: offsets[1]] + junk + data[offsets[1] :]
+    scan = layout.scan(spliced, 0, resync=True)
+    assert [bytes(spliced[s.start : s.end]) for s in scan] == BODIES
+    assert scan.finished().gaps[0][:2] == (offsets[1], offsets[1] + 500)
