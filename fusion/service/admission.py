@@ -47,15 +47,9 @@ Sensor table
     refused (``too_many_sensors``). An id flood therefore cannot refuse a sensor
     that is configured or was heard recently. With CURVE, one key may create at most
     ``max_sensors_per_key`` ids (``too_many_sensors_for_key``).
-
 Budgets
-    Per sensor kind, a batch may hold at most ``budgets[kind][0]`` detections
-    (``too_many_detections``), and a sensor may send at most ``budgets[kind][1]``
-    detections per second of its own measurement time, with one full batch as burst
-    (``over_budget``, counted per sensor; the batch's sequence number is used up, so
-    the drop is not also counted as a gap). Measurement time cannot run ahead of the
-    reference, so a sensor cannot buy itself budget, and a replay at any speed keeps
-    the budget it had live. The tracker's work per batch is bounded with it.
+    Detections per batch and per second, measurement covariances and the allowance
+    of ids on probation are bounded by :class:`fusion.service.budgets.Budgets`.
 
 Work per batch is O(1) amortised, plus a vote count over the active sensors that
 is recomputed every batch while few sensors are heard, and otherwise at most every
@@ -68,13 +62,14 @@ import logging
 import math
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import Any
 
 import numpy as np
 
 from fusion.messages import DetectionBatch, WireError
+from fusion.service.budgets import Budgets
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +81,6 @@ JUMP_CONFIRMATIONS = 2
 # speed, rarely enough that a median over thousands of ids stays off the hot path.
 _CONSENSUS_EVERY = 32
 _CONSENSUS_SECONDS = 0.05
-# Detections per batch and per second of measurement time, per sensor kind: several
-# times what the simulated sensor models produce in a busy scene (a radar sector holds
-# a few hundred plots a scan, a satellite pass image a few thousand).
-DEFAULT_BUDGETS: dict[str, tuple[float, float]] = {
-    "radar": (5_000.0, 10_000.0),
-    "drone": (2_000.0, 20_000.0),
-    "satellite": (50_000.0, 50_000.0),
-    "ugs": (200.0, 1_000.0),
-}
 # Sensors looked at when votes on a jump are counted: bounds that step's work.
 _MAX_COUNTED = 256
 
@@ -120,12 +106,8 @@ class SensorAdmission:
         Wall-clock seconds a sensor counts towards the feed consensus after it was heard.
     max_gap : int
         Largest forward jump counted as lost messages; larger jumps are re-syncs.
-    budgets : mapping of str to (float, float)
-        Per sensor kind: detections per batch, detections per second of measurement
-        time. Kinds not given keep :data:`DEFAULT_BUDGETS`.
-    max_variance : float
-        Largest eigenvalue a measurement covariance may have, m^2
-        (``covariance_too_large``); 1e8 is a 10 km standard deviation.
+    budgets : Budgets, optional
+        The work bounds (default: :class:`~fusion.service.budgets.Budgets` defaults).
     clock : callable
         Monotonic wall clock (seconds), for idleness; injectable for tests and replays.
     wall : callable
@@ -144,8 +126,7 @@ class SensorAdmission:
         max_sensors_per_key: int = 256,
         active_window: float = 30.0,
         max_gap: int = 1_000_000,
-        budgets: Mapping[str, tuple[float, float]] | None = None,
-        max_variance: float = 1e8,
+        budgets: Budgets | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -162,11 +143,7 @@ class SensorAdmission:
         self.max_sensors_per_key = max_sensors_per_key
         self.active_window = active_window
         self.max_gap = max_gap
-        self.budgets = {**DEFAULT_BUDGETS, **(budgets or {})}
-        self.max_variance = max_variance
-        # Per sensor: detections it may still send, and the measurement time of that count.
-        self.tokens: dict[str, tuple[float, float]] = {}
-        self.budget_drops: Counter[str] = Counter()
+        self.budgets = budgets or Budgets()
         self.missed_while_down: Counter[str] = Counter()
         self._resumed: set[str] = set()
         self.clock = clock
@@ -193,30 +170,43 @@ class SensorAdmission:
 
     # -- the check ------------------------------------------------------------------
 
-    def admit(self, batch: DetectionBatch, user_id: str | None = None) -> None:
+    def admit_sender(self, sensor: str, user_id: str | None = None) -> None:
+        """The checks that need only the sensor id (from the topic, before decoding).
+
+        Configured ids, room in the table, the probation allowance: a flood of invented
+        ids is refused here without the cost of decoding its payloads.
+        """
+        if self.registered and sensor not in self.registered:
+            raise WireError("unknown_sensor", f"sensor {sensor!r} is not configured")
+        now = self.clock()
+        if sensor not in self.heard:
+            self._make_room(sensor, user_id, now)
+        if sensor not in self.registered:
+            self.budgets.draw_probation(sensor, self.accepted.get(sensor, 0), now)
+
+    def admit(
+        self, batch: DetectionBatch, user_id: str | None = None, sender_checked: bool = False
+    ) -> None:
         """Accept ``batch`` into the sensor's state, or raise :class:`WireError`.
 
         A refused batch changes no sequence number, time or table entry; a refused
         ``future`` batch only advances its sensor's jump run (bounded like the table).
+        ``sender_checked`` says :meth:`admit_sender` already passed for this batch.
         """
         sensor = batch.sensor_id
-        if self.registered and sensor not in self.registered:
-            raise WireError("unknown_sensor", f"sensor {sensor!r} is not configured")
-        self._check_covariance(batch)
-        per_batch, per_second = self.budgets.get(batch.sensor_kind, (0.0, 0.0))
-        if len(batch) > per_batch:
-            raise WireError(
-                "too_many_detections",
-                f"sensor {sensor}: {len(batch)} detections in one batch, more than the "
-                f"{per_batch:g} a {batch.sensor_kind} may send",
-            )
+        if not sender_checked:
+            self.admit_sender(sensor, user_id)
+        self.budgets.check_batch(batch)
         now = self.clock()
         known = sensor in self.heard
-        if not known:
-            self._make_room(sensor, user_id, now)
         step = self._sequence_step(batch)
         jumped = self._check_time(batch, known)
-        self._spend(batch, per_batch, per_second)
+        try:
+            self.budgets.spend(batch)
+        except WireError:
+            if known:  # the drop is on purpose: its sequence number must not become a gap
+                self.last_seq[sensor] = max(batch.seq, self.last_seq[sensor])
+            raise
         if step is not None:
             self._count_step(sensor, step, batch.seq)
         if not known:
@@ -232,39 +222,6 @@ class SensorAdmission:
         if not jumped:
             self._jump_runs.pop(sensor, None)
         self._since_consensus += 1
-
-    def _check_covariance(self, batch: DetectionBatch) -> None:
-        """Refuse covariances no sensor could mean (a 1e155 m^2 one passes every
-        positive-definiteness test and then wrecks gating and the alert probabilities)."""
-        if not len(batch):
-            return
-        R = batch.R
-        half_trace = 0.5 * (R[:, 0, 0] + R[:, 1, 1])
-        half_gap = 0.5 * (R[:, 0, 0] - R[:, 1, 1])
-        largest = half_trace + np.hypot(half_gap, R[:, 0, 1])  # eigenvalue of a 2x2 SPD
-        worst = float(largest.max())
-        if not worst <= self.max_variance:
-            raise WireError(
-                "covariance_too_large",
-                f"sensor {batch.sensor_id}: a measurement variance of {worst:.3g} m^2 "
-                f"exceeds {self.max_variance:.3g} m^2",
-            )
-
-    def _spend(self, batch: DetectionBatch, burst: float, rate: float) -> None:
-        """Take the batch's detections from its sensor's budget (a token bucket)."""
-        sensor = batch.sensor_id
-        left, at = self.tokens.get(sensor, (burst, batch.t))
-        left = min(burst, left + rate * max(batch.t - at, 0.0))
-        if len(batch) > left:
-            if sensor in self.heard:  # per-sensor counts only for ids in the table
-                self.budget_drops[sensor] += 1
-                self.last_seq[sensor] = max(batch.seq, self.last_seq.get(sensor, batch.seq))
-            raise WireError(
-                "over_budget",
-                f"sensor {sensor}: {len(batch)} detections exceed its budget of {rate:g} "
-                f"per second ({left:.0f} left)",
-            )
-        self.tokens[sensor] = (left - len(batch), max(batch.t, at))
 
     def _make_room(self, sensor: str, user_id: str | None, now: float) -> None:
         if sensor in self.registered:
@@ -302,8 +259,7 @@ class SensorAdmission:
         self.last_seq.pop(sensor, None)
         self.latest_t.pop(sensor, None)
         self.voter.pop(sensor, None)
-        self.tokens.pop(sensor, None)
-        self.budget_drops.pop(sensor, None)
+        self.budgets.forget(sensor)
         self.missed_while_down.pop(sensor, None)
         self._resumed.discard(sensor)
         self.accepted.pop(sensor, None)
@@ -464,7 +420,7 @@ class SensorAdmission:
             "gaps": dict(self.gaps),
             "seq_resyncs": dict(self.resyncs),
             "clock_jumps": dict(self.clock_jumps),
-            "budget_drops": dict(self.budget_drops),
+            **self.budgets.status(),
             "missed_while_down": dict(self.missed_while_down),
             "time_reference": self.time_reference,
             "reference_t": reference,

@@ -37,12 +37,24 @@ from fusion.messages import (
     encode_batch,
     pack_map,
 )
-from fusion.service.admission import DEFAULT_BUDGETS, SensorAdmission
+from fusion.service.admission import SensorAdmission
 from fusion.service.alertlog import AlertLog
+from fusion.service.budgets import DEFAULT_BUDGETS, Budgets
 from fusion.service.settings import ServiceConfig, percentiles
 from fusion.tracking.tracker import Tracker
 
 log = logging.getLogger(__name__)
+
+
+def _sensor_of_topic(topic: bytes) -> str:
+    """The sensor id of a ``det.<kind>.<id>`` topic (checked against the payload later)."""
+    parts = topic.split(b".", 2)
+    if len(parts) != 3 or parts[0] != b"det" or not parts[2]:
+        raise WireError("topic", f"topic {topic[:80]!r} is not det.<kind>.<sensor id>")
+    try:
+        return parts[2].decode("ascii")
+    except UnicodeDecodeError:
+        raise WireError("topic", f"topic {topic[:80]!r} is not ASCII") from None
 
 
 @dataclass
@@ -99,14 +111,17 @@ class Pipeline:
             max_sensors=self.config.max_sensors,
             sensor_idle_expiry=self.config.sensor_idle_expiry,
             max_sensors_per_key=self.config.max_sensors_per_key,
-            max_variance=self.config.max_variance,
-            budgets={
-                kind: (
-                    self.config.max_batch_detections.get(kind, per_batch),
-                    self.config.max_detection_rate.get(kind, per_second),
-                )
-                for kind, (per_batch, per_second) in DEFAULT_BUDGETS.items()
-            },
+            budgets=Budgets(
+                {
+                    kind: (
+                        self.config.max_batch_detections.get(kind, per_batch),
+                        self.config.max_detection_rate.get(kind, per_second),
+                    )
+                    for kind, (per_batch, per_second) in DEFAULT_BUDGETS.items()
+                },
+                max_variance=self.config.max_variance,
+                probation_rate=self.config.probation_rate,
+            ),
             clock=self.clock,
             wall=self.wall,
         )
@@ -177,18 +192,23 @@ class Pipeline:
         if len(frames) != 2:
             raise WireError("frames", f"expected [topic, payload], got {len(frames)} frames")
         topic, payload = frames
+        # Who is speaking is in the topic: settle that before paying for the payload.
+        sender = _sensor_of_topic(bytes(topic))
+        self._authorize(sender, user_id)
+        self.admission.admit_sender(sender, user_id)
         batch = decode_batch(payload)
         if bytes(topic) != batch.topic:
             raise WireError("topic", f"topic {bytes(topic)[:80]!r} does not match {batch.topic!r}")
-        if self.authorize is not None and not self.authorize(batch.sensor_id, user_id):
+        self.admission.admit(batch, user_id, sender_checked=True)
+        return batch
+
+    def _authorize(self, sensor: str, user_id: str | None) -> None:
+        if self.authorize is not None and not self.authorize(sensor, user_id):
             # Before any per-sensor bookkeeping: a spoofer must not move the real
             # sensor's sequence number or time reference.
             raise WireError(
-                "spoofed_sensor",
-                f"key {user_id} is not registered for sensor {batch.sensor_id!r}",
+                "spoofed_sensor", f"key {user_id} is not registered for sensor {sensor!r}"
             )
-        self.admission.admit(batch, user_id)
-        return batch
 
     @property
     def last_seq(self) -> dict[str, int]:

@@ -18,9 +18,12 @@ memory, absorbs a flood), answers at most ``_ANSWERS_PER_TURN`` snapshot request
 ``rate_limited`` error), and processes batches for at most ``_RELEASE_SECONDS``. So
 detection processing never waits behind requests, and a stop request is seen within
 one turn. Transport limits: ``ZMQ_MAXMSGSIZE`` on both receiving sockets drops an
-oversized message before it is buffered (``MAX_PAYLOAD_BYTES`` plus framing for
-detections, ``_MAX_REQUEST_BYTES`` for requests); high-water marks of
-``_DET_HWM`` and ``_PUB_HWM`` messages and ``_REQUEST_HWM`` requests bound the queues.
+oversized message before it is buffered (for detections: the largest batch the
+budgets admit, see :func:`largest_batch_bytes`; ``_MAX_REQUEST_BYTES`` for requests),
+and the sender is dropped; status counts it under ``connections`` as
+``detections.disconnected``, beside refused CURVE handshakes per socket role.
+High-water marks of ``_DET_HWM`` (per publisher) and ``_PUB_HWM`` messages and
+``_REQUEST_HWM`` requests bound the queues.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from fusion.config import ConfigError
 from fusion.messages import (
+    MAX_COVERAGE_VERTICES,
     MAX_PAYLOAD_BYTES,
     WireError,
     pack_map,
@@ -55,6 +59,18 @@ from fusion.service.settings import ServiceConfig
 
 log = logging.getLogger(__name__)
 
+def largest_batch_bytes(config: ServiceConfig) -> int:
+    """Frame size of the largest batch the budgets admit, with room for the header.
+
+    Per detection: ``z`` (2 x f8), ``R`` (3 x f8), ``cls`` (u1) and ``conf`` (f4) plus
+    msgpack framing; plus the largest coverage polygon.
+    """
+    detections = max(config.max_batch_detections.values(), default=0)
+    per_detection = 2 * 8 + 3 * 8 + 1 + 4
+    size = int(detections) * per_detection + MAX_COVERAGE_VERTICES * 16 + 64 * 1024
+    return min(size, MAX_PAYLOAD_BYTES + 4096)
+
+
 _DRAIN_PER_TURN = 256
 _ANSWERS_PER_TURN = 16
 _RELEASE_SECONDS = 0.05
@@ -62,7 +78,7 @@ _SNAPSHOT_RATE = 2.0  # requests per second per peer, with a burst of _SNAPSHOT_
 _SNAPSHOT_BURST = 5.0
 _SNAPSHOT_PEERS = 4096  # peers whose request budget is remembered
 _MAX_REQUEST_BYTES = 64 * 1024
-_DET_HWM = 100_000
+_DET_HWM = 1_000  # per connected publisher: a flood fills its own queue, not ours
 _PUB_HWM = 100_000
 _REQUEST_HWM = 1_000
 # Seconds a stopping service spends on what is still queued before it checkpoints the
@@ -113,18 +129,19 @@ class TrackerService:
         # Snapshot requests per peer: (requests it may still make, clock time of that count).
         self._request_budget: OrderedDict[bytes, tuple[float, float]] = OrderedDict()
         self.requests: Counter[str] = Counter()
-        self.handshakes: Counter[str] = Counter()
+        self.connections: Counter[str] = Counter()
         self._monitor_role: dict[zmq.Socket, str] = {}
         self._monitors: list[zmq.Socket] = []
         if security is not None:
             pipeline.authorize = security.policy
             pipeline.status_extra = lambda: {
                 "secure": True, "auth_denied": security.denied_counts(),
-                "requests": dict(self.requests), "handshakes": dict(self.handshakes),
+                "requests": dict(self.requests), "connections": dict(self.connections),
             }
         else:
             pipeline.status_extra = lambda: {
-                "secure": False, "auth_denied": {}, "requests": dict(self.requests)
+                "secure": False, "auth_denied": {}, "requests": dict(self.requests),
+                "connections": dict(self.connections),
             }
 
     def checkpoint(self) -> bool:
@@ -181,8 +198,9 @@ class TrackerService:
         cfg = self.config
         for sock in (sub, pub, router):
             sock.setsockopt(zmq.LINGER, 1000)  # let the last status and alerts out
-        # Refused by libzmq before it is buffered: one huge frame cannot cost memory.
-        sub.setsockopt(zmq.MAXMSGSIZE, MAX_PAYLOAD_BYTES + 4096)
+        # Refused by libzmq before it is buffered (the sender is disconnected and that is
+        # counted): one huge frame cannot cost memory nor decoding time.
+        sub.setsockopt(zmq.MAXMSGSIZE, largest_batch_bytes(cfg))
         router.setsockopt(zmq.MAXMSGSIZE, _MAX_REQUEST_BYTES)
         sub.setsockopt(zmq.RCVHWM, _DET_HWM)
         pub.setsockopt(zmq.SNDHWM, _PUB_HWM)
@@ -264,13 +282,17 @@ class TrackerService:
         return final
 
     def _watch_handshakes(self, sockets: dict[str, zmq.Socket]) -> list[zmq.Socket]:
-        """Monitor CURVE handshakes, so refused peers (a plaintext publisher knocking on
-        a CURVE socket, a wrong key) are counted in status instead of vanishing."""
-        if self.security is None:
-            return []
+        """Monitor handshakes and disconnects, so refused peers (a plaintext publisher
+        knocking on a CURVE socket, a wrong key, a frame over the size limit) are counted
+        in status instead of vanishing."""
         monitors = []
         for role, sock in sockets.items():
-            monitor = sock.get_monitor_socket(_HANDSHAKE_EVENTS)
+            events = _HANDSHAKE_EVENTS if self.security is not None else 0
+            if role == "detections":
+                events |= zmq.EVENT_DISCONNECTED
+            if not events:
+                continue
+            monitor = sock.get_monitor_socket(events)
             monitor.setsockopt(zmq.LINGER, 0)
             self._monitor_role[monitor] = role
             monitors.append(monitor)
@@ -284,7 +306,8 @@ class TrackerService:
             except zmq.Again:
                 return
             name = zmq.Event(event["event"]).name.lower()
-            self.handshakes[f"{role}.{name.removeprefix('handshake_')}"] += 1
+            if name != "monitor_stopped":
+                self.connections[f"{role}.{name.removeprefix('handshake_')}"] += 1
 
     def _release(self) -> None:
         """Close the alert log, stop the authenticator and end a context we made."""

@@ -12,7 +12,8 @@ import numpy as np
 
 from fusion.config import ConfigError, OneOf, from_mapping, load_toml
 from fusion.messages import SENSOR_KINDS
-from fusion.service.admission import DEFAULT_BUDGETS, TIME_REFERENCES
+from fusion.service.admission import TIME_REFERENCES
+from fusion.service.budgets import DEFAULT_BUDGETS
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class ServiceConfig:
     max_batch_detections, max_detection_rate : mapping of sensor kind to number
         Per-sensor budgets: detections in one batch, and detections per second of the
         sensor's measurement time (one full batch as burst). Kinds not given keep
-        :data:`fusion.service.admission.DEFAULT_BUDGETS`.
+        :data:`fusion.service.budgets.DEFAULT_BUDGETS`.
     checkpoint : str
         Path of the checkpoint file (tracker, alert engine, counters); "" for none.
     checkpoint_interval : float
@@ -67,6 +68,9 @@ class ServiceConfig:
     max_variance : float
         Largest eigenvalue a measurement covariance may have, m^2; batches with more
         are refused (``covariance_too_large``).
+    probation_rate : float
+        Batches a second shared by all sensor ids that are not configured and have
+        sent fewer than two batches (``probation``): what an id flood can cost.
     max_held : int
         Batches the reorder buffer holds at most; beyond it the service stops reading
         the detection socket, so a flood waits (and overflows) in ZeroMQ, not in memory.
@@ -109,6 +113,7 @@ class ServiceConfig:
     checkpoint_interval: float = 10.0
     max_held: int = 10_000
     max_variance: float = 1e8
+    probation_rate: float = 100.0
     signing_key: str = ""
     sign_interval: float = 60.0
     intake_dir: str = ""
@@ -125,6 +130,8 @@ class ServiceConfig:
                 f"service.time_reference must be one of {', '.join(TIME_REFERENCES)}, "
                 f"got {self.time_reference!r}"
             )
+        if not self.probation_rate > 0:
+            raise ConfigError(f"service.probation_rate must be > 0, got {self.probation_rate}")
         if not self.max_variance > 0:
             raise ConfigError(f"service.max_variance must be > 0, got {self.max_variance}")
         for name in ("max_batch_detections", "max_detection_rate"):

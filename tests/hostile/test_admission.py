@@ -11,6 +11,7 @@ from fusion import DetectionBatch, Tracker, encode_batch
 from fusion.messages import WireError
 from fusion.service import Pipeline, ServiceConfig
 from fusion.service.admission import JUMP_CONFIRMATIONS, SensorAdmission
+from fusion.service.budgets import Budgets
 
 
 class Clock:
@@ -199,14 +200,14 @@ def many(sensor: str, seq: int, t: float, n: int, kind: str = "radar") -> Detect
 
 def test_batches_beyond_the_budget_are_refused_and_counted_without_a_gap():
     clock = Clock()
-    gate = admission(clock, budgets={"radar": (1000.0, 2000.0)})
+    gate = admission(clock, budgets=Budgets({"radar": (1000.0, 2000.0)}))
     assert verdict(gate, many("big", 0, 0.0, 200_000)) == "too_many_detections"
     assert "big" not in gate.heard  # a refused first batch leaves no state
     # 1,000-detection batches every 0.1 s of the sensor's time: 10,000 a second against
     # a budget of 2,000: the burst (one batch) and the refill pass, the rest is dropped.
     verdicts = [verdict(gate, many("busy", k, 0.1 * k, 1000)) for k in range(50)]
     assert verdicts[0] == "ok" and verdicts.count("over_budget") >= 35
-    assert gate.budget_drops["busy"] == verdicts.count("over_budget")
+    assert gate.budgets.drops["busy"] == verdicts.count("over_budget")
     assert gate.gaps == {}  # dropped on purpose, not lost in transport
     # Another sensor of the same kind is not charged for it.
     assert verdict(gate, many("quiet", 0, 4.9, 1000)) == "ok"
@@ -214,7 +215,7 @@ def test_batches_beyond_the_budget_are_refused_and_counted_without_a_gap():
 
 def test_absurd_covariances_are_refused_with_a_reason():
     clock = Clock()
-    gate = admission(clock, max_variance=1e8)
+    gate = admission(clock, budgets=Budgets(max_variance=1e8))
     huge = DetectionBatch.build("r1", "radar", 0, 0.0, [[0.0, 0.0]], np.eye(2) * 1e155)
     assert verdict(gate, huge) == "covariance_too_large"
     tilted = np.array([[[6e7, 5.9e7], [5.9e7, 6e7]]])  # each entry fine, largest eigenvalue not
@@ -223,3 +224,16 @@ def test_absurd_covariances_are_refused_with_a_reason():
     )
     assert verdict(gate, DetectionBatch.build("r1", "radar", 2, 0.0, [[0.0, 0.0]],
                                               np.eye(2) * 400.0)) == "ok"
+
+
+def test_an_id_flood_draws_only_on_the_probation_allowance():
+    clock = Clock()
+    gate = admission(clock, budgets=Budgets(probation_rate=10.0))
+    for k in range(6):  # past probation before the flood
+        clock.now = float(k)
+        assert verdict(gate, batch("radar-1", k, float(k))) == "ok"
+    flood = [verdict(gate, batch(f"fake-{i}", 0, 5.0)) for i in range(500)]
+    assert flood.count("ok") == 50 and flood.count("probation") == 450  # 5 s of burst
+    assert verdict(gate, batch("radar-1", 6, 6.0)) == "ok"  # not on probation: unaffected
+    clock.now = 7.0  # the allowance refills with time
+    assert verdict(gate, batch("newcomer", 0, 7.0)) == "ok"

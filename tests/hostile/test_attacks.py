@@ -159,9 +159,12 @@ def test_an_id_flood_and_a_forged_sequence_lock_no_sensor_out(service, legit):
 
 def test_huge_batches_are_refused_and_tracking_goes_on(service, legit):
     def attack(send, now):
-        for k in range(3):
-            send(lie("big-1", "radar", k, now.t, n=200_000))
+        for k in range(3):  # over the radar budget: decoded, then refused
+            send(lie("big-1", "radar", k, now.t, n=10_000))
+        for k in range(3):  # over any budget's frame size: dropped by the transport
+            send(lie("big-2", "radar", k, now.t, n=200_000))
 
     status, _ = run_attack(service, legit, attack)
     assert status["rejected"].get("too_many_detections", 0) == 3, status["rejected"]
+    assert status["connections"].get("detections.disconnected", 0) >= 1, status
     assert_crossing_alerted(service[0])

@@ -172,12 +172,12 @@ def test_a_plaintext_publisher_on_a_curve_socket_is_counted(engine, ipc_endpoint
                 seq += 1
                 if watch.poll(100):
                     status = unpack_map(watch.recv_multipart()[-1])
-                    failed = sum(v for k, v in status["handshakes"].items()
+                    failed = sum(v for k, v in status["connections"].items()
                                  if k.startswith("detections.failed"))
                     if status["batches"] >= 1 and failed >= 1:
                         break
             assert status["batches"] >= 1, status  # the keyed publisher gets through
-            assert any(k.startswith("detections.failed") for k in status["handshakes"]), status
+            assert any(k.startswith("detections.failed") for k in status["connections"]), status
     finally:
         service.stop()
         thread.join(10)
