@@ -6,18 +6,16 @@ alert engine asks of a zone is then a vectorised question over all tracks at onc
 
 * :meth:`Zone.contains` -- is the point inside?
 * :meth:`Zone.probability_inside` -- how likely is the track inside, given its
-  position covariance (half-plane approximation, below)?
+  position covariance (the half-plane approximation of
+  :mod:`fusion.alerting.probability`)?
 * :meth:`Zone.time_to_breach` -- when does the straight-line path enter the zone?
 * :meth:`Zone.side` -- which of the zone's two sides is a point on?
 * :meth:`Zone.measure` -- all of these at once for the alert engine, sharing the
   nearest-boundary computation.
 
-Probability inside is the half-plane approximation of
-:mod:`fusion.alerting.probability`; the per-point geometry is numpy edge arithmetic
-(:mod:`fusion.alerting.polygon`), so shapely only builds and checks the polygon once.
-
-Sides (which of its two sides a point is on, and their names) are worked out in
-:mod:`fusion.alerting.sides`.
+The per-point geometry is numpy edge arithmetic (:mod:`fusion.alerting.polygon`), so
+shapely only builds and checks the polygon once. Sides (which of its two sides a point
+is on, and their names) are worked out in :mod:`fusion.alerting.sides`.
 """
 
 from __future__ import annotations
@@ -278,8 +276,9 @@ class Zone:
         ndarray, shape (N,), float64
         """
         points = _as_points(points, "points")
-        d, _, _ = self._edges.nearest(points)  # type: ignore[attr-defined]
-        return np.where(self._edges.inside(points), d, -d)  # type: ignore[attr-defined]
+        edges: polygon.EdgeTable = self._edges  # type: ignore[attr-defined]
+        d, _, _ = edges.nearest(points)
+        return np.where(edges.inside(points), d, -d)
 
     def probability_inside(self, pos: np.ndarray, P_pos: np.ndarray) -> np.ndarray:
         """Probability that a Gaussian position lies inside, ``Phi(d / sigma)``.
