@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from replay.cli.common import CommandError, add_scenario_argument, parse_lonlat
+from replay.cli.common import CommandError, parse_lonlat
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -53,8 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--config", metavar="TOML", help="the service's configuration file")
     e.add_argument("--lead", type=float, default=120.0, metavar="S",
                    help="seconds of detections before the alert opened (default 120)")
-    add_scenario_argument(e, "zones and origin, if the log does not record them",
-                          required=False)
+    e.add_argument("--scenario", metavar="SCENARIO",
+                   help="zones and origin of this scenario, if the log does not record them")
     e.add_argument("--zones", metavar="GEOJSON", help="zones as GeoJSON in lon/lat")
     e.add_argument("--origin", metavar="LON,LAT", type=parse_lonlat)
     e.add_argument("--rules", metavar="TOML", help="alert rules, if the log does not record them")
