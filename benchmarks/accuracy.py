@@ -114,7 +114,8 @@ def cv_scenario(n: int, steps: int, seed: int = 1) -> tuple[list[Scan], float, f
     for k, (_, detections) in enumerate(sim):
         ids, pos = truth[k]
         z = np.array([d.state_vector.ravel() for d in detections], dtype=float).reshape(-1, 2)
-        z = z[rng.permutation(z.shape[0])]  # set order is arbitrary: make it seeded
+        z = z[np.lexsort(z.T)]  # a set's order changes from run to run; sorted, then
+        z = z[rng.permutation(z.shape[0])]  # shuffled with a seed
         batch = DetectionBatch.build(
             "radar-1", "radar", k, float(k), z, np.eye(2) * 400.0, pd=pd, clutter_density=density
         )
@@ -138,11 +139,11 @@ class _Replay:
         paths: dict[int, GroundTruthPath] = {}
         for k, (ids, pos) in enumerate(self._truth):
             when = EPOCH + datetime.timedelta(seconds=k)
-            current = set()
+            current = []  # a list, not a set: the simulator's draws follow this order
             for i, (e, nn) in zip(ids, pos, strict=True):
                 path = paths.setdefault(int(i), GroundTruthPath())
                 path.append(GroundTruthState([[e], [0.0], [nn], [0.0]], timestamp=when))
-                current.add(path)
+                current.append(path)
             yield when, current
 
 

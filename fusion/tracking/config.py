@@ -48,6 +48,10 @@ class TrackerConfig:
         candidate is dropped with probability at most the second. They set the
         confirmation and tentative deletion thresholds, and the score a confirmed
         track may lose from its ceiling before it is deleted.
+    false_track_rate : float
+        At most this many false tracks confirmed per batch: with many unassigned
+        detections in a batch, each candidate is held to a stricter ``alpha`` (see
+        ``existence.confirm_threshold``).
     new_target_density : float
         Expected new targets per square metre per scan: the prior odds of a fresh
         detection being a target rather than clutter are this over the sensor's
@@ -95,13 +99,14 @@ class TrackerConfig:
     gate_probability: float = 0.99
     init_velocity_std: float = 15.0
     imm: bool = True
-    quiet_accel_std: float = 0.3
-    quiet_sojourn: float = 30.0
+    quiet_accel_std: float = 0.2
+    quiet_sojourn: float = 120.0
     manoeuvre_sojourn: float = 10.0
     lifecycle: Annotated[str, OneOf(("score", "m_of_n"))] = "score"
     false_track_probability: float = 0.005
     true_track_loss_probability: float = 0.01
-    new_target_density: float = 1e-7
+    false_track_rate: float = 0.05
+    new_target_density: float = 1e-6
     radar_pd: float = 0.85
     drone_pd: float = 0.85
     satellite_pd: float = 0.7
@@ -128,7 +133,7 @@ class TrackerConfig:
     def __post_init__(self) -> None:
         positive = (
             "accel_std", "init_velocity_std", "max_coast_time", "max_position_std",
-            "tentative_max_coast_time", "new_target_density", "quiet_accel_std",
+            "tentative_max_coast_time", "new_target_density", "false_track_rate", "quiet_accel_std",
             "quiet_sojourn", "manoeuvre_sojourn",
         )
         if self.min_miss_time < 0 or self.reacquire_window < 0:

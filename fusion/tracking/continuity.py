@@ -30,12 +30,15 @@ class LostTracks:
 
     Parameters
     ----------
+    probability : float
+        Gate probability of the 4-dof chi-square test of :meth:`claim`.
     capacity : int
         At most this many are kept; the oldest losses go first.
     """
 
-    def __init__(self, capacity: int = 4096):
+    def __init__(self, probability: float = 0.999, capacity: int = 4096):
         self.capacity = capacity
+        self.gamma = gate_threshold(probability, dof=4)
         self.id = np.empty(0, dtype=np.int64)
         self.x = np.empty((0, 4))
         self.P = np.empty((0, 4, 4))
@@ -62,7 +65,7 @@ class LostTracks:
             self._keep(self.t >= now - window)
 
     def claim(
-        self, x: np.ndarray, P: np.ndarray, t: float, accel_var: float, probability: float
+        self, x: np.ndarray, P: np.ndarray, t: float, accel_var: float
     ) -> tuple[np.ndarray, np.ndarray]:
         """Match new tracks to lost ones; the matched lost tracks are forgotten.
 
@@ -74,8 +77,6 @@ class LostTracks:
         t : float
         accel_var : float
             Process noise of the prediction of the lost tracks, (m/s^2)^2.
-        probability : float
-            Gate probability of the 4-dof chi-square test.
 
         Returns
         -------
@@ -87,7 +88,7 @@ class LostTracks:
             return empty, np.empty(0, dtype=np.int64)
         x_l, P_l = kalman.predict(self.x, self.P, t - self.t, accel_var)
         # Position pre-gate (it has the spatial index), then the exact 4-dof test.
-        gamma = gate_threshold(probability, dof=4)
+        gamma = self.gamma
         near = gate(x[:, :2], P[:, :2, :2], x_l[:, :2], P_l[:, :2, :2], gamma)
         if len(near) == 0:
             return empty, np.empty(0, dtype=np.int64)

@@ -22,7 +22,7 @@ track confirmed) and ``beta`` (a real one dropped) confirms at
 A confirmed track's score is capped ``D = ln((1 - alpha) / beta)`` above the
 confirmation threshold and the track is deleted when it falls back below that threshold:
 at ``P_D = 0.9`` that is three misses in a row from the cap, at ``P_D = 0.97`` two, and
-at a ground sensor's ``P_D = 0.3`` about a dozen. Dense clutter (large ``lambda``) makes
+at a ground sensor's ``P_D = 0.3`` fourteen. Dense clutter (large ``lambda``) makes
 each hit worth less, so a candidate there needs more hits before it confirms.
 """
 
@@ -65,6 +65,22 @@ class Thresholds:
             confirm=confirm,
             ceiling=confirm + float(np.log((1.0 - alpha) / beta)),
         )
+
+
+def confirm_threshold(
+    thresholds: Thresholds, false_track_rate: float, candidates: int, beta: float
+) -> float:
+    """Confirmation threshold for one batch with ``candidates`` unassigned detections.
+
+    Wald's ``alpha`` bounds the chance that one clutter-born candidate is confirmed;
+    ``candidates`` of them per batch make ``alpha * candidates`` false tracks per batch.
+    To hold that to ``false_track_rate``, each candidate is held to
+    ``alpha' = min(alpha, false_track_rate / candidates)``: busy sensors in dense clutter
+    need more evidence, quiet ones keep the configured ``alpha``.
+    """
+    alpha = float(np.exp(np.log(1.0 - beta) - thresholds.confirm))  # inverts ln((1-b)/a)
+    alpha_batch = min(alpha, false_track_rate / max(candidates, 1))
+    return float(np.log((1.0 - beta) / alpha_batch))
 
 
 def initial_score(new_target_density: float, clutter_density: float) -> float:

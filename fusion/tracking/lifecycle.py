@@ -12,7 +12,55 @@ import numpy as np
 
 from fusion.tracking import existence
 from fusion.tracking.config import TrackerConfig
+from fusion.tracking.coverage import depth_inside
+from fusion.tracking.gating import GatedPairs
 from fusion.tracking.track_table import CONFIRMED, TENTATIVE, TrackTable
+
+
+def score_changes(
+    pd: float,
+    clutter: float,
+    gate_probability: float,
+    pairs: GatedPairs,
+    track: np.ndarray,
+    detection: np.ndarray,
+    z_pred: np.ndarray,
+    P_pos: np.ndarray,
+    coverage: np.ndarray | None,
+) -> np.ndarray:
+    """Score change of every visible track (``fusion.tracking.existence``).
+
+    Parameters
+    ----------
+    pd, clutter : float
+        The batch's detection probability and clutter density (per m^2).
+    pairs : GatedPairs
+        The gated pairs, sorted by (track, detection); ``track``, ``detection`` (A,)
+        the assigned ones among them.
+    z_pred : ndarray, shape (V, 2)
+    P_pos : ndarray, shape (V, 2, 2)
+        Predicted position and its covariance of each visible track.
+    coverage : ndarray, shape (K, 2), optional
+        The batch's footprint; a track near its edge may have been just outside.
+
+    Returns
+    -------
+    delta : ndarray, shape (V,)
+    """
+    delta = np.empty(z_pred.shape[0])
+    m = int(detection.max()) + 1 if detection.size else 1
+    m = max(m, int(pairs.detection.max()) + 1 if len(pairs) else 1)
+    k = np.searchsorted(pairs.track * m + pairs.detection, track * m + detection)
+    delta[track] = existence.hit_score(pd, clutter, pairs.d2[k], pairs.log_det_S[k])
+    missed = np.ones(z_pred.shape[0], dtype=bool)
+    missed[track] = False
+    p_cover: float | np.ndarray = 1.0
+    if coverage is not None and missed.any():
+        idx = np.flatnonzero(missed)
+        sigma = np.sqrt(np.maximum(P_pos[idx, 0, 0], P_pos[idx, 1, 1]))
+        p_cover = existence.coverage_probability(depth_inside(z_pred[idx], coverage), sigma)
+    delta[missed] = existence.miss_score(pd, gate_probability, p_cover)
+    return delta
 
 
 def record_scan(
@@ -23,6 +71,7 @@ def record_scan(
     delta: np.ndarray,
     cfg: TrackerConfig,
     thresholds: existence.Thresholds,
+    confirm_at: float,
 ) -> np.ndarray:
     """Book one scan of the visible tracks and promote those that qualify.
 
@@ -35,6 +84,8 @@ def record_scan(
         Whether each took a detection.
     delta : ndarray, shape (V,)
         Score change of each (hit or miss, see ``fusion.tracking.existence``).
+    confirm_at : float
+        This batch's confirmation threshold (``existence.confirm_threshold``).
 
     Returns
     -------
@@ -52,7 +103,7 @@ def record_scan(
     tracks.score[sel] = np.where(status == CONFIRMED, np.minimum(score, thresholds.ceiling), score)
     tentative = rows[status == TENTATIVE]
     if cfg.lifecycle == "score":
-        promote = tentative[tracks.score[tentative] >= thresholds.confirm]
+        promote = tentative[tracks.score[tentative] >= confirm_at]
     else:
         promote = tentative[np.bitwise_count(tracks.history[tentative]) >= cfg.confirm_m]
     tracks.status[promote] = CONFIRMED

@@ -163,9 +163,10 @@ class TrackTable:
         if down.size == 0:
             return
         first = int(np.searchsorted(ids[: down[0] + 1], ids[down[0] + 1 :].min()))
-        order = np.argsort(ids[first:], kind="stable") + first
+        order = np.argsort(ids[first:], kind="stable")
         for column in self._columns.values():
-            column[..., first : self.n] = column[..., order]
+            # np.take keeps the copy batch-last (fancy indexing would not, and is slower)
+            column[..., first : self.n] = np.take(column[..., first : self.n], order, axis=-1)
 
     def state_dict(self) -> dict[str, np.ndarray | int]:
         """Copy of the live rows (batch-first, e.g. ``P`` (n, 4, 4)) and the id counter."""

@@ -33,7 +33,7 @@ from fusion.tracking.association import assign
 from fusion.tracking.clutter import ClutterEstimator
 from fusion.tracking.config import TrackerConfig
 from fusion.tracking.continuity import LostTracks
-from fusion.tracking.coverage import depth_inside, points_in_polygon
+from fusion.tracking.coverage import points_in_polygon
 from fusion.tracking.gating import GatedPairs, gate, gate_threshold
 from fusion.tracking.track_table import CONFIRMED, TrackTable
 
@@ -113,7 +113,7 @@ class Tracker:
     def __post_init__(self) -> None:
         cfg = self.config
         self.tracks = TrackTable(cfg.initial_capacity)
-        self.lost = LostTracks()
+        self.lost = LostTracks(cfg.reacquire_probability)
         self.clutter = ClutterEstimator()
         self.latest_time = -np.inf
         self.stats: Counter[str] = Counter()
@@ -167,9 +167,16 @@ class Tracker:
         hit = np.zeros(rows.size, dtype=bool)
         hit[track] = True
         pd, clutter = self._detection_model(batch, len(batch) - track.size)
-        delta = self._score(batch, pd, clutter, pairs, track, detection, z_pred, P_pos)
+        delta = lifecycle.score_changes(
+            pd, clutter, self.config.gate_probability, pairs, track, detection, z_pred, P_pos,
+            batch.coverage,
+        )
+        confirm_at = existence.confirm_threshold(
+            self._thresholds, self.config.false_track_rate, len(batch) - track.size,
+            self.config.true_track_loss_probability,
+        )
         promoted = lifecycle.record_scan(
-            self.tracks, rows, sel, hit, delta, self.config, self._thresholds
+            self.tracks, rows, sel, hit, delta, self.config, self._thresholds, confirm_at
         )
         self.stats["confirmed"] += promoted.size
         self._reacquire(promoted)
@@ -323,35 +330,6 @@ class Tracker:
             weight = np.ones(detection.size) if batch.conf is None else batch.conf[detection]
             np.add.at(tracks.class_evidence, (batch.cls[detection], assigned), weight)
 
-    def _score(
-        self,
-        batch: DetectionBatch,
-        pd: float,
-        clutter: float,
-        pairs: GatedPairs,
-        track: np.ndarray,
-        detection: np.ndarray,
-        z_pred: np.ndarray,
-        P_pos: np.ndarray,
-    ) -> np.ndarray:
-        """Score change of every visible track, shape (V,) (``fusion.tracking.existence``)."""
-        delta = np.empty(z_pred.shape[0])
-        # The assigned pairs' d^2 and ln|S|: pairs are sorted by (track, detection).
-        m = max(len(batch), 1)
-        k = np.searchsorted(pairs.track * m + pairs.detection, track * m + detection)
-        delta[track] = existence.hit_score(pd, clutter, pairs.d2[k], pairs.log_det_S[k])
-        missed = np.ones(z_pred.shape[0], dtype=bool)
-        missed[track] = False
-        p_cover: float | np.ndarray = 1.0
-        if batch.coverage is not None and missed.any():
-            # A track near the footprint's edge may have been just outside it.
-            idx = np.flatnonzero(missed)
-            sigma = np.sqrt(np.maximum(P_pos[idx, 0, 0], P_pos[idx, 1, 1]))
-            depth = depth_inside(z_pred[idx], batch.coverage)
-            p_cover = existence.coverage_probability(depth, sigma)
-        delta[missed] = existence.miss_score(pd, self.config.gate_probability, p_cover)
-        return delta
-
     def _reacquire(self, promoted: np.ndarray) -> None:
         """Give newly confirmed tracks the ids of the lost tracks they continue."""
         tracks, now = self.tracks, self.latest_time
@@ -364,9 +342,7 @@ class Tracker:
             now - tracks.t[promoted],
             self._accel_var,
         )
-        new, old_ids = self.lost.claim(
-            x, P, now, self._accel_var, self.config.reacquire_probability
-        )
+        new, old_ids = self.lost.claim(x, P, now, self._accel_var)
         tracks.id[promoted[new]] = old_ids
         self.stats["reacquired"] += new.size
 
@@ -493,7 +469,7 @@ class Tracker:
         scale = 1.0 + np.abs(tracks.x).max(axis=0)
         stale |= ~(np.abs(mixed - tracks.x).max(axis=0) <= 1e-6 * scale)
         motion.reset_modes(tracks, np.flatnonzero(stale), fresh=True)
-        self.lost = LostTracks()
+        self.lost = LostTracks(self.config.reacquire_probability)
         self.lost.load_state_dict(state)
 
 

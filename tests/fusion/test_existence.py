@@ -1,0 +1,120 @@
+"""Track existence: the likelihood-ratio score, its SPRT thresholds, and the detection model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fusion import DetectionBatch, Tracker, TrackerConfig
+from fusion.tracking import existence
+from fusion.tracking.clutter import ClutterEstimator
+
+SQUARE = np.array([[-500.0, -500.0], [500.0, -500.0], [500.0, 500.0], [-500.0, 500.0]])
+
+
+def scan(k, z, pd=0.9, clutter=1e-8, kind="radar", coverage=None, t=None, var=100.0):
+    z = np.asarray(z, dtype=float).reshape(-1, 2)
+    return DetectionBatch.build(
+        f"{kind}-1", kind, k, float(k) if t is None else t, z, np.eye(2) * var,
+        coverage=coverage, pd=pd, clutter_density=clutter,
+    )
+
+
+def first_confirmed_scan(tracker, make, scans=10):
+    for k in range(scans):
+        if tracker.process(make(k)).confirmed.size:
+            return k
+    return None
+
+
+def test_thresholds_are_walds():
+    th = existence.Thresholds.from_error_probabilities(0.005, 0.01)
+    assert th.confirm == pytest.approx(np.log(0.99 / 0.005))
+    assert th.drop == pytest.approx(np.log(0.01 / 0.995))
+    assert th.ceiling - th.confirm == pytest.approx(np.log(0.995 / 0.01))
+
+
+def test_hit_score_is_the_likelihood_ratio_against_clutter():
+    S = np.array([[300.0, 20.0], [20.0, 200.0]])
+    y = np.array([10.0, -5.0])
+    d2 = y @ np.linalg.solve(S, y)
+    density = np.exp(-0.5 * d2) / (2 * np.pi * np.sqrt(np.linalg.det(S)))
+    got = existence.hit_score(0.9, 1e-7, np.array([d2]), np.array([np.log(np.linalg.det(S))]))
+    assert got[0] == pytest.approx(np.log(0.9 * density / 1e-7))
+    miss = existence.miss_score(0.9, 0.99, np.array([1.0, 0.5, 0.0]))
+    np.testing.assert_allclose(miss, np.log1p(-0.9 * 0.99 * np.array([1.0, 0.5, 0.0])))
+
+
+def test_low_clutter_confirms_in_two_scans_dense_clutter_waits():
+    low = first_confirmed_scan(Tracker(), lambda k: scan(k, [[5.0 * k, 0.0]], clutter=1e-9))
+    dense = first_confirmed_scan(
+        Tracker(), lambda k: scan(k, [[5.0 * k, 0.0]], clutter=1e-4)
+    )
+    assert low == 1  # the second scan
+    assert dense is not None and dense >= 3
+
+
+@pytest.mark.parametrize("pd, misses", [(0.9, 3), (0.97, 2), (0.3, 14)])
+def test_a_dead_targets_track_goes_after_a_few_misses_set_by_pd(pd, misses):
+    tracker = Tracker()
+    for k in range(8):
+        tracker.process(scan(k, [[5.0 * k, 0.0]], pd=pd))
+    assert len(tracker.confirmed()) == 1
+    gone = None
+    for m in range(1, 20):
+        if tracker.process(scan(7 + m, np.empty((0, 2)), pd=pd)).deleted.size:
+            gone = m
+            break
+    assert gone == misses
+
+
+def test_a_miss_at_the_footprint_edge_costs_less_than_one_in_the_middle():
+    def score_after_miss(x0):
+        tracker = Tracker()
+        for k in range(8):
+            tracker.process(scan(k, [[x0, 0.0]], kind="drone", pd=0.95, coverage=SQUARE))
+        before = tracker.tracks.score[0]
+        tracker.process(scan(8, np.empty((0, 2)), kind="drone", pd=0.95, coverage=SQUARE))
+        return before - tracker.tracks.score[0]
+
+    assert score_after_miss(495.0) < 0.5 * score_after_miss(0.0)
+
+
+def test_sensor_without_a_detection_model_gets_the_kind_default_and_learnt_clutter():
+    cfg = TrackerConfig()
+    assert cfg.detection_model("ugs") == (cfg.ugs_pd, cfg.ugs_clutter)
+    assert cfg.detection_model("sonar") == (cfg.unknown_pd, cfg.unknown_clutter)
+    estimator = ClutterEstimator()
+    rng = np.random.default_rng(1)
+    for _ in range(200):  # 50 false detections a scan over 2 km x 1 km
+        z = rng.uniform([0.0, 0.0], [2000.0, 1000.0], size=(50, 2))
+        estimator.observe("radar-9", 50, z, None)
+    assert estimator.density("radar-9") == pytest.approx(50 / 2e6, rel=0.1)
+    assert estimator.density("never-seen") == 0.0
+
+
+def test_heavy_undeclared_clutter_does_not_fill_the_picture():
+    rng = np.random.default_rng(5)
+    tracker = Tracker()
+    confirmed = []
+    for k in range(60):
+        z = rng.uniform([0.0, 0.0], [10_000.0, 10_000.0], size=(100, 2))
+        batch = DetectionBatch.build("radar-x", "radar", k, float(k), z, np.eye(2) * 400.0)
+        tracker.process(batch)
+        confirmed.append(len(tracker.confirmed()))
+    assert np.mean(confirmed[20:]) <= 0.5
+
+
+def test_a_checkpoint_without_scores_or_modes_still_loads():
+    tracker = Tracker()
+    for k in range(8):
+        tracker.process(scan(k, [[5.0 * k, 0.0]]))
+    state = tracker.state_dict()
+    for key in ("score", "x_m", "P_m", "mu", "lost_id", "lost_x", "lost_P", "lost_t"):
+        state.pop(key)
+    restored = Tracker()
+    restored.load_state_dict(state)
+    assert restored.confirmed().ids.tolist() == tracker.confirmed().ids.tolist()
+    result = restored.process(scan(8, [[40.0, 0.0]]))
+    assert result.updated.tolist() == tracker.confirmed().ids.tolist()
+    assert result.deleted.size == 0 and result.initiated.size == 0
