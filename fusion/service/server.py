@@ -56,6 +56,7 @@ from fusion.security import (
 from fusion.service.pipeline import Pipeline
 from fusion.service.recovery import save_checkpoint
 from fusion.service.settings import ServiceConfig
+from fusion.service.witness import EvidenceKeeper
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,10 @@ class TrackerService:
                 "secure": False, "auth_denied": {}, "requests": dict(self.requests),
                 "connections": dict(self.connections),
             }
+        # Signed log heads (witnesses on status), the CONFIG record, raw input kept.
+        self.evidence = EvidenceKeeper(pipeline, config)
+        base_extra = pipeline.status_extra
+        pipeline.status_extra = lambda: {**base_extra(), **self.evidence.status()}
 
     def checkpoint(self) -> bool:
         """Write the pipeline's state to ``config.checkpoint`` now; False if it failed."""
@@ -187,6 +192,7 @@ class TrackerService:
                     pub.send_multipart([topic, payload])
 
                 self.pipeline.emit = send
+                self.evidence.start()
                 self.ready.set()
                 self._serve(sub, pub, router)
                 return self._finish(sub, pub)
@@ -257,6 +263,7 @@ class TrackerService:
             if cfg.checkpoint and now >= next_checkpoint:
                 self.checkpoint()
                 next_checkpoint = time.monotonic() + cfg.checkpoint_interval
+            self.evidence.tick(now)
 
     def _finish(self, sub: zmq.Socket, pub: zmq.Socket) -> dict[str, Any]:
         """Flush what we owe (the socket's queue, then the reorder buffer); the last status."""
@@ -268,6 +275,7 @@ class TrackerService:
         pipe.release(flush=True, until=until)
         pipe.timer(time.monotonic())
         pub.send_multipart([b"track.update", pipe.track_message()])
+        self.evidence.finish()  # the head signed at shutdown, before the last status
         self.checkpoint()
         final = pipe.status()
         final["final"] = True
@@ -339,7 +347,9 @@ class TrackerService:
                     user_id = str(parts[0].get("User-Id"))
                 except zmq.ZMQError:
                     user_id = None
-            self.pipeline.receive([p.bytes for p in parts], user_id=user_id)
+            message = [p.bytes for p in parts]
+            if self.pipeline.receive(message, user_id=user_id):
+                self.evidence.accepted(message, user_id)
             n += 1
         return n
 

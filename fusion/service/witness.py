@@ -19,6 +19,7 @@ import logging
 import time
 from typing import Any
 
+from fusion.config import ConfigError
 from fusion.service.chain import CONFIG, load_signer
 from fusion.service.intake import IntakeRecorder
 from fusion.service.pipeline import Pipeline
@@ -46,7 +47,10 @@ class EvidenceKeeper:
         self.intake: IntakeRecorder | None = None
         self._next_sign = 0.0
         if self.alert_log is not None and config.signing_key and self.alert_log.signer is None:
-            self.alert_log.signer = load_signer(config.signing_key)
+            try:
+                self.alert_log.signer = load_signer(config.signing_key)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"service.signing_key: {exc}") from None
         context = service_context(pipeline.engine, getattr(pipeline.tracker, "config", None),
                                   config)
         self._context = context
