@@ -188,6 +188,7 @@ class SensorLiveness:
             return []
         event = self._event(sensor_id, s, "sensor_back", "close", now)
         event["silent_for"] = now - s.silent_since
+        event["reason"] = "sensor_back"
         s.silent_since, s.alert = None, None
         return [event]
 
@@ -289,6 +290,7 @@ class SensorLiveness:
             if centre is None
             else {"east": float(centre[0]), "north": float(centre[1]), "lon": lon, "lat": lat},
             "coverage": None if s.coverage is None else s.coverage.tolist(),
+            "reason": None,  # as on every alert event: why it closed (set on close)
             # The evidence of a silence is the sensor itself and when it last spoke.
             "evidence": [sensor_id],
         }
