@@ -24,6 +24,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.end_to_end
 	$(BIN)/python -m benchmarks.stonesoup_compare
+	$(BIN)/python -m benchmarks.accuracy
 	$(BIN)/python -m benchmarks.attack_mix
 
 lint: $(STAMP)

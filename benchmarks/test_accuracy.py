@@ -1,0 +1,34 @@
+"""Smoke run of the accuracy comparison (``benchmarks/accuracy.py``) for CI.
+
+``pytest benchmarks --benchmark-disable`` runs it on small scenes; the full comparison
+with its printed table is ``python -m benchmarks.accuracy`` (``make bench``).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("stonesoup")
+
+from benchmarks import accuracy  # noqa: E402
+
+
+def test_cv_scene_scores_both_trackers():
+    scans, pd, density = accuracy.cv_scenario(30, 8)
+    assert pd == 0.9 and density == pytest.approx(50 / 8e8)
+    scores = accuracy.run(scans, 0.05)
+    for name in ("bufferzone", "stonesoup"):
+        summary = scores[name].summary()
+        assert summary["gospa"] > 0 and summary["ms_per_scan"] > 0
+    # after two scans both hold most targets
+    assert scores["bufferzone"].n_missed[-1] <= 0.3 * len(scans[-1].truth_ids)
+
+
+def test_multi_sensor_scene_has_gaps_and_a_late_satellite():
+    scans = accuracy.multi_sensor_scenario(21, n=30)
+    kinds = {b.sensor_kind for s in scans for b in s.batches}
+    assert kinds == {"radar", "drone", "satellite"}
+    assert all(b.sensor_kind != "satellite" for s in scans[:14] for b in s.batches)
+    scores = accuracy.run(scans, 0.05, stonesoup=False)
+    table = accuracy.table("smoke", scores, multi=True)
+    assert "gaps held" in table and "bufferzone" in table
