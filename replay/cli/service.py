@@ -40,6 +40,9 @@ SERVICE_DEFAULTS = {
 # fusion.alerting.rules.SEVERITIES and KINDS, for the same reason (a test holds them equal).
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 KINDS = ("incursion", "predicted_incursion", "loitering", "exit", "lost_inside")
+# fusion.service.liveness.KINDS: the service's own alerts about silent sensors, published
+# under the zone "sensors" (alert.sensors.sensor_silent).
+LIVENESS_KINDS = ("sensor_silent", "sensor_back")
 # Seconds ``alerts`` waits for a first status from the service before saying so.
 SILENCE_WARNING_S = 5.0
 
@@ -125,7 +128,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="only this zone (repeatable); checked against the service's zones")
     a.add_argument(
         "--kind", action="append", metavar="KIND",
-        help=f"only this alert kind (repeatable): {', '.join(KINDS)}",
+        help=f"only this alert kind (repeatable): {', '.join(KINDS + LIVENESS_KINDS)}",
     )
     a.add_argument("--min-severity", choices=SEVERITIES, help="only at or above this level")
     a.add_argument("--json", action="store_true", help="print JSON lines")
@@ -419,7 +422,8 @@ class _Watch:
     def _check_zones(self, zones: Any) -> None:
         if not isinstance(zones, list) or not self.args.zone:
             return  # an older service that does not name its zones: nothing to check
-        unknown = [z for z in self.args.zone if z not in zones]
+        # "sensors" is the service's own zone for sensor liveness alerts
+        unknown = [z for z in self.args.zone if z not in zones and z != "sensors"]
         if unknown:
             self.problem = (
                 f"unknown zone {', '.join(map(repr, unknown))}: the service at "
@@ -453,10 +457,11 @@ def run_alerts(args: argparse.Namespace) -> int:
     from fusion.messages import WireError
     _WireFieldsClient = _wire_fields_client()  # noqa: N806 (a class)
 
-    unknown = [k for k in args.kind or () if k not in KINDS]
+    unknown = [k for k in args.kind or () if k not in KINDS + LIVENESS_KINDS]
     if unknown:
         raise CommandError(
-            f"unknown alert kind {', '.join(map(repr, unknown))} (expected {', '.join(KINDS)})"
+            f"unknown alert kind {', '.join(map(repr, unknown))} "
+            f"(expected {', '.join(KINDS + LIVENESS_KINDS)})"
         )
     try:
         curve = curve_client_keys(args)
