@@ -128,7 +128,10 @@ class OpsServer:
 
     async def start(self) -> None:
         """Bind the HTTP port and start the feed; returns once both are up."""
-        self._runner = web.AppRunner(self.app(), shutdown_timeout=1.0, handle_signals=False)
+        # No access log: one line per static file and SSE stream would bury the demo's
+        # terminal; the page's state is in /metrics and /healthz.
+        self._runner = web.AppRunner(self.app(), shutdown_timeout=1.0, handle_signals=False,
+                                     access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
