@@ -69,7 +69,9 @@ class TrackerConfig:
         ``lifecycle = "m_of_n"``: consecutive in-coverage misses after which a
         confirmed track is deleted...
     min_miss_time : float
-        ...provided its last detection is also at least this many seconds old.
+        ...provided its last detection is also at least this many seconds old (both
+        lifecycles: with ``"score"``, a confirmed track whose score fell below the
+        threshold goes once its last detection is this old).
     max_coast_time : float
         Seconds without any detection after which a confirmed track is deleted. Out of
         every sensor's coverage nothing counts as a miss, so this and
@@ -108,9 +110,9 @@ class TrackerConfig:
     false_track_rate: float = 0.05
     new_target_density: float = 1e-6
     radar_pd: float = 0.85
-    drone_pd: float = 0.85
-    satellite_pd: float = 0.7
-    ugs_pd: float = 0.3
+    drone_pd: float = 0.6
+    satellite_pd: float = 0.6
+    ugs_pd: float = 0.2
     unknown_pd: float = 0.5
     radar_clutter: float = 1e-8
     drone_clutter: float = 2e-7

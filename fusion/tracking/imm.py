@@ -69,7 +69,10 @@ def mix(mu: np.ndarray, M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _spread(x: np.ndarray, P: np.ndarray, centre: np.ndarray, w: np.ndarray) -> np.ndarray:
     """``sum_i w_i [P_i + (x_i - c)(x_i - c)']`` with x (J, 4, N), centre (4, N), w (J, N)."""
     d = x - centre[None]  # (J, 4, N)
-    return np.einsum("jn,jabn->abn", w, P + d[:, :, None, :] * d[:, None, :, :])
+    out = w[0] * (P[0] + d[0][:, None] * d[0][None, :])
+    for i in range(1, x.shape[0]):  # the modes (two), not the tracks
+        out += w[i] * (P[i] + d[i][:, None] * d[i][None, :])
+    return out
 
 
 def mixed_initial(
@@ -85,7 +88,9 @@ def mixed_initial(
 
 def combine(x: np.ndarray, P: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Moment-matched single Gaussian: ``x`` (4, N), ``P`` (4, 4, N) from weights ``w`` (J, N)."""
-    x_c = np.einsum("jn,jan->an", w, x)
+    x_c = w[0] * x[0]
+    for i in range(1, x.shape[0]):
+        x_c += w[i] * x[i]
     return x_c, _spread(x, P, x_c, w)
 
 

@@ -121,16 +121,18 @@ def failed(
     longer be confirmed) and ``misses`` (a confirmed track the sensors stopped seeing).
     """
     tentative = tracks.status[rows] == TENTATIVE
+    silent = now - tracks.t_hit[rows]
     if cfg.lifecycle == "score":
         score = tracks.score[rows]
+        # The time guard is for sensors whose Pd is guessed, not declared: several of
+        # them over one place can pile up misses within a second.
         return {
             "unconfirmed": tentative & (score <= thresholds.drop),
-            "misses": ~tentative & (score < thresholds.confirm),
+            "misses": ~tentative & (score < thresholds.confirm) & (silent >= cfg.min_miss_time),
         }
     misses_in_window = np.minimum(tracks.scans[rows], cfg.confirm_n) - np.bitwise_count(
         tracks.history[rows]
     )
-    silent = now - tracks.t_hit[rows]
     return {
         "unconfirmed": tentative & (misses_in_window > cfg.confirm_n - cfg.confirm_m),
         "misses": ~tentative

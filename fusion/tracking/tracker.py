@@ -392,14 +392,14 @@ class Tracker:
             self._last_sweep = now
             stale = lifecycle.stale(tracks, cfg, self._accel_var, now)
             reasons.update({name: np.flatnonzero(mask) for name, mask in stale.items()})
-        counted = np.empty(0, dtype=np.intp)
-        for reason, doomed in reasons.items():  # a handful of reasons, not a loop per track
-            fresh = np.setdiff1d(doomed, counted, assume_unique=False)
+        doomed = np.zeros(tracks.n, dtype=bool)
+        for reason, rows_of in reasons.items():  # a handful of reasons, not a loop per track
+            fresh = rows_of[~doomed[rows_of]]
             self.stats[f"deleted_{reason}"] += fresh.size
-            counted = np.concatenate([counted, fresh])
-        if counted.size == 0:
+            doomed[fresh] = True
+        if not doomed.any():
             return np.empty(0, dtype=np.int64)
-        dead = np.sort(counted)
+        dead = np.flatnonzero(doomed)
         lost = dead[tracks.status[dead] == CONFIRMED]
         self.lost.add(
             tracks.id[lost].copy(),

@@ -56,7 +56,7 @@ def test_low_clutter_confirms_in_two_scans_dense_clutter_waits():
 
 @pytest.mark.parametrize("pd, misses", [(0.9, 3), (0.97, 2), (0.3, 14)])
 def test_a_dead_targets_track_goes_after_a_few_misses_set_by_pd(pd, misses):
-    tracker = Tracker()
+    tracker = Tracker(TrackerConfig(min_miss_time=0.0))
     for k in range(8):
         tracker.process(scan(k, [[5.0 * k, 0.0]], pd=pd))
     assert len(tracker.confirmed()) == 1
@@ -66,6 +66,17 @@ def test_a_dead_targets_track_goes_after_a_few_misses_set_by_pd(pd, misses):
             gone = m
             break
     assert gone == misses
+
+
+def test_misses_piled_up_within_a_second_do_not_delete():
+    tracker = Tracker()  # min_miss_time = 3 s
+    for k in range(8):
+        tracker.process(scan(k, [[5.0 * k, 0.0]], pd=0.97))
+    for j in range(8):  # eight sensors miss it within 0.8 s
+        empty = DetectionBatch.build(f"r{j}", "radar", 0, 7.1 + 0.1 * j, np.empty((0, 2)),
+                                     np.empty((0, 2, 2)), pd=0.97, clutter_density=1e-8)
+        assert tracker.process(empty).deleted.size == 0
+    assert tracker.process(scan(10, np.empty((0, 2)), pd=0.97)).deleted.size == 1
 
 
 def test_a_miss_at_the_footprint_edge_costs_less_than_one_in_the_middle():
