@@ -322,26 +322,43 @@ class RecordScan:
         return size
 
     def __iter__(self) -> Iterator[Span]:
-        size, after = self.size, self.layout.crc_after_body
-        check = self._check
+        buf, size, layout = self.buf, self.size, self.layout
+        head, lo, hi = layout.header_size, layout.min_body, layout.max_body
+        after, sync = layout.crc_after_body, layout.sync
+        ns = len(sync)
+        # Bound once: this loop runs once per record of files with millions of them;
+        # the checks are inline, and _check (slower, with reasons) runs only on damage.
+        unpack_u32, crc32 = _U32.unpack_from, zlib.crc32
         pos, n = self.start, 0
         first: tuple[int, Reason, str] | None = None
         while pos < size:
-            body, body_end, reason, detail = check(pos)
-            if reason is not None:
-                if first is None:
-                    first = (pos, reason, detail)
-                if not self.resync:
-                    break
-                nxt = self._next_good(pos)
-                if reason == "truncated" and nxt < size:
-                    reason = "length"  # records follow: this was damage, not a cut
-                self.gaps.append(Gap(pos, nxt, reason, detail))
-                pos = nxt
+            ok = pos + head <= size and (not ns or buf[pos : pos + ns] == sync)
+            if ok:
+                (length,) = unpack_u32(buf, pos + ns)
+                body = pos + head
+                body_end = body + length
+                stop = body_end + 4 if after else body_end
+                ok = lo <= length <= hi and stop <= size
+                if ok and after:
+                    ok = crc32(buf[pos + ns : body_end]) == unpack_u32(buf, body_end)[0]
+                elif ok:
+                    ok = crc32(buf[body:body_end]) == unpack_u32(buf, pos + ns + 4)[0]
+            if ok:
+                yield Span(pos, body, body_end)
+                n += 1
+                pos = stop
                 continue
-            yield Span(pos, body, body_end)
-            n += 1
-            pos = body_end + 4 if after else body_end
+            _, _, reason, detail = self._check(pos)
+            assert reason is not None  # the inline checks and _check agree
+            if first is None:
+                first = (pos, reason, detail)
+            if not self.resync:
+                break
+            nxt = self._next_good(pos)
+            if reason == "truncated" and nxt < size:
+                reason = "length"  # records follow: this was damage, not a cut
+            self.gaps.append(Gap(pos, nxt, reason, detail))
+            pos = nxt
         if first is None:
             self.end = ScanEnd(pos, n, size, None, f"{size - self.start} bytes of records, clean")
         elif not self.resync:
