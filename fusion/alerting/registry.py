@@ -2,11 +2,14 @@
 
 Every episode gets the id ``"<zone>:<kind>:<track id>:<n>"``, ``n`` counting that
 track's episodes of that kind in that zone from 0, so the ids depend only on the input
-sequence. The counts of a track are dropped with the track (ids are never reused).
+sequence. The tracker may give a lost track's id back to the track that continues it,
+so the counts of a deleted track are kept (the newest ``RETIRED_KEPT`` of them): an id
+that comes back goes on counting, and no alert id is ever issued twice.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -15,6 +18,8 @@ from fusion.alerting.episodes import Episode, Fields, OpenIndex
 
 __all__ = ["CONDITION_KINDS", "OpenAlerts"]
 
+# Deleted tracks whose episode counts are kept, in case their id comes back.
+RETIRED_KEPT = 65_536
 # Kinds whose alerts follow a condition on the live track; the others close on a hold.
 CONDITION_KINDS = ("incursion", "predicted_incursion", "loitering")
 
@@ -39,6 +44,7 @@ class OpenAlerts:
         self.index = {(z, k): OpenIndex() for z in zone_names for k in CONDITION_KINDS}
         self.holds: dict[str, Episode] = {}
         self.counts: dict[int, dict[tuple[str, str], int]] = {}
+        self.retired: OrderedDict[int, None] = OrderedDict()
 
     def open(
         self,
@@ -54,6 +60,7 @@ class OpenAlerts:
         hold: float | None = None,
     ) -> Episode:
         """A new episode, numbered and registered (its open event is the caller's)."""
+        self.retired.pop(tid, None)  # alive again, if it was deleted
         per = self.counts.setdefault(tid, {})
         n = per.get((zone, kind), 0)
         per[(zone, kind)] = n + 1
@@ -97,9 +104,13 @@ class OpenAlerts:
         return [ep for aid, ep in self.by_id.items() if aid in hit]
 
     def forget(self, tids: np.ndarray) -> None:
-        """Drop the episode counts of tracks that are gone for good."""
+        """Retire the episode counts of deleted tracks; drop the oldest beyond the bound."""
         for tid in tids.tolist():
-            self.counts.pop(tid, None)
+            if tid in self.counts:
+                self.retired[tid] = None
+                self.retired.move_to_end(tid)
+        while len(self.retired) > RETIRED_KEPT:
+            self.counts.pop(self.retired.popitem(last=False)[0], None)
 
     def state(self) -> tuple[list[dict[str, Any]], list[list[Any]]]:
         """Checkpoint form: the open episodes and the counts ``[track, zone, kind, n]``."""
@@ -111,6 +122,9 @@ class OpenAlerts:
             self.register(Episode.from_state(ep_state), new=False)
         for tid, zone, kind, n in counts:
             self.counts.setdefault(int(tid), {})[(zone, kind)] = int(n)
+        # Which of them belong to live tracks is not known here: all start retired
+        # (an alert of a live track takes its counts back), so the bound holds.
+        self.retired = OrderedDict((tid, None) for tid in self.counts)
 
 
 def _member(ids: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
