@@ -103,7 +103,9 @@ def test_alerts_after_the_checkpoint_are_neither_lost_nor_raised_again(strip_zon
     closes = [e for e in again if e["alert_id"] == incursion and e["event"] == "close"]
     assert len(closes) == 1  # the restored alert carried on and closed normally
     assert not any(e["event"] == "open" and e["kind"] == "incursion" for e in again)
-    assert b.status()["gaps"] == {"radar-1": 42}  # the batches the crash cost are counted
+    # The batches the crash cost are counted, as downtime rather than transport loss.
+    assert b.status()["missed_while_down"] == {"radar-1": 42} and b.status()["gaps"] == {}
+    assert b.status()["restarts"] == 1
 
 
 def test_track_born_after_the_checkpoint_comes_back_with_its_alert(strip_zones, tmp_path):
@@ -125,7 +127,7 @@ def test_track_born_after_the_checkpoint_comes_back_with_its_alert(strip_zones, 
     log_b.close()
 
 
-def test_corrupt_log_tail_is_cut_and_reported_in_status(strip_zones, tmp_path):
+def test_corrupt_log_tail_is_set_aside_and_reported_in_status(strip_zones, tmp_path):
     a, log = make(strip_zones, tmp_path, [])
     feed(a, crossing_batches(70))
     log.close()
@@ -134,6 +136,6 @@ def test_corrupt_log_tail_is_cut_and_reported_in_status(strip_zones, tmp_path):
         f.write(b"\x40\x00\x00\x00\x01\x02\x03\x04torn")
     b, log_b = make(strip_zones, tmp_path, [])
     restored = restore_pipeline(b, "", str(path))  # no checkpoint: from the log alone
-    assert "log_truncated" in restored and b.status()["restored"]["log_truncated"]
+    assert "log_damaged" in restored and b.status()["restored"]["log_damaged"]
     assert restored["open_alerts"] == len(a.engine.open_alerts()) > 0
     log_b.close()
