@@ -312,7 +312,8 @@ class RecordScan:
         cand = pos + 1
         while cand < size:
             if sync:
-                found = buf.find(sync, cand, size)
+                # memoryview has no find(); the callers' buffers (bytes, mmap) do.
+                found = buf.find(sync, cand, size)  # type: ignore[union-attr]
                 if found < 0:
                     return size
                 cand = found

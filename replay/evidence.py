@@ -332,8 +332,9 @@ def make_bundle(alert_id: str, log_path: str | Path, out: str | Path, signer: Si
     if ctx is None or "scenario" not in ctx:
         raise ValueError(f"{log_path} records no zones and rules before {alert_id!r}: "
                          "give them (--scenario or --zones/--origin, --rules)")
-    proof = (_chain_proof(lf, data, recs[0][0].seq, recs[-1][0].seq) if lf.version == 2
-             else {"version": 1, "records": [], "signed": False})
+    proof: dict[str, Any] = {"version": 1, "records": [], "signed": False}
+    if lf.version == 2:
+        proof = _chain_proof(lf, data, recs[0][0].seq, recs[-1][0].seq)
     opening = next((e for e in events if e["event"] == "open"), events[0])
     window = (float(opening["t"]) - lead, float(events[-1]["t"]) + 1.0)
     picked = list(_intake_frames(intake_dirs, *window))
@@ -349,7 +350,7 @@ def make_bundle(alert_id: str, log_path: str | Path, out: str | Path, signer: Si
         t_from = float(opening.get("opened_at", opening["t"])) - 10.0
         for info, ids in zip(infos, updated, strict=False):
             info["updated_track"] = bool(match["track_id"] in ids and info["t"] >= t_from)
-    meta = {"kind": "evidence", "bundle_version": BUNDLE_VERSION,
+    meta: dict[str, Any] = {"kind": "evidence", "bundle_version": BUNDLE_VERSION,
             "writer": "bufferzone evidence", "alert_id": alert_id, "events": events,
             **{k: ctx[k] for k in ("scenario", "rules", "tracker_config", "service")
                if k in ctx},

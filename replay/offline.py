@@ -278,7 +278,7 @@ def tracker_config_from(meta: dict[str, Any], default: TrackerConfig) -> Tracker
     if not isinstance(recorded, dict):
         return default
     known = {f.name for f in fields(TrackerConfig)}
-    values = {k: (tuple(v) if isinstance(v, list) else v)
+    values: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v)
               for k, v in recorded.items() if k in known}
     try:
         return replace(default, **values)

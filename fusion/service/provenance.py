@@ -54,7 +54,7 @@ def service_context(engine: AlertEngine, tracker_config: Any = None,
         ctx["scenario"] = {"name": "service", "source": "<service>",
                            "origin": [float(frame.lon0), float(frame.lat0)],
                            "zones": engine.zones.to_geojson(frame)}
-    if tracker_config is not None and dataclasses.is_dataclass(tracker_config):
+    if dataclasses.is_dataclass(tracker_config) and not isinstance(tracker_config, type):
         ctx["tracker_config"] = _plain(dataclasses.asdict(tracker_config))
     if service_config is not None:
         ctx["service"] = {name: getattr(service_config, name)
