@@ -37,7 +37,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from fusion.framing import CRC_BEFORE_BODY, SYNCED_CRC_BEFORE_BODY, Gap
+from fusion.framing import CRC_BEFORE_BODY, SYNC_MARKER, SYNCED_CRC_BEFORE_BODY, Gap
 from fusion.messages import WireError, unpack_map
 from fusion.service import chain
 from fusion.service.chain import EVENT, ChainCheck, ChainRecord
@@ -232,20 +232,35 @@ def _trusted_entries(lf: LogFile) -> tuple[list[tuple[int, int, dict[str, Any]]]
     return entries, bad
 
 
-def _holes(lf: LogFile, entries: Sequence[tuple[int, int, dict[str, Any]]]) -> list[bool]:
-    """For each entry, and once more for the end: may a record be missing before it?"""
+def _explained(lf: LogFile, data: Any, lo: int, hi: int, missing: int) -> bool:
+    """Whether the ``missing`` records between offsets ``lo`` and ``hi`` can each be read
+    well enough to name their alert (an edited record, or one record's damaged bytes)."""
+    named = sum(1 for r in lf.records if lo < r.offset < hi and r.offset in lf.check.untrusted
+                and _ALERT_ID.search(r.payload))
+    for g in lf.gaps:
+        if lo < g.offset < hi:
+            chunks = bytes(data[g.offset : g.end]).split(SYNC_MARKER)
+            named += sum(1 for c in chunks if _ALERT_ID.search(c))
+    return 0 < missing == named
+
+
+def _holes(lf: LogFile, data: Any, entries: Sequence[tuple[int, int, dict[str, Any]]]
+           ) -> list[bool]:
+    """For each entry, and once more for the end: may a record we cannot name be missing
+    before it? (A missing record whose alert its damaged bytes still name is no hole.)"""
     trusted = {r.seq for r in lf.records if r.offset not in lf.check.untrusted
                and r.log_id == lf.log_id}
     top = max(trusted, default=-1)
     if lf.version == 2:
         missing = sorted(set(range(top + 1)) - trusted)
-        bounds = [e[0] for e in entries] + [top + 1]
-        lo, out, k = -1, [], 0
-        for b in bounds:
+        bounds = [(e[0], e[1]) for e in entries] + [(top + 1, lf.size)]
+        lo, lo_off, out, k = -1, 0, [], 0
+        for b, b_off in bounds:
             while k < len(missing) and missing[k] <= lo:
                 k += 1
-            out.append(k < len(missing) and missing[k] < b)
-            lo = b
+            n = sum(1 for m in missing[k:] if m < b)
+            out.append(n > 0 and not _explained(lf, data, lo_off, b_off, n))
+            lo, lo_off = b, b_off
         if lf.gaps and lf.gaps[-1].end == lf.size:
             out[-1] = True
         return out
@@ -264,7 +279,7 @@ def _affected(lf: LogFile, data: Any, entries: Sequence[tuple[int, int, dict[str
     for r in lf.records:
         if r.offset in lf.check.untrusted:
             ids.update(m.decode() for m in _ALERT_ID.findall(r.payload))
-    holes = _holes(lf, entries)
+    holes = _holes(lf, data, entries)
     open_now: set[str] = set()
     known: set[str] = set()
     hole_seen = False
