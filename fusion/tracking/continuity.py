@@ -124,3 +124,50 @@ class LostTracks:
         self.t = np.asarray(state["lost_t"], dtype=float).copy()
         # Rows a state editor padded with zeros (no id, no covariance) are no tracks.
         self._keep((self.id > 0) & (self.P[:, 0, 0] > 0) & (self.P[:, 1, 1] > 0))
+
+
+def duplicates(
+    x: np.ndarray, P: np.ndarray, born: np.ndarray, t: np.ndarray, now: float,
+    accel_var: float, probability: float = 0.99,
+) -> np.ndarray:
+    """Tracks that duplicate an older track on the same target: indices to delete.
+
+    Two tracks fed by different sensors on one target (each radar's detection going
+    to whichever is nearer) can both stay alive for minutes. Pairs whose states,
+    predicted to ``now``, agree within the ``probability`` gate of a 4-dof chi-square
+    test on ``P_a + P_b`` (targets of a convoy 60 m apart, each tracked to a few
+    metres, stay apart)
+    are one target; the younger track goes.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, 4)
+    P : ndarray, shape (N, 4, 4)
+    born : ndarray, shape (N,)
+        Birth time of each track (the older one is kept).
+    t : ndarray, shape (N,)
+        Time of each state.
+
+    Returns
+    -------
+    drop : ndarray, intp
+        Indices into the N tracks.
+    """
+    if x.shape[0] < 2:
+        return np.empty(0, dtype=np.intp)
+    position = x[:, :2] + x[:, 2:] * (now - t)[:, None]
+    gamma = gate_threshold(probability, dof=4)
+    near = gate(position, P[:, :2, :2], position, P[:, :2, :2], gamma)
+    pair = near.track < near.detection  # each unordered pair once, no self-pairs
+    a, b = near.track[pair], near.detection[pair]
+    if a.size == 0:
+        return np.empty(0, dtype=np.intp)
+    rows = np.unique(np.concatenate([a, b]))
+    xp, Pp = kalman.predict(x[rows], P[rows], now - t[rows], accel_var)
+    ia, ib = np.searchsorted(rows, a), np.searchsorted(rows, b)
+    y = xp[ia] - xp[ib]
+    S = Pp[ia] + Pp[ib]
+    d2 = np.einsum("gi,gi->g", y, np.linalg.solve(S, y[..., None])[..., 0])  # y' S^-1 y
+    same = d2 <= gamma
+    younger = np.where(born[a] <= born[b], b, a)[same]
+    return np.unique(younger)

@@ -32,7 +32,7 @@ from fusion.tracking import existence, kalman, lifecycle, motion
 from fusion.tracking.association import assign
 from fusion.tracking.clutter import ClutterEstimator
 from fusion.tracking.config import TrackerConfig
-from fusion.tracking.continuity import LostTracks
+from fusion.tracking.continuity import LostTracks, duplicates
 from fusion.tracking.coverage import points_in_polygon
 from fusion.tracking.gating import GatedPairs, gate, gate_threshold
 from fusion.tracking.track_table import CONFIRMED, TrackTable
@@ -392,6 +392,11 @@ class Tracker:
             self._last_sweep = now
             stale = lifecycle.stale(tracks, cfg, self._accel_var, now)
             reasons.update({name: np.flatnonzero(mask) for name, mask in stale.items()})
+            confirmed = np.flatnonzero(tracks.status == CONFIRMED)
+            reasons["duplicate"] = confirmed[duplicates(
+                tracks.x[:, confirmed].T, tracks.P[:, :, confirmed].transpose(2, 0, 1),
+                tracks.t_born[confirmed], tracks.t[confirmed], now, self._accel_var,
+            )]
         doomed = np.zeros(tracks.n, dtype=bool)
         for reason, rows_of in reasons.items():  # a handful of reasons, not a loop per track
             fresh = rows_of[~doomed[rows_of]]
