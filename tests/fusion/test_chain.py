@@ -232,3 +232,19 @@ def test_a_version_1_log_is_read_but_reported_unchained(tmp_path):
     with AlertLog(path) as log:  # appended to in its own format
         log.append(EVENTS[0])
     assert read_alert_log(path)[0] == EVENTS + EVENTS[:1]
+
+
+def test_a_damaged_version_1_log_is_quarantined_and_read_past_the_damage(tmp_path):
+    path = tmp_path / "old.log"
+    records_v1 = [RECORDS_V1.encode(pack_map(e)) for e in EVENTS]
+    data = bytearray(MAGIC_V1 + b"".join(records_v1))
+    at = len(MAGIC_V1) + len(records_v1[0]) + 20  # inside the second record
+    data[at] ^= 0x08
+    path.write_bytes(bytes(data))
+    with AlertLog(path) as log:  # no sync marker: every offset is tried after damage
+        assert log.recovery.quarantined and log.recovery.version == 1
+        log.append(EVENTS[0])
+    events, report = read_alert_log(path)
+    assert events == EVENTS[:1] + EVENTS[2:] + EVENTS[:1]
+    assert report.error == "crc" and not report.chained
+    assert path.read_bytes().startswith(bytes(data))
