@@ -253,7 +253,7 @@ def build_service(args: argparse.Namespace) -> TrackerService:
     engine = AlertEngine(zones, rules, frame)
     alert_log = None
     if service_config.alert_log:
-        alert_log = AlertLog(service_config.alert_log)  # cuts and reports a damaged tail
+        alert_log = AlertLog(service_config.alert_log)  # quarantines and reports any damage
     pipeline = Pipeline(Tracker(tracker_config), engine, service_config, alert_log=alert_log)
     restore_pipeline(pipeline, service_config.checkpoint, service_config.alert_log)
     security_file = args.security or args.config
@@ -371,7 +371,7 @@ class _Watch:
                 sub.connect(endpoint)
                 last = time.monotonic()
                 status: dict[str, Any] | None = None
-                silent = False
+                silent = zones_checked = False
                 while not self.stop.is_set():
                     if not sub.poll(100):
                         quiet = time.monotonic() - last
@@ -403,8 +403,9 @@ class _Watch:
                             None, status.get("run"))
                         self._say(f"now hearing from {endpoint}"
                                   + (" (the service restarted)" if restarted else ""))
-                    if message.get("type") == "status" or "run" in message:
-                        if status is None:
+                    if message.get("type") != "heartbeat":  # a status
+                        if not zones_checked and "zones" in message:
+                            zones_checked = True
                             self._check_zones(message.get("zones"))
                         status = message
                     if message.get("final"):
