@@ -23,6 +23,16 @@ MIN_DETECTIONS_FOR_AREA = 10
 MAX_SENSORS = 4096
 
 
+def footprint_area(z: np.ndarray, coverage: np.ndarray | None) -> float:
+    """Area a batch looked at, m^2: its coverage polygon's, else its detections' bounding
+    box (with at least ``MIN_DETECTIONS_FOR_AREA`` of them), else NaN (unknown)."""
+    if coverage is not None:
+        return float(shapely.area(shapely.Polygon(coverage)))
+    if z.shape[0] >= MIN_DETECTIONS_FOR_AREA:
+        return float(np.prod(z.max(axis=0) - z.min(axis=0)))
+    return float("nan")
+
+
 class ClutterEstimator:
     """Per-sensor running estimate of false detections per square metre per batch."""
 
@@ -33,13 +43,8 @@ class ClutterEstimator:
         self, sensor_id: str, unassigned: int, z: np.ndarray, coverage: np.ndarray | None
     ) -> None:
         """Book one batch: ``unassigned`` of its detections ``z`` (M, 2) went to no track."""
-        if coverage is not None:
-            area = float(shapely.area(shapely.Polygon(coverage)))
-        elif z.shape[0] >= MIN_DETECTIONS_FOR_AREA:
-            area = float(np.prod(z.max(axis=0) - z.min(axis=0)))
-        else:
-            return
-        if not area > 0:
+        area = footprint_area(z, coverage)
+        if not area > 0:  # NaN (unknown) too
             return
         counts = self._counts.pop(sensor_id, [0.0, 0.0])
         counts[0] = FORGET * counts[0] + unassigned

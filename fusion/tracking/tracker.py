@@ -30,7 +30,7 @@ import numpy as np
 from fusion.messages import CLASSES, DetectionBatch
 from fusion.tracking import existence, kalman, lifecycle, motion
 from fusion.tracking.association import assign
-from fusion.tracking.clutter import ClutterEstimator
+from fusion.tracking.clutter import ClutterEstimator, footprint_area
 from fusion.tracking.config import TrackerConfig
 from fusion.tracking.continuity import LostTracks, duplicates
 from fusion.tracking.coverage import points_in_polygon
@@ -171,8 +171,13 @@ class Tracker:
             pd, clutter, self.config.gate_probability, pairs, track, detection, z_pred, P_pos,
             batch.coverage,
         )
+        # Candidates that could be clutter: the clutter model's count over the footprint
+        # (the unassigned detections when the footprint is unknown; at start-up those
+        # are mostly targets, so the model's count is preferred).
+        area = footprint_area(batch.z, batch.coverage)
+        candidates = clutter * area if area > 0 else len(batch) - track.size
         confirm_at = existence.confirm_threshold(
-            self._thresholds, self.config.false_track_rate, len(batch) - track.size,
+            self._thresholds, self.config.false_track_rate, int(np.ceil(candidates)),
             self.config.true_track_loss_probability,
         )
         promoted = lifecycle.record_scan(
