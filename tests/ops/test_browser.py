@@ -112,6 +112,13 @@ def test_map_shows_zone_tracks_and_an_alert_within_two_seconds(page, map_server,
         page.wait_for_function(f"window.bz.picture && window.bz.picture.t === {float(k)}",
                                timeout=10_000)
     assert page.evaluate("window.bz.picture.tracks.length") == n
+    # a radar goes silent: its marker is ringed red and its alert is listed
+    fake_service.status(sensors_silent=["radar-n1"])
+    fake_service.alert("silent-radar-n1-1", kind="sensor_silent", zone="sensors",
+                       sensor="radar-n1", track_id=None, evidence=["radar-n1"])
+    page.locator('#alerts li[data-alert-id="silent-radar-n1-1"]').wait_for(timeout=5_000)
+    page.wait_for_function("sensorMarkers['radar-n1'].options.color === '#d00'",
+                           timeout=5_000)
     assert page.locator("#track-count").inner_text() == str(n)
     assert page.locator("#banner").get_attribute("data-state") == "live"
     # an alert: on the page within 2 s of its publication

@@ -19,6 +19,7 @@ const layers = {
 };
 // For tests and for the curious: the newest state, the layers.
 window.bz = { layers, picture: null, pictures: 0, alertSeenAt: {} };
+const sensorMarkers = {}; // sensor id -> its marker, to grey out the silent ones
 
 function esc(s) {
   return String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
@@ -67,8 +68,11 @@ function drawLayers(info) {
       layers.coverage.addLayer(L.polyline(latlngs(s.route.concat([s.route[0]])), { color: colour, weight: 1, dashArray: "2 6" }));
     }
     if (s.position) {
-      layers.sensors.addLayer(L.circleMarker([s.position[1], s.position[0]], { radius: 5, color: "#fff", weight: 1, fillColor: colour, fillOpacity: 1 })
-        .bindTooltip(esc(s.kind) + " " + esc(s.id)));
+      const marker = L.circleMarker([s.position[1], s.position[0]], { radius: 5, color: "#fff", weight: 1, fillColor: colour, fillOpacity: 1 })
+        .bindTooltip(esc(s.kind) + " " + esc(s.id));
+      marker.colour = colour;
+      sensorMarkers[s.id] = marker;
+      layers.sensors.addLayer(marker);
     }
   }
   const bounds = zones.getBounds();
@@ -147,6 +151,10 @@ function drawService(service, picture) {
     stopped: "service stopped (it said so); the picture below is its last",
   }[service.state] || service.state;
   const silent = (picture.status && picture.status.sensors_silent) || [];
+  for (const [id, marker] of Object.entries(sensorMarkers)) {
+    const quiet = silent.includes(id);
+    marker.setStyle(quiet ? { fillColor: "#fff", color: "#d00", weight: 2 } : { fillColor: marker.colour, color: "#fff", weight: 1 });
+  }
   if (silent.length && service.state === "live") banner.textContent += ` · SENSORS SILENT: ${silent.join(", ")}`;
   document.getElementById("clock").textContent = picture.time_utc ? picture.time_utc.replace("T", " ").replace("Z", " UTC") : "—";
   document.getElementById("track-count").textContent = picture.tracks.length;
