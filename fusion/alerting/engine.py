@@ -367,14 +367,20 @@ class AlertEngine:
         return closed
 
     def _open_new(self, t, zone, v, kind, at, since, events) -> None:
-        """Open ``kind`` alerts for view positions ``at``; evidence since ``since``."""
+        """Open ``kind`` alerts for view positions ``at``; evidence since ``since``.
+
+        No alert opens on a prediction alone: a track that no sensor updated while its
+        condition held (a track coasting after a restart, a ghost) waits until one does.
+        """
         rule = self.rules.for_zone(zone.name)[kind]
         for i in at.tolist():
             tid = int(v.ids[i])
+            evidence = self._ring.since(tid, since[i])
+            if not evidence:
+                continue
             fields = self._fields(zone, v, i)
             side = zone.side_name(int(v.col["side_from"][i]) or int(v.side[i]))
             severity = rule.severity_for(fields["cls"] or "unknown")
-            evidence = self._ring.since(tid, since[i])
             ep = self._alerts.open(t, zone.name, kind, tid, severity, side, evidence, fields)
             self._emit(ep, "open", t, events)
 

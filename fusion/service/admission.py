@@ -438,11 +438,14 @@ class SensorAdmission:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resume; every restored id counts as heard now, so it is not evicted at once."""
-        now = self.clock()
+        """Resume. Restored ids keep their sequence numbers and times, but their votes are
+        stale (the feed went on while the service was down): they count as heard just
+        outside ``active_window``, so the first batches after the restart set the
+        reference (an idle one becomes evictable ``active_window`` seconds sooner)."""
+        heard_at = self.clock() - self.active_window - 1e-3
         self.last_seq = {k: int(v) for k, v in state.get("last_seq", {}).items()}
         self.latest_t = {k: float(v) for k, v in state.get("latest_t", {}).items()}
-        self.heard = OrderedDict((k, now) for k in self.last_seq)
+        self.heard = OrderedDict((k, heard_at) for k in self.last_seq)
         self.accepted = {k: 2 for k in self.last_seq}  # they had a running clock
         self.gaps = Counter(state.get("gaps", {}))
         self.resyncs = Counter(state.get("resyncs", {}))
