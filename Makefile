@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.stonesoup_compare
 	$(BIN)/python -m benchmarks.accuracy
 	$(BIN)/python -m benchmarks.attack_mix
+	$(BIN)/python -m benchmarks.restarts
 
 lint: $(STAMP)
 	$(BIN)/lint-imports
