@@ -9,9 +9,11 @@ from typing import Annotated
 from fusion.config import ConfigError, OneOf, from_mapping, load_toml
 
 # Detection model of a sensor that does not say its own (no ``pd`` / ``clutter`` on the
-# wire): per kind, (probability of detection, clutter density per m^2). Deliberately a
-# little pessimistic on Pd, so that an unknown sensor's misses weigh less than a known
-# sensor's would, and its tracks are not deleted on the strength of a guess.
+# wire): per kind, (probability of detection, clutter density per m^2). Deliberately
+# pessimistic: a Pd guessed low makes misses weigh less, so tracks are not deleted on
+# the strength of a guess; a clutter density guessed high makes two false alarms less
+# convincing (a guess too low confirms clutter pairs, which in a zone raise incursion
+# alerts; one too high costs a real target a scan).
 KINDS = ("radar", "drone", "satellite", "ugs")
 
 
@@ -114,7 +116,7 @@ class TrackerConfig:
     satellite_pd: float = 0.6
     ugs_pd: float = 0.2
     unknown_pd: float = 0.5
-    radar_clutter: float = 1e-8
+    radar_clutter: float = 1e-7
     drone_clutter: float = 2e-7
     satellite_clutter: float = 1e-7
     ugs_clutter: float = 1e-7
