@@ -18,6 +18,8 @@ one by the same global assignment as detections, on ``d^2 + ln |S|``.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from fusion.tracking import kalman
@@ -126,6 +128,11 @@ class LostTracks:
         self._keep((self.id > 0) & (self.P[:, 0, 0] > 0) & (self.P[:, 1, 1] > 0))
 
 
+@functools.lru_cache(maxsize=8)
+def _gate_4dof(probability: float) -> float:
+    return gate_threshold(probability, dof=4)  # scipy's ppf costs ~0.5 ms a call
+
+
 def duplicates(
     x: np.ndarray, P: np.ndarray, born: np.ndarray, t: np.ndarray, now: float,
     accel_var: float, probability: float = 0.99,
@@ -156,7 +163,7 @@ def duplicates(
     if x.shape[0] < 2:
         return np.empty(0, dtype=np.intp)
     position = x[:, :2] + x[:, 2:] * (now - t)[:, None]
-    gamma = gate_threshold(probability, dof=4)
+    gamma = _gate_4dof(probability)
     near = gate(position, P[:, :2, :2], position, P[:, :2, :2], gamma)
     pair = near.track < near.detection  # each unordered pair once, no self-pairs
     a, b = near.track[pair], near.detection[pair]

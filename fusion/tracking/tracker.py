@@ -40,6 +40,9 @@ from fusion.tracking.track_table import CONFIRMED, TrackTable
 # Coasting and uncertainty of tracks out of every coverage are checked this often (s of
 # measurement time) over the whole table; everything else only over the visible rows.
 SWEEP_INTERVAL = 1.0
+# Duplicate tracks are looked for this often: a gate of every confirmed track against
+# every other costs as much as a batch's own gating, and duplicates live for minutes.
+MERGE_INTERVAL = 5.0
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,7 @@ class Tracker:
         self._thresholds = existence.Thresholds.from_error_probabilities(
             cfg.false_track_probability, cfg.true_track_loss_probability
         )
-        self._last_sweep = -np.inf
+        self._last_sweep = self._last_merge = -np.inf
 
     def __len__(self) -> int:
         return len(self.tracks)
@@ -397,6 +400,8 @@ class Tracker:
             self._last_sweep = now
             stale = lifecycle.stale(tracks, cfg, self._accel_var, now)
             reasons.update({name: np.flatnonzero(mask) for name, mask in stale.items()})
+        if now - self._last_merge >= MERGE_INTERVAL:
+            self._last_merge = now
             confirmed = np.flatnonzero(tracks.status == CONFIRMED)
             reasons["duplicate"] = confirmed[duplicates(
                 tracks.x[:, confirmed].T, tracks.P[:, :, confirmed].transpose(2, 0, 1),
@@ -456,6 +461,7 @@ class Tracker:
         state.update(self.lost.state_dict())
         state["latest_time"] = float(self.latest_time)
         state["last_sweep"] = float(self._last_sweep)
+        state["last_merge"] = float(self._last_merge)
         return state
 
     def load_state_dict(self, state: dict[str, np.ndarray | int | float]) -> None:
@@ -468,6 +474,7 @@ class Tracker:
         self.tracks = TrackTable.from_state_dict(state)  # type: ignore[arg-type]
         self.latest_time = float(state["latest_time"])  # type: ignore[arg-type]
         self._last_sweep = float(state.get("last_sweep", -np.inf))  # type: ignore[arg-type]
+        self._last_merge = float(state.get("last_merge", -np.inf))  # type: ignore[arg-type]
         tracks = self.tracks
         unset = (tracks.status == CONFIRMED) & (tracks.score < self._thresholds.confirm)
         tracks.score[unset] = self._thresholds.ceiling
