@@ -75,14 +75,36 @@ def _spread(x: np.ndarray, P: np.ndarray, centre: np.ndarray, w: np.ndarray) -> 
     return out
 
 
+def _outer_difference(x: np.ndarray) -> np.ndarray | None:
+    """``(x_0 - x_1)(x_0 - x_1)'`` (4, 4, N) for two modes, None otherwise.
+
+    With two modes, ``sum_i w_i (x_i - c)(x_i - c)' = w_0 w_1 (x_0 - x_1)(x_0 - x_1)'``
+    for the weighted mean ``c``: one outer product serves every moment match of a cycle.
+    """
+    if x.shape[0] != 2:
+        return None
+    d = x[0] - x[1]
+    return d[:, None] * d[None, :]
+
+
+def _match(P: np.ndarray, w: np.ndarray, dd: np.ndarray) -> np.ndarray:
+    """``w_0 P_0 + w_1 P_1 + w_0 w_1 dd`` for two modes, shape (4, 4, N)."""
+    out = w[0] * P[0]
+    out += w[1] * P[1]
+    out += (w[0] * w[1]) * dd
+    return out
+
+
 def mixed_initial(
     x: np.ndarray, P: np.ndarray, omega: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mode-matched starting points ``x0`` (J, 4, N), ``P0`` (J, 4, 4, N)."""
     x0 = np.einsum("ijn,ian->jan", omega, x)  # x0_j = sum_i omega_ij x_i
     P0 = np.empty_like(P)
+    dd = _outer_difference(x)
     for j in range(x.shape[0]):  # J modes (two), not a loop over tracks
-        P0[j] = _spread(x, P, x0[j], omega[:, j])
+        w = omega[:, j]
+        P0[j] = _spread(x, P, x0[j], w) if dd is None else _match(P, w, dd)
     return x0, P0
 
 
@@ -91,7 +113,8 @@ def combine(x: np.ndarray, P: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np
     x_c = w[0] * x[0]
     for i in range(1, x.shape[0]):
         x_c += w[i] * x[i]
-    return x_c, _spread(x, P, x_c, w)
+    dd = _outer_difference(x)
+    return x_c, (_spread(x, P, x_c, w) if dd is None else _match(P, w, dd))
 
 
 def predict(
