@@ -112,7 +112,9 @@ def hit_score(
     return np.log(pd) - np.log(clutter_density) - _LN_2PI - 0.5 * (log_det_S + d2)
 
 
-def miss_score(pd: float, gate_probability: float, p_cover: np.ndarray) -> np.ndarray:
+def miss_score(
+    pd: float, gate_probability: float, p_cover: float | np.ndarray
+) -> np.ndarray:
     """Score lost by each visible track that took no detection, shape like ``p_cover``.
 
     ``ln(1 - P_D P_G p_c)``: a target that may have been outside the footprint (small
