@@ -479,14 +479,17 @@ def main(argv: list[str] | None = None) -> str:
     q = 0.05
     out = ["# Accuracy against Stone Soup's GNN tracker\n",
            f"`python -m benchmarks.accuracy{' --quick' if args.quick else ''}`; "
-           f"GOSPA p = {P_ORDER:g}, c = {C:g} m, alpha = 2, mean over {steps} one-second scans.\n"]
+           f"GOSPA p = {P_ORDER:g}, c = {C:g} m, alpha = 2, means over one-second scans "
+           f"({steps}, {steps // 2} and {steps * 3} of them for the three scenes).\n"]
     if "cv-100" in chosen:
-        out.append(table("100 targets", run(cv_scenario(100, steps)[0], q)))
+        out.append(table(f"100 targets, {steps} scans", run(cv_scenario(100, steps)[0], q)))
     if "cv-1000" in chosen:
-        out.append(table(f"{big} targets", run(cv_scenario(big, steps // 2)[0], q)))
+        out.append(table(f"{big} targets, {steps // 2} scans",
+                         run(cv_scenario(big, steps // 2)[0], q)))
     if "multi-sensor" in chosen:
         scans = multi_sensor_scenario(steps * 3)
-        out.append(table("multi-sensor (3 shadowed radars, 2 drones, late satellite)",
+        out.append(table(f"multi-sensor (3 shadowed radars, 2 drones, late satellite), "
+                         f"{steps * 3} scans",
                          run(scans, q, kdtree=False), multi=True))
     text = "\n".join(out)
     if not args.quick:
