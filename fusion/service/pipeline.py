@@ -370,6 +370,7 @@ class Pipeline:
             **self.admission.status(),
             "late_batches": self.counters["late_batches"],
             "oosm_updates": self.tracker.stats["oosm_updates"],
+            "initiations_refused": self.tracker.stats["initiations_refused"],
             "held": len(self._heap),
             "live_tracks": len(self.tracker),
             "confirmed_tracks": int(np.count_nonzero(self.tracker.tracks.status)),

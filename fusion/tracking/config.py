@@ -95,6 +95,10 @@ class TrackerConfig:
     max_oosm_lag : float
         Batches older than a track's state by more than this, seconds, are not fused
         into it (neither update nor miss).
+    max_new_per_batch, max_tentative : int
+        At most this many tracks started from one batch, and tentative tracks alive at
+        once: a batch of clutter or a forged flood cannot grow the table without bound
+        (the detections beyond are counted as ``initiations_refused``).
     initial_capacity : int
         Rows reserved in the track table at start.
     """
@@ -132,6 +136,8 @@ class TrackerConfig:
     reacquire_probability: float = 0.999
     max_oosm_lag: float = 300.0
     initiation_exclusion_probability: float = 0.99999
+    max_new_per_batch: int = 2_000
+    max_tentative: int = 50_000
     initial_capacity: int = 1024
 
     def __post_init__(self) -> None:
@@ -163,6 +169,8 @@ class TrackerConfig:
                 "tracker.confirm_m/confirm_n need 1 <= M <= N <= 32, "
                 f"got {self.confirm_m}/{self.confirm_n}"
             )
+        if self.max_new_per_batch < 0 or self.max_tentative < 0:
+            raise ConfigError("tracker.max_new_per_batch and max_tentative must be >= 0")
         if self.max_misses < 1 or self.initial_capacity < 1 or self.max_oosm_lag < 0:
             raise ConfigError(
                 "tracker.max_misses and initial_capacity must be >= 1, max_oosm_lag >= 0"

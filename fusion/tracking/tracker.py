@@ -35,7 +35,7 @@ from fusion.tracking.config import TrackerConfig
 from fusion.tracking.continuity import LostTracks, duplicates
 from fusion.tracking.coverage import points_in_polygon
 from fusion.tracking.gating import GatedPairs, gate, gate_threshold
-from fusion.tracking.track_table import CONFIRMED, TrackTable
+from fusion.tracking.track_table import CONFIRMED, TENTATIVE, TrackTable
 
 # Coasting and uncertainty of tracks out of every coverage are checked this often (s of
 # measurement time) over the whole table; everything else only over the visible rows.
@@ -368,6 +368,11 @@ class Tracker:
         claimed = self.tracks.status[rows[pairs.track]] == CONFIRMED
         free[pairs.detection[claimed]] = False
         new = np.flatnonzero(free)
+        tentative = int(np.count_nonzero(self.tracks.status[: self.tracks.n] == TENTATIVE))
+        room = max(0, min(self.config.max_new_per_batch, self.config.max_tentative - tentative))
+        if new.size > room:
+            self.stats["initiations_refused"] += new.size - room
+            new = new[:room]
         if new.size == 0:
             return np.empty(0, dtype=np.int64)
         x = np.zeros((4, new.size))

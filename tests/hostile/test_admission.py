@@ -237,3 +237,16 @@ def test_an_id_flood_draws_only_on_the_probation_allowance():
     assert verdict(gate, batch("radar-1", 6, 6.0)) == "ok"  # not on probation: unaffected
     clock.now = 7.0  # the allowance refills with time
     assert verdict(gate, batch("newcomer", 0, 7.0)) == "ok"
+
+
+def test_tentative_tracks_are_capped_per_batch_and_in_total():
+    from fusion import TrackerConfig
+
+    tracker = Tracker(TrackerConfig(max_new_per_batch=100, max_tentative=250))
+    rng = np.random.default_rng(3)
+    for k in range(4):  # 1,000 scattered detections a batch, each far from the others
+        z = rng.uniform(-1e6, 1e6, size=(1000, 2))
+        tracker.process(DetectionBatch.build("radar-1", "radar", k, float(k), z,
+                                             np.broadcast_to(np.eye(2) * 100.0, (1000, 2, 2))))
+    assert len(tracker) <= 250
+    assert tracker.stats["initiations_refused"] >= 4 * 1000 - 250
