@@ -204,8 +204,8 @@ def report(quiet: dict[str, Any], attacked: dict[str, Any], command: str) -> str
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--speed", type=float, default=10.0,
-                        help="legitimate feed pace, times real time (default 10)")
+    parser.add_argument("--speed", type=float, default=1.0,
+                        help="legitimate feed pace, times real time (default 1: live)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         quiet = one_run(False, args.speed, Path(tmp))

@@ -182,7 +182,8 @@ class SensorAdmission:
         if sensor not in self.heard:
             self._make_room(sensor, user_id, now)
         if sensor not in self.registered:
-            self.budgets.draw_probation(sensor, self.accepted.get(sensor, 0), now)
+            self.budgets.draw_probation(sensor, self.accepted.get(sensor, 0),
+                                        self.reference_time())
 
     def admit(
         self, batch: DetectionBatch, user_id: str | None = None, sender_checked: bool = False

@@ -13,9 +13,11 @@ refused (``covariance_too_large``): a 1e155 m^2 covariance passes every positive
 definiteness test and then wrecks gating and the alert probabilities.
 
 Probation: an unconfigured id's first ``PROBATION_BATCHES`` batches draw on one
-allowance of ``probation_rate`` batches a second shared by all such ids
-(``probation``), so a flood of invented ids costs the tracker that much at most, and
-sensors that are configured or past probation never notice it.
+allowance of ``probation_rate`` batches per second of the admission's reference time
+(which no single sensor moves; live it runs with the wall clock, in a replay with the
+feed) shared by all such ids (``probation``), so a flood of invented ids costs the
+tracker that much at most, and sensors that are configured or past probation never
+notice it.
 
 Per-sensor state lives only for ids in the admission table (it calls :meth:`forget`).
 """
@@ -40,8 +42,9 @@ DEFAULT_BUDGETS: dict[str, tuple[float, float]] = {
     "satellite": (50_000.0, 50_000.0),
     "ugs": (200.0, 1_000.0),
 }
-# Batches an unconfigured id sends before it stops drawing on the shared allowance.
-PROBATION_BATCHES = 2
+# Batches an unconfigured id sends before it stops drawing on the shared allowance: only
+# its first, so a sensor once accepted is never refused for what a flood took.
+PROBATION_BATCHES = 1
 
 
 class Budgets:
@@ -55,15 +58,15 @@ class Budgets:
     max_variance : float
         Largest eigenvalue a measurement covariance may have, m^2 (1e8: a 10 km std).
     probation_rate : float
-        Batches per second (on the admission clock) shared by all ids on probation,
-        with five seconds' worth as burst.
+        Batches per second of reference time shared by all ids on probation, with five
+        seconds' worth as burst.
     """
 
     def __init__(
         self,
         per_kind: Mapping[str, tuple[float, float]] | None = None,
         max_variance: float = 1e8,
-        probation_rate: float = 100.0,
+        probation_rate: float = 20.0,
     ) -> None:
         self.per_kind = {**DEFAULT_BUDGETS, **(per_kind or {})}
         self.max_variance = max_variance
@@ -97,13 +100,18 @@ class Budgets:
                 f"exceeds {self.max_variance:.3g} m^2",
             )
 
-    def draw_probation(self, sensor: str, accepted: int, now: float) -> None:
-        """Charge one batch of an id with ``accepted`` batches so far to the allowance."""
+    def draw_probation(self, sensor: str, accepted: int, now: float | None) -> None:
+        """Charge one batch of an id with ``accepted`` batches so far to the allowance.
+
+        ``now`` is the reference time (None before there is one: nothing refills).
+        """
         if accepted >= PROBATION_BATCHES:
             return
         burst = 5.0 * self.probation_rate
         left, at = self._probation
-        if not math.isnan(at):
+        if now is None:
+            now = at
+        elif not math.isnan(at):
             left = min(burst, left + self.probation_rate * max(now - at, 0.0))
         if left < 1.0:
             self._probation = (left, now)

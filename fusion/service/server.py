@@ -73,6 +73,7 @@ def largest_batch_bytes(config: ServiceConfig) -> int:
 
 
 _DRAIN_PER_TURN = 256
+_RELEASE_EVERY = 32  # messages received between two releases of due batches
 _ANSWERS_PER_TURN = 16
 _RELEASE_SECONDS = 0.05
 _SNAPSHOT_RATE = 2.0  # requests per second per peer, with a burst of _SNAPSHOT_BURST
@@ -351,6 +352,9 @@ class TrackerService:
             if self.pipeline.receive(message, user_id=user_id):
                 self.evidence.accepted(message, user_id)
             n += 1
+            if n % _RELEASE_EVERY == 0:
+                # A legitimate batch must not wait behind a whole turn of junk to decode.
+                self.pipeline.release(until=time.perf_counter() + _RELEASE_SECONDS)
         return n
 
     def _answer(self, router: zmq.Socket) -> None:

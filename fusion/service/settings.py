@@ -70,7 +70,7 @@ class ServiceConfig:
         are refused (``covariance_too_large``).
     probation_rate : float
         Batches a second shared by all sensor ids that are not configured and have
-        sent fewer than two batches (``probation``): what an id flood can cost.
+        never had a batch accepted (``probation``): what an id flood can cost.
     max_held : int
         Batches the reorder buffer holds at most; beyond it the service stops reading
         the detection socket, so a flood waits (and overflows) in ZeroMQ, not in memory.
@@ -113,7 +113,7 @@ class ServiceConfig:
     checkpoint_interval: float = 10.0
     max_held: int = 10_000
     max_variance: float = 1e8
-    probation_rate: float = 100.0
+    probation_rate: float = 20.0
     signing_key: str = ""
     sign_interval: float = 60.0
     intake_dir: str = ""
