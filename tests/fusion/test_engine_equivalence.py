@@ -81,7 +81,7 @@ SENSITIVE = {
 # (name, rules, seconds of the scenario): the first minutes only, enough for incursions
 # and predicted incursions to open and close (exits and lost tracks are in the
 # engine-only cases), short enough to be quick.
-CASES = (("default", None, 360.0), ("sensitive", SENSITIVE, 180.0))
+CASES = (("default", None, 360.0), ("sensitive", SENSITIVE, 300.0))
 # Event fields compared exactly, and numbers compared to a tolerance.
 KEYS = (
     "alert_id",
