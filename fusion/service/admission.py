@@ -297,7 +297,7 @@ class SensorAdmission:
             self.time_reference == "wall" or self._voters >= 2
         )
         floor = max(
-            reference if vouched else -math.inf,
+            reference if vouched and reference is not None else -math.inf,
             own if own is not None else -math.inf,
         )
         if batch.t < floor - self.max_lateness:
@@ -324,7 +324,8 @@ class SensorAdmission:
         if runs < JUMP_CONFIRMATIONS or self.time_reference == "wall":
             return False  # the service's own clock follows nobody
         own = self.voter.get(sensor, sensor)
-        agree, against = {own}, set()
+        agree: set[str] = {own}
+        against: set[str] = set()
         for other, (_, claim) in islice(self._jump_runs.items(), _MAX_COUNTED):
             if abs(claim - t) <= self.max_future:
                 agree.add(self.voter.get(other, other))

@@ -314,7 +314,7 @@ class TrackerService:
                 event = recv_monitor_message(monitor, zmq.NOBLOCK)
             except zmq.Again:
                 return
-            name = zmq.Event(event["event"]).name.lower()
+            name = str(zmq.Event(event["event"]).name).lower()
             if name != "monitor_stopped":
                 self.connections[f"{role}.{name.removeprefix('handshake_')}"] += 1
 
