@@ -28,6 +28,7 @@ right open alerts. ZeroMQ reconnects the SUB socket by itself.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -38,6 +39,8 @@ import zmq
 from fusion.alerting.rules import SEVERITIES, severity_rank
 from fusion.messages import WireError, pack_map, unpack_map
 from fusion.security import CurveKeys
+
+log = logging.getLogger(__name__)
 
 
 class AlertClient:
@@ -117,6 +120,8 @@ class AlertClient:
         }
         self.status: dict[str, Any] | None = None
         self.live = threading.Event()
+        # Set while the service's status heartbeat is missing (and logged loudly).
+        self.silent = threading.Event()
         self.stop = stop or threading.Event()
         self.curve = curve
         self._run: str | None = None
@@ -214,7 +219,8 @@ class AlertClient:
 
     def _check_alert(self, topic: str, message: dict[str, Any]) -> str:
         """'ok', 'duplicate', or 'resync' (a gap or a new run) for an alert message."""
-        run, seq = message.pop("run", None), message.pop("seq", None)
+        # Read, not removed: run and seq stay on the yielded alert (alerts --json).
+        run, seq = message.get("run"), message.get("seq")
         if not isinstance(seq, int):
             return "ok"  # an older service without sequence numbers
         if run is not None and self._run is not None and run != self._run:
@@ -259,6 +265,12 @@ class AlertClient:
                             # open set is re-read once it talks again.
                             self.stats["heartbeats_missed"] += 1
                             resync_pending = True
+                            self.silent.set()
+                            log.warning(
+                                "SERVICE SILENT: no status from %s for %.0f s; alerts "
+                                "published meanwhile may be missed (the open set is "
+                                "re-read when it is back)", self.publish, now - last_status,
+                            )
                         if self.timeout is not None and now - last > self.timeout:
                             return
                         continue
@@ -272,6 +284,9 @@ class AlertClient:
                         continue
                     if topic == b"status":
                         last_status = time.monotonic()
+                        if self.silent.is_set():
+                            self.silent.clear()
+                            log.warning("hearing from %s again", self.publish)
                         # The SUB sent every subscription in one go when it connected,
                         # the alert topics ahead of "status" (they sort first), so a
                         # status here means the alert topics are in place as well.

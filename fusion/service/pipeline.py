@@ -40,7 +40,10 @@ from fusion.messages import (
 from fusion.service.admission import SensorAdmission
 from fusion.service.alertlog import AlertLog
 from fusion.service.budgets import DEFAULT_BUDGETS, Budgets
+from fusion.service.latency import LatencyHistogram
+from fusion.service.liveness import SensorLiveness, degraded_tracks
 from fusion.service.settings import ServiceConfig, percentiles
+from fusion.service.stamps import Stamper
 from fusion.tracking.tracker import Tracker
 
 log = logging.getLogger(__name__)
@@ -147,6 +150,10 @@ class Pipeline:
         self.restarts = 0
         self.downtime_at_most: float | None = None
         self.status_extra: Callable[[], dict[str, Any]] = dict
+        self.latency_hist = LatencyHistogram()
+        # Off until enable_ops(): offline replays stay byte-identical run to run.
+        self.stamper: Stamper | None = None
+        self.liveness: SensorLiveness | None = None
 
     # -- intake ---------------------------------------------------------------------
 
@@ -286,6 +293,12 @@ class Pipeline:
             self.counters["batches"] += 1
             self.counters["detections"] += len(batch)
             self.latencies.append(self.clock() - t_recv)
+            self.latency_hist.observe(self.latencies[-1])
+            if self.liveness is not None:
+                self._publish_system(self.liveness.observe(
+                    batch.sensor_id, batch.sensor_kind, batch.t, batch.coverage,
+                    result.updated, now=t_recv,
+                ))
             self.batch_ages.append(self.wall() - batch.t)
         except Exception:  # never let one batch stop the service
             self.rejected["internal"] += 1
@@ -323,6 +336,8 @@ class Pipeline:
         if not events:
             return
         started = time.perf_counter()
+        if self.stamper is not None:
+            self.stamper.stamp_alerts(events)  # UTC time and lon/lat, logged and sent
         if self.alert_log is not None:
             self.alert_log.append_many(events)  # durable before anyone hears of it
         for event in events:
@@ -335,13 +350,42 @@ class Pipeline:
         self.alert_ages.extend(published - float(e["t"]) for e in events if "t" in e)
         self.stage_seconds["log_and_publish"] += time.perf_counter() - started
 
+    def enable_ops(self, liveness: SensorLiveness | None = None) -> None:
+        """Turn on what a live operations centre needs (issue 15).
+
+        UTC time and lon/lat on alerts and track pictures (:mod:`.stamps`), and
+        sensor liveness (:mod:`.liveness`): ``sensor_silent``/``sensor_back`` alerts
+        and a ``degraded`` column. The live service calls it; offline replays do
+        not, so their results stay the same bytes every run.
+        """
+        frame = self.engine.frame
+        self.stamper = Stamper(frame)
+        self.liveness = liveness or SensorLiveness(
+            clock=self.clock, to_lonlat=None if frame is None else frame.to_lonlat
+        )
+
+    def _publish_system(self, events: list[dict[str, Any]]) -> None:
+        """Publish ``sensor_silent``/``sensor_back`` (alert.sensors.<kind>), not logged.
+
+        They describe arrivals at this service, not a track in a zone: the alert log
+        and its recovery hold zone episodes only, and a restart learns silence anew.
+        """
+        if self.stamper is not None:
+            self.stamper.stamp_alerts(events)
+        for event in events:
+            self.alerts_by_kind[f"{event['kind']}.{event['event']}"] += 1
+            name = f"alert.{event['zone']}.{event['kind']}"
+            self.alert_seq[name] += 1
+            message = {"type": "alert", **event, "run": self.run_id, "seq": self.alert_seq[name]}
+            self.emit(name.encode("ascii"), pack_map(message))
+
     # -- outgoing pictures ----------------------------------------------------------
 
     def track_message(self) -> bytes:
         """The confirmed track picture, columnar like detection batches."""
         snap = self.tracker.confirmed()
         P_pos = snap.P[:, :2, :2]
-        return pack_map(
+        message = (
             {
                 "type": "tracks",
                 "t": float(self.tracker.latest_time) if len(self.tracker) else None,
@@ -356,6 +400,23 @@ class Pipeline:
                 "conf": snap.conf.astype("<f4").tobytes(),
             }
         )
+        if self.liveness is not None:
+            # 1 where only silent sensors saw the track lately (see .liveness)
+            message["degraded"] = (
+                degraded_tracks(snap.ids, snap.x, self.liveness).astype("u1").tobytes()
+            )
+        if self.stamper is not None:
+            self.stamper.stamp_tracks(message)  # a lonlat column, time_utc, t_epoch
+        return pack_map(message)
+
+    def heartbeat(self) -> dict[str, Any]:
+        """A small 'alive' message for ``heartbeat``, sent every track interval, so
+        subscribers (``bufferzone alerts``, ``ui``) can say loudly when it stops."""
+        t = None if math.isinf(self.processed_until) else self.processed_until
+        times = self.stamper.times(t) if self.stamper is not None else {}
+        return {"type": "heartbeat", "run": self.run_id,
+                "uptime": self.clock() - self.started,
+                "interval": self.config.track_interval, "t": t, **times}
 
     def status(self) -> dict[str, Any]:
         """Counters for operators: what came in, what was refused, how fast."""
@@ -378,6 +439,8 @@ class Pipeline:
             "open_alerts": len(self.engine.open_alerts()),
             "alerts": dict(self.alerts_by_kind),
             "latency_ms": percentiles(self.latencies),
+            "latency_hist": self.latency_hist.as_status(),
+            **(self.liveness.status() if self.liveness is not None else {}),
             "age_ms": percentiles(self.batch_ages),
             "alert_age_ms": percentiles(self.alert_ages),
             "stage_ms_per_batch": {
@@ -460,6 +523,9 @@ class Pipeline:
 
     def timer(self, t_wall: float) -> None:
         """Let dwell times and holds run out while no batch arrives."""
+        if self.liveness is not None:
+            self._publish_system(self.liveness.check())
+            self.liveness.prune_tracks(self.tracker.confirmed().ids)
         if math.isfinite(self.tracker.latest_time):
             try:
                 self._evaluate_rules()

@@ -122,6 +122,8 @@ class TrackerService:
                 "service: give at least one detection endpoint (det_connect or det_bind)"
             )
         self.pipeline = pipeline
+        if pipeline.liveness is None:
+            pipeline.enable_ops()  # live: UTC/lon-lat stamps, sensor liveness (issue 15)
         self.config = config
         self._own_context = context is None
         self.context = context or zmq.Context()
@@ -257,6 +259,7 @@ class TrackerService:
             if now >= next_tracks:
                 pipe.timer(now)
                 pub.send_multipart([b"track.update", pipe.track_message()])
+                pub.send_multipart([b"heartbeat", pack_map(pipe.heartbeat())])
                 next_tracks = now + cfg.track_interval
             if now >= next_status:
                 pub.send_multipart([b"status", pack_map(pipe.status())])
@@ -389,7 +392,8 @@ class TrackerService:
         pipe = self.pipeline
         return {
             "type": "open_alerts",
-            "alerts": pipe.engine.open_alerts(),
+            "alerts": pipe.engine.open_alerts()
+            + (pipe.liveness.open_alerts() if pipe.liveness is not None else []),
             "t": None if math.isinf(pipe.processed_until) else pipe.processed_until,
             # what the snapshot already holds, so clients drop older alerts
             "run": pipe.run_id,

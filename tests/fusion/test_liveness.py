@@ -166,3 +166,71 @@ def test_config_is_checked():
         LivenessConfig(min_silence=10, max_silence=5)
     with pytest.raises(ValueError):
         LivenessConfig(expected_periods={"a": 0.0})
+
+
+# -- wired into the service's pipeline ----------------------------------------------
+
+
+def test_pipeline_says_sensor_silent_and_back_and_stamps_what_it_publishes():
+    from fusion import Tracker
+    from fusion.alerting.engine import AlertEngine
+    from fusion.alerting.zones import Zone, ZoneSet
+    from fusion.messages import DetectionBatch, encode_batch, unpack_map
+    from fusion.service import Pipeline, ServiceConfig
+
+    clock = FakeClock()
+    frame = LocalFrame(23.8, 44.98)
+    zone = np.array([[-5000.0, 2000.0], [5000.0, 2000.0], [5000.0, 3000.0], [-5000.0, 3000.0]])
+    engine = AlertEngine(ZoneSet([Zone.from_local("zone-t", zone)]), frame=frame)
+    sent: list[tuple[bytes, dict]] = []
+    pipe = Pipeline(Tracker(), engine, ServiceConfig(reorder_window=0.0),
+                    emit=lambda topic, payload: sent.append((topic, unpack_map(payload))),
+                    clock=clock, wall=lambda: 2_000_000_000.0)
+    pipe.enable_ops(SensorLiveness(LivenessConfig(learn_batches=4, min_silence=1.0),
+                                   clock=clock, to_lonlat=frame.to_lonlat))
+    cover = {"radar-1": SQUARE * 4 - 2000.0, "radar-2": SQUARE * 4 + [3000.0, -2000.0]}
+    seq = {"radar-1": 0, "radar-2": 0}
+    rng = np.random.default_rng(15)
+
+    def scan(sensor: str, t: float) -> None:
+        # one target only radar-1 sees, standing at (0, 0)
+        z = rng.normal(0.0, 5.0, (1, 2)) if sensor == "radar-1" else np.zeros((0, 2))
+        batch = DetectionBatch.build(sensor, "radar", seq[sensor], t, z, np.eye(2) * 25.0,
+                                     coverage=cover[sensor])
+        seq[sensor] += 1
+        assert pipe.receive([batch.topic, encode_batch(batch)], t_recv=clock.now)
+        pipe.release(flush=True)
+
+    for k in range(10):
+        scan("radar-1", float(k))
+        scan("radar-2", float(k))
+        clock.now += 1.0
+        pipe.timer(clock.now)
+    killed = clock.now - 1.0
+    assert not [t for t, _ in sent if t.startswith(b"alert.sensors.")]
+    msg = unpack_map(pipe.track_message())
+    assert msg["n"] == 1 and msg["time_utc"].endswith("Z")
+    lonlat = np.frombuffer(msg["lonlat"], "<f8").reshape(-1, 2)
+    assert np.allclose(lonlat[0], [23.8, 44.98], atol=1e-3)
+    assert msg["degraded"] == b"\x00"
+    # radar-1 is killed; radar-2 goes on
+    silent = []
+    k = 10
+    while not silent:
+        scan("radar-2", float(k))
+        k += 1
+        clock.now += 0.5
+        pipe.timer(clock.now)
+        silent = [m for t, m in sent if t == b"alert.sensors.sensor_silent"]
+        assert clock.now - killed <= 5 * 1.0 + 0.5, "no sensor_silent within 5 periods"
+    (ev,) = silent
+    assert ev["sensor"] == "radar-1" and ev["run"] == pipe.run_id and ev["seq"] == 1
+    assert ev["time_utc"].endswith("Z") and ev["position"]["lon"] is not None
+    assert unpack_map(pipe.track_message())["degraded"] == b"\x01"  # only radar-1 saw it
+    st = pipe.status()
+    assert st["sensors_silent"] == ["radar-1"] and st["latency_hist"]["count"] == 20 + (k - 10)
+    beat = pipe.heartbeat()
+    assert beat["type"] == "heartbeat" and beat["run"] == pipe.run_id
+    scan("radar-1", float(k))
+    (back,) = [m for t, m in sent if t == b"alert.sensors.sensor_back"]
+    assert back["alert_id"] == ev["alert_id"]
