@@ -433,30 +433,11 @@ class _Watch:
             self.stop.set()
 
 
-def _wire_fields_client() -> type:
-    """AlertClient that leaves ``run`` and ``seq`` in the alerts it yields.
-
-    They are on the wire so a consumer can see restarts and losses; ``alerts --json``
-    must pass them on. (The client reads them to detect gaps and then drops them.)
-    """
-    from fusion.service.client import AlertClient
-
-    class WireFieldsClient(AlertClient):
-        def _check_alert(self, topic: str, message: dict[str, Any]) -> str:
-            run, seq = message.get("run"), message.get("seq")
-            verdict = super()._check_alert(topic, message)
-            if seq is not None:
-                message["run"], message["seq"] = run, seq
-            return verdict
-
-    return WireFieldsClient
-
-
 def run_alerts(args: argparse.Namespace) -> int:
     """Entry point of ``bufferzone alerts``."""
     from fusion.config import ConfigError
     from fusion.messages import WireError
-    _WireFieldsClient = _wire_fields_client()  # noqa: N806 (a class)
+    from fusion.service.client import AlertClient  # keeps run and seq on each alert
 
     unknown = [k for k in args.kind or () if k not in KINDS + LIVENESS_KINDS]
     if unknown:
@@ -469,7 +450,7 @@ def run_alerts(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise CommandError(str(exc)) from None
     stop = threading.Event()
-    client = _WireFieldsClient(
+    client = AlertClient(
         args.connect,
         args.snapshot,
         args.zone,
