@@ -12,10 +12,12 @@ is lost, as it would be.
 
 Compared on the two alert logs:
 
-- *phantom* opens: an alert opened in the killed run that no reference episode of the
-  same kind and zone explains (alive within 10 s of it, one of its events within
-  500 m). A target re-alerted on a new track after a restart is explained; a ghost
-  track predicted over a stale interval (issue 12) is not;
+- *phantom* opens (issue 12: ghost tracks predicted over a stale interval raised alerts
+  no sensor supported, at 62-174 m/s): an alert opened in the killed run with no sensor
+  evidence, or with no true target within 500 m of it at its time, or faster than twice
+  the fastest true target plus 10 m/s. A real target alerted again on a new track after a restart
+  is not a phantom; such *extra* opens (no reference episode of the same kind and zone
+  alive within 10 s and 500 m) are reported, not failed;
 - *duplicate* opens: one alert id opened twice;
 - *missed*: a reference incursion that no incursion episode of the killed run explains.
 
@@ -43,7 +45,7 @@ from fusion.messages import unpack_map
 from fusion.service.alertlog import read_alert_log
 from sensors.feed import iter_messages
 from sensors.scenario import Scenario
-from sensors.truth import simulate_truth
+from sensors.truth import Truth, simulate_truth
 from tests.scenarios import SMALL
 
 RESULTS = Path(__file__).parent / "results"
@@ -183,17 +185,37 @@ def _explained(event: dict[str, Any], episodes: dict[str, list[dict[str, Any]]])
     return False
 
 
-def compare(reference: list[dict[str, Any]], killed: list[dict[str, Any]]) -> dict[str, Any]:
+def _ghost(event: dict[str, Any], truth: Truth) -> bool:
+    """No evidence, no true target near it, or far faster than any true target."""
+    if not event.get("evidence"):
+        return True
+    k = int(np.clip(np.searchsorted(truth.times, event["t"]), 0, len(truth) - 1))
+    _, x, _ = truth.step(k)
+    pos = event.get("position") or {}
+    east, north = pos.get("east", np.inf), pos.get("north", np.inf)
+    near = x.size and np.min(np.hypot(x[:, 0] - east, x[:, 1] - north)) <= MATCH_METRES
+    vel = event.get("velocity") or {}
+    speed = float(np.hypot(vel.get("east", 0.0), vel.get("north", 0.0)))
+    fastest = float(np.max(np.hypot(truth.x[:, 2], truth.x[:, 3]))) if truth.x.size else 0.0
+    # Estimates of real targets run ahead of the truth (a new track's first velocity);
+    # the ghosts of issue 12 ran at three to ten times the fastest target.
+    return not near or speed > 2.0 * fastest + 10.0
+
+
+def compare(reference: list[dict[str, Any]], killed: list[dict[str, Any]],
+            truth: Truth) -> dict[str, Any]:
     ref_episodes, episodes = _episodes(reference), _episodes(killed)
     opens = [e for e in killed if e["event"] == "open"]
     ref_opens = [e for e in reference if e["event"] == "open"]
-    phantom = [e for e in opens if not _explained(e, ref_episodes)]
+    phantom = [e for e in opens if _ghost(e, truth)]
+    extra = [e for e in opens if not _explained(e, ref_episodes)]
     duplicate = [aid for aid, n in Counter(e["alert_id"] for e in opens).items() if n > 1]
     missed = [r for r in ref_opens if r["kind"] == "incursion" and not _explained(r, episodes)]
     return {
         "reference_opens": len(ref_opens),
         "killed_opens": len(opens),
         "phantom": [e["alert_id"] for e in phantom],
+        "extra": [e["alert_id"] for e in extra],
         "duplicate": duplicate,
         "missed_incursions": [r["alert_id"] for r in missed],
     }
@@ -209,15 +231,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         reference = one_run(0, Path(tmp), args.seed, "reference")
         killed = one_run(args.kills, Path(tmp), args.seed, "killed")
-    result = {"kills": args.kills, "seed": args.seed, **compare(reference, killed),
+    scenario = Scenario.loads(SMALL, source="small")
+    truth = simulate_truth(scenario)
+    result = {"kills": args.kills, "seed": args.seed, **compare(reference, killed, truth),
               "seconds": time.monotonic() - started}
     text = (
         f"# Restarts ({platform.machine()}, {time.strftime('%Y-%m-%d')})\n\n"
         f"Command: `python -m benchmarks.restarts --kills {args.kills} --seed {args.seed}`\n\n"
-        f"| SIGKILLs | opens (reference) | opens (killed) | phantom | duplicate | "
-        f"incursions missed |\n|---|---|---|---|---|---|\n"
+        f"| SIGKILLs | opens (reference) | opens (killed) | extra | phantom | duplicate | "
+        f"incursions missed |\n|---|---|---|---|---|---|---|\n"
         f"| {args.kills} | {result['reference_opens']} | {result['killed_opens']} | "
-        f"{len(result['phantom'])} | {len(result['duplicate'])} | "
+        f"{len(result['extra'])} | {len(result['phantom'])} | {len(result['duplicate'])} | "
         f"{len(result['missed_incursions'])} |\n"
     )
     if not args.quiet:
