@@ -62,7 +62,7 @@ import logging
 import math
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from itertools import islice
 from typing import Any
 
@@ -83,6 +83,22 @@ _CONSENSUS_EVERY = 32
 _CONSENSUS_SECONDS = 0.05
 # Sensors looked at when votes on a jump are counted: bounds that step's work.
 _MAX_COUNTED = 256
+
+
+# Entries of a per-sensor map in status at most: status must stay one small message
+# that every subscriber can decode (msgpack maps are capped at 256 entries on decode),
+# however many ids a flood invents.
+STATUS_MAP_LIMIT = 200
+
+
+def largest(counts: Mapping[str, int], limit: int = STATUS_MAP_LIMIT) -> dict[str, int]:
+    """The ``limit`` largest entries of ``counts``; the rest summed under ``"(others)"``."""
+    if len(counts) <= limit:
+        return dict(counts)
+    ranked = sorted(counts.items(), key=lambda kv: kv[1], reverse=True)
+    out = dict(ranked[: limit - 1])
+    out["(others)"] = sum(v for _, v in ranked[limit - 1 :])
+    return out
 
 
 class SensorAdmission:
@@ -144,6 +160,8 @@ class SensorAdmission:
         self.active_window = active_window
         self.max_gap = max_gap
         self.budgets = budgets or Budgets()
+        # Told of every evicted id, so per-sensor state elsewhere (liveness) stays bounded.
+        self.on_forget: Callable[[str], None] | None = None
         self.missed_while_down: Counter[str] = Counter()
         self._resumed: set[str] = set()
         self.clock = clock
@@ -274,6 +292,8 @@ class SensorAdmission:
             if self.ids_per_key[key] <= 0:
                 del self.ids_per_key[key]
         self.evicted += 1
+        if self.on_forget is not None:
+            self.on_forget(sensor)
 
     def _check_time(self, batch: DetectionBatch, known: bool) -> bool:
         """Raise if ``batch`` is too far from the reference; True if let through as a jump."""
@@ -414,16 +434,17 @@ class SensorAdmission:
     # -- status and checkpoints -----------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        """Counters for operators (per-sensor maps hold only ids still in the table)."""
+        """Counters for operators (per-sensor maps hold only ids still in the table, and
+        at most :data:`STATUS_MAP_LIMIT` of them, the largest: see :func:`largest`)."""
         reference = self.reference_time()
         return {
             "sensors_seen": len(self.heard),
             "sensors_evicted": self.evicted,
-            "gaps": dict(self.gaps),
-            "seq_resyncs": dict(self.resyncs),
-            "clock_jumps": dict(self.clock_jumps),
-            **self.budgets.status(),
-            "missed_while_down": dict(self.missed_while_down),
+            "gaps": largest(self.gaps),
+            "seq_resyncs": largest(self.resyncs),
+            "clock_jumps": largest(self.clock_jumps),
+            "budget_drops": largest(self.budgets.drops),
+            "missed_while_down": largest(self.missed_while_down),
             "time_reference": self.time_reference,
             "reference_t": reference,
         }

@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 
@@ -143,5 +142,3 @@ class Budgets:
         self.tokens.pop(sensor, None)
         self.drops.pop(sensor, None)
 
-    def status(self) -> dict[str, Any]:
-        return {"budget_drops": dict(self.drops)}

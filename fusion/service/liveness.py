@@ -248,6 +248,10 @@ class SensorLiveness:
     def status(self, now: float | None = None) -> dict[str, Any]:
         """Per-sensor last-seen age, expected period and state, for ``status``."""
         now = self.clock() if now is None else now
+        # Silent sensors first, then the most recently seen: status stays one small
+        # message (msgpack maps of at most 256 entries decode) whatever a flood did.
+        shown = sorted(self.sensors.items(),
+                       key=lambda kv: (kv[1].silent_since is None, now - kv[1].last_wall))
         return {
             "sensors": {
                 k: {
@@ -256,8 +260,9 @@ class SensorLiveness:
                     "period_s": self.expected_period(k),
                     "silent": s.silent_since is not None,
                 }
-                for k, s in self.sensors.items()
+                for k, s in shown[:200]
             },
+            "sensors_listed_of": len(self.sensors),
             "sensors_silent": sorted(self.silent()),
         }
 

@@ -363,6 +363,7 @@ class Pipeline:
         self.liveness = liveness or SensorLiveness(
             clock=self.clock, to_lonlat=None if frame is None else frame.to_lonlat
         )
+        self.admission.on_forget = self.liveness.forget  # evicted ids leave liveness too
 
     def _publish_system(self, events: list[dict[str, Any]]) -> None:
         """Publish ``sensor_silent``/``sensor_back`` (alert.sensors.<kind>), not logged.

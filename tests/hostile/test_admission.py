@@ -251,3 +251,16 @@ def test_tentative_tracks_are_capped_per_batch_and_in_total():
                                              np.broadcast_to(np.eye(2) * 100.0, (1000, 2, 2))))
     assert len(tracker) <= 250
     assert tracker.stats["initiations_refused"] >= 4 * 1000 - 250
+
+
+def test_status_stays_small_however_many_ids_a_flood_invents():
+    from fusion.messages import pack_map, unpack_map
+
+    clock = Clock()
+    gate = admission(clock, budgets=Budgets(probation_rate=1e6), max_sensors=5000)
+    for i in range(3000):  # each id gets a gap, so every per-sensor map would list it
+        gate.admit(batch(f"fake-{i}", 0, 0.0))
+        gate.admit(batch(f"fake-{i}", 2 + i % 7, 0.5))
+    status = gate.status()
+    assert len(status["gaps"]) <= 200 and status["gaps"]["(others)"] > 0
+    assert unpack_map(pack_map({"v": 1, **status}))["sensors_seen"] == 3000
