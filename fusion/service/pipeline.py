@@ -37,12 +37,13 @@ from fusion.messages import (
     encode_batch,
     pack_map,
 )
+from fusion.service import reports
 from fusion.service.admission import SensorAdmission
 from fusion.service.alertlog import AlertLog
 from fusion.service.budgets import DEFAULT_BUDGETS, Budgets
 from fusion.service.latency import LatencyHistogram
-from fusion.service.liveness import SensorLiveness, degraded_tracks
-from fusion.service.settings import ServiceConfig, percentiles
+from fusion.service.liveness import SensorLiveness
+from fusion.service.settings import ServiceConfig
 from fusion.service.stamps import Stamper
 from fusion.tracking.tracker import Tracker
 
@@ -384,83 +385,15 @@ class Pipeline:
 
     def track_message(self) -> bytes:
         """The confirmed track picture, columnar like detection batches."""
-        snap = self.tracker.confirmed()
-        P_pos = snap.P[:, :2, :2]
-        message = (
-            {
-                "type": "tracks",
-                "t": float(self.tracker.latest_time) if len(self.tracker) else None,
-                "n": len(snap),
-                "ids": snap.ids.astype("<i8").tobytes(),
-                "x": snap.x.astype("<f8").tobytes(),
-                "P_pos": np.stack([P_pos[:, 0, 0], P_pos[:, 0, 1], P_pos[:, 1, 1]], 1)
-                .astype("<f8")
-                .tobytes(),
-                "t_state": snap.t.astype("<f8").tobytes(),
-                "cls": snap.cls.astype("u1").tobytes(),
-                "conf": snap.conf.astype("<f4").tobytes(),
-            }
-        )
-        if self.liveness is not None:
-            # 1 where only silent sensors saw the track lately (see .liveness)
-            message["degraded"] = (
-                degraded_tracks(snap.ids, snap.x, self.liveness).astype("u1").tobytes()
-            )
-        if self.stamper is not None:
-            self.stamper.stamp_tracks(message)  # a lonlat column, time_utc, t_epoch
-        return pack_map(message)
+        return reports.track_message(self)
 
     def heartbeat(self) -> dict[str, Any]:
-        """A small 'alive' message for ``heartbeat``, sent every track interval, so
-        subscribers (``bufferzone alerts``, ``ui``) can say loudly when it stops."""
-        t = None if math.isinf(self.processed_until) else self.processed_until
-        times = self.stamper.times(t) if self.stamper is not None else {}
-        return {"type": "heartbeat", "run": self.run_id,
-                "uptime": self.clock() - self.started,
-                "interval": self.config.track_interval, "t": t, **times}
+        """A small 'alive' message, sent every track interval (see :mod:`.reports`)."""
+        return reports.heartbeat(self)
 
     def status(self) -> dict[str, Any]:
         """Counters for operators: what came in, what was refused, how fast."""
-        return {
-            "type": "status",
-            "uptime": self.clock() - self.started,
-            "received": self.counters["received"],
-            "batches": self.counters["batches"],
-            "detections": self.counters["detections"],
-            "rejected": dict(self.rejected),
-            "rejected_total": sum(self.rejected.values()),
-            **self.admission.status(),
-            "late_batches": self.counters["late_batches"],
-            "oosm_updates": self.tracker.stats["oosm_updates"],
-            "initiations_refused": self.tracker.stats["initiations_refused"],
-            "held": len(self._heap),
-            "live_tracks": len(self.tracker),
-            "confirmed_tracks": int(np.count_nonzero(self.tracker.tracks.status)),
-            "tracks_confirmed_total": self.tracker.stats["confirmed"],
-            "open_alerts": len(self.engine.open_alerts()),
-            "alerts": dict(self.alerts_by_kind),
-            "latency_ms": percentiles(self.latencies),
-            "latency_hist": self.latency_hist.as_status(),
-            **(self.liveness.status() if self.liveness is not None else {}),
-            "age_ms": percentiles(self.batch_ages),
-            "alert_age_ms": percentiles(self.alert_ages),
-            "stage_ms_per_batch": {
-                stage: 1e3 * seconds / max(self.counters["batches"], 1)
-                for stage, seconds in sorted(self.stage_seconds.items())
-            },
-            "t": None if math.isinf(self.processed_until) else self.processed_until,
-            "run": self.run_id,
-            "status_interval": self.config.status_interval,
-            "alert_seq": dict(self.alert_seq),
-            "checkpoints": dict(self.checkpoints),
-            "restored": self.restored,
-            "restarts": self.restarts,
-            "downtime_at_most_s": self.downtime_at_most,
-            # Subscribers check their zone filters against these (every subscriber hears
-            # the status).
-            "zones": sorted(self.engine.zones.names),
-            **self.status_extra(),
-        }
+        return reports.status(self)
 
     # -- checkpoints ----------------------------------------------------------------
 
