@@ -48,8 +48,10 @@ def test_alerts_json_keeps_run_and_seq_and_reports_a_silent_service(fake_service
         alert = json.loads(line)
         assert alert["alert_id"] == "zone-a:incursion:7:0"
         assert alert["run"] == "run-1" and alert["seq"] == 1
-        # the service stops (no more status): said on stderr, loudly
-        line = _readline(proc.stderr, lambda s: "SERVICE SILENT" in s, deadline)
+        # the service stops (no more status): said on stderr, loudly. Wait for the
+        # command's own heartbeat watch (the client's log says so too, on its own clock,
+        # and under load either may come first): "now hearing" follows only from it.
+        line = _readline(proc.stderr, lambda s: "SERVICE SILENT: no heartbeat" in s, deadline)
         assert fake_service.pub_endpoint in line
         fake_service.status()
         _readline(proc.stderr, lambda s: "now hearing" in s, deadline)
