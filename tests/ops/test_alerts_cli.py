@@ -5,29 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
 import time
 
+from tests.pipes import PipeLines
+
 DEADLINE = 20.0
-
-
-def _readline(stream, until, deadline: float) -> str:
-    """Lines from a pipe until ``until(line)``; every read bounded by the deadline."""
-    seen = []
-    while True:
-        left = deadline - time.monotonic()
-        assert left > 0, f"never saw the line; got {seen}"
-        ready, _, _ = select.select([stream], [], [], left)
-        if not ready:
-            continue
-        line = stream.readline()
-        assert line, f"stream ended; got {seen}"
-        seen.append(line)
-        if until(line):
-            return line
 
 
 def test_alerts_json_keeps_run_and_seq_and_reports_a_silent_service(fake_service):
@@ -44,17 +29,18 @@ def test_alerts_json_keeps_run_and_seq_and_reports_a_silent_service(fake_service
         fake_service.status()
         fake_service.alert("zone-a:incursion:7:0")
         deadline = time.monotonic() + DEADLINE
-        line = _readline(proc.stdout, lambda s: s.startswith("{"), deadline)
+        out, err = PipeLines(proc.stdout), PipeLines(proc.stderr)
+        line = out.until(lambda s: s.startswith("{"), deadline)
         alert = json.loads(line)
         assert alert["alert_id"] == "zone-a:incursion:7:0"
         assert alert["run"] == "run-1" and alert["seq"] == 1
         # the service stops (no more status): said on stderr, loudly. Wait for the
         # command's own heartbeat watch (the client's log says so too, on its own clock,
         # and under load either may come first): "now hearing" follows only from it.
-        line = _readline(proc.stderr, lambda s: "SERVICE SILENT: no heartbeat" in s, deadline)
+        line = err.until(lambda s: "SERVICE SILENT: no heartbeat" in s, deadline)
         assert fake_service.pub_endpoint in line
         fake_service.status()
-        _readline(proc.stderr, lambda s: "now hearing" in s, deadline)
+        err.until(lambda s: "now hearing" in s, deadline)
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import socket
 import subprocess
@@ -22,6 +21,7 @@ from replay.offline import encode_tracks
 from replay.recording import RecordingWriter
 from tests.ops.conftest import FRAME, ORIGIN, make_layers
 from tests.ops.test_geojson import check_feature_collection
+from tests.pipes import PipeLines
 
 DEADLINE = 20.0
 
@@ -136,16 +136,9 @@ def test_ui_command_serves_and_reports_its_url(fake_service):
         env=dict(os.environ, PYTHONUNBUFFERED="1"),
     )
     try:
-        deadline = time.monotonic() + DEADLINE
-        url = None
-        while url is None:
-            left = deadline - time.monotonic()
-            assert left > 0, "ui never said where it serves"
-            if select.select([proc.stderr], [], [], left)[0]:
-                line = proc.stderr.readline()
-                assert line, "ui exited"
-                if "map at http://" in line:
-                    url = line.split("map at ")[1].split()[0]
+        line = PipeLines(proc.stderr).until(lambda s: "map at http://" in s,
+                                            time.monotonic() + DEADLINE)
+        url = line.split("map at ")[1].split()[0]
         with urllib.request.urlopen(url + "zones.geojson", timeout=DEADLINE) as r:
             check_feature_collection(json.load(r))
     finally:
