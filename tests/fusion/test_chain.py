@@ -23,7 +23,7 @@ from fusion.service.chain import (
 )
 from fusion.service.logfile import MAGIC_V1, RECORDS, RECORDS_V1, parse_log
 from replay.evidence import verify_log
-from tests.fusion.test_alertlog import EVENTS
+from tests.fusion.conftest import EVENTS
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from fusion.messages import pack_map, unpack_map
 from fusion.service import Pipeline, ServiceConfig, restore_pipeline
 from fusion.service.alertlog import AlertLog, open_alerts_from_events
 from fusion.service.logfile import RECORDS, parse_log
+from tests.fusion.conftest import long_history
 from tests.fusion.support import FakeClock
-from tests.fusion.test_alertlog import long_history
 
 
 def history():

@@ -18,10 +18,12 @@ from typing import Any
 import numpy as np
 import pytest
 import zmq
+from shapely.geometry import shape
 
 from fusion.geo import LocalFrame
 from fusion.messages import pack_map, unpack_map
 from replay.offline import encode_tracks
+from replay.ops.geojson import signed_area
 from replay.ops.layers import Layers
 from replay.ops.picture import OpsPicture
 from replay.ops.web import OpsServer
@@ -242,3 +244,40 @@ def ops_server(fake_service, layers):
                       fake_service.snap_endpoint, push_interval=0.2)
     yield st
     st.stop()
+
+
+def check_ring(ring: list[list[float]], exterior: bool) -> None:
+    assert len(ring) >= 4 and ring[0] == ring[-1], "ring not closed"
+    # right-hand rule (RFC 7946 3.1.6): exterior counter-clockwise, holes clockwise
+    assert (signed_area(ring) > 0) == exterior
+
+
+def check_position(p: list[float]) -> None:
+    lon, lat = p[:2]
+    # lon first: near the test origin (23.8 E, 44.98 N) the two cannot be confused
+    assert abs(lon - ORIGIN[0]) < 1.0 and abs(lat - ORIGIN[1]) < 1.0, p
+
+
+def check_feature_collection(fc: dict[str, Any]) -> None:
+    """What RFC 7946 asks of the documents we write."""
+    assert fc["type"] == "FeatureCollection"
+    for f in fc["features"]:
+        assert f["type"] == "Feature" and "properties" in f
+        g = f["geometry"]
+        if g["type"] == "Point":
+            check_position(g["coordinates"])
+        elif g["type"] == "LineString":
+            for p in g["coordinates"]:
+                check_position(p)
+        elif g["type"] == "Polygon":
+            for i, ring in enumerate(g["coordinates"]):
+                check_ring(ring, exterior=i == 0)
+                for p in ring:
+                    check_position(p)
+        elif g["type"] == "MultiPolygon":
+            for poly in g["coordinates"]:
+                for i, ring in enumerate(poly):
+                    check_ring(ring, exterior=i == 0)
+        else:
+            pytest.fail(f"unexpected geometry {g['type']}")
+        assert shape(g).is_valid

@@ -19,8 +19,7 @@ from fusion.messages import pack_map
 from replay.cli import main
 from replay.offline import encode_tracks
 from replay.recording import RecordingWriter
-from tests.ops.conftest import FRAME, ORIGIN, make_layers
-from tests.ops.test_geojson import check_feature_collection
+from tests.ops.conftest import FRAME, ORIGIN, check_feature_collection, make_layers
 from tests.pipes import PipeLines
 
 DEADLINE = 20.0

@@ -2,53 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-import pytest
 from lxml import etree
-from shapely.geometry import shape
 
 from replay.ops import geojson, kml
 from replay.ops.geojson import rfc7946_polygon, signed_area
-from tests.ops.conftest import ORIGIN, make_layers
-
-
-def check_ring(ring: list[list[float]], exterior: bool) -> None:
-    assert len(ring) >= 4 and ring[0] == ring[-1], "ring not closed"
-    # right-hand rule (RFC 7946 3.1.6): exterior counter-clockwise, holes clockwise
-    assert (signed_area(ring) > 0) == exterior
-
-
-def check_position(p: list[float]) -> None:
-    lon, lat = p[:2]
-    # lon first: near the test origin (23.8 E, 44.98 N) the two cannot be confused
-    assert abs(lon - ORIGIN[0]) < 1.0 and abs(lat - ORIGIN[1]) < 1.0, p
-
-
-def check_feature_collection(fc: dict[str, Any]) -> None:
-    """What RFC 7946 asks of the documents we write."""
-    assert fc["type"] == "FeatureCollection"
-    for f in fc["features"]:
-        assert f["type"] == "Feature" and "properties" in f
-        g = f["geometry"]
-        if g["type"] == "Point":
-            check_position(g["coordinates"])
-        elif g["type"] == "LineString":
-            for p in g["coordinates"]:
-                check_position(p)
-        elif g["type"] == "Polygon":
-            for i, ring in enumerate(g["coordinates"]):
-                check_ring(ring, exterior=i == 0)
-                for p in ring:
-                    check_position(p)
-        elif g["type"] == "MultiPolygon":
-            for poly in g["coordinates"]:
-                for i, ring in enumerate(poly):
-                    check_ring(ring, exterior=i == 0)
-        else:
-            pytest.fail(f"unexpected geometry {g['type']}")
-        assert shape(g).is_valid
+from tests.ops.conftest import ORIGIN, check_feature_collection, make_layers
 
 
 def test_polygon_is_closed_and_wound_by_the_right_hand_rule():

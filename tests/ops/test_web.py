@@ -6,7 +6,7 @@ import json
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.ops.test_geojson import check_feature_collection
+from tests.ops.conftest import check_feature_collection
 
 
 def test_page_and_static_files_are_served(ops_server):
