@@ -17,8 +17,11 @@ Expected period
 Configured per sensor id (``expected_periods``), or learned as the median of the last
 ``history`` wall-clock gaps between batches (the median, so one burst after a network
 stall or one dropped frame does not move it), trusted once ``learn_batches`` gaps are
-in. Until then the sensor is judged only against ``max_silence``, so a sensor that
-sends one batch and dies is still reported.
+in. Until then a *known* sensor (configured with a period, or registered with the
+service) is judged against ``max_silence``, so one that sends one batch and dies is
+still reported. An id the service was never told about is watched only once its period
+is learned: in insecure mode anyone can invent ids, and a thousand ids that each send
+one batch must not become a thousand ``sensor_silent`` alerts.
 
 Clock
 -----
@@ -118,6 +121,9 @@ class SensorLiveness:
     to_lonlat : callable, optional
         ``to_lonlat(en (K, 2)) -> (K, 2)`` (a :class:`fusion.geo.LocalFrame`'s), for the
         lon/lat of the sensor's coverage centre in events.
+    known : iterable of str
+        Sensor ids registered with the service: their silence is reported even before
+        their period is learned. Ids configured in ``expected_periods`` are known too.
 
     Notes
     -----
@@ -131,12 +137,14 @@ class SensorLiveness:
         config: LivenessConfig | None = None,
         clock: Callable[[], float] | None = None,
         to_lonlat: Callable[[np.ndarray], np.ndarray] | None = None,
+        known: Iterable[str] = (),
     ):
         import time
 
         self.config = config or LivenessConfig()
         self.clock = clock or time.monotonic
         self.to_lonlat = to_lonlat
+        self.known = frozenset(known) | frozenset(self.config.expected_periods)
         self.sensors: dict[str, _Sensor] = {}
         # track id -> {sensor id: wall time of its latest update of that track}
         self.track_sensors: dict[int, dict[str, float]] = {}
@@ -227,7 +235,7 @@ class SensorLiveness:
         now = self.clock() if now is None else now
         events = []
         for sensor_id, s in self.sensors.items():
-            if s.silent_since is not None:
+            if s.silent_since is not None or not self._watched(sensor_id, s):
                 continue
             if now - s.last_wall > self.silence_limit(sensor_id):
                 s.silent_since = now
@@ -236,6 +244,10 @@ class SensorLiveness:
                 s.alert = event
                 events.append(event)
         return events
+
+    def _watched(self, sensor_id: str, s: _Sensor) -> bool:
+        """Known to the service, or sending steadily enough that its period is learned."""
+        return sensor_id in self.known or len(s.gaps) >= self.config.learn_batches
 
     def silent(self) -> set[str]:
         """Ids of the sensors now silent."""

@@ -362,7 +362,8 @@ class Pipeline:
         frame = self.engine.frame
         self.stamper = Stamper(frame)
         self.liveness = liveness or SensorLiveness(
-            clock=self.clock, to_lonlat=None if frame is None else frame.to_lonlat
+            clock=self.clock, to_lonlat=None if frame is None else frame.to_lonlat,
+            known=self.admission.registered,
         )
         self.admission.on_forget = self.liveness.forget  # evicted ids leave liveness too
 

@@ -94,14 +94,28 @@ def test_killed_sensor_is_silent_within_the_configured_time_then_back():
     assert live.expected_period("radar-1") == pytest.approx(1.0)
 
 
-def test_sensor_that_sends_once_and_dies_is_reported_after_max_silence():
+def test_known_sensor_that_sends_once_and_dies_is_reported_after_max_silence():
     clock = FakeClock()
-    live = SensorLiveness(LivenessConfig(max_silence=20.0), clock=clock)
+    live = SensorLiveness(LivenessConfig(max_silence=20.0), clock=clock, known=["ugs-7"])
     live.observe("ugs-7", "ugs")
     clock.now += 19.9
     assert live.check() == []
     clock.now += 0.2
     assert [e["sensor"] for e in live.check()] == ["ugs-7"]
+
+
+def test_invented_ids_that_send_once_raise_no_silence_alerts():
+    # Insecure mode: anyone may invent ids. 500 ids that each send one batch and stop
+    # are not 500 alerts; an unknown id is watched once its period is learned.
+    clock = FakeClock()
+    cfg = LivenessConfig(max_silence=20.0, learn_batches=4)
+    live = SensorLiveness(cfg, clock=clock, known=["radar-1"])
+    for k in range(500):
+        live.observe(f"fake-{k}", "ugs")
+    live.observe("radar-1", "radar")
+    feed(live, clock, "ugs-steady", 1.0, 5)  # unknown, but sends steadily: watched
+    clock.now += 60.0
+    assert sorted(e["sensor"] for e in live.check()) == ["radar-1", "ugs-steady"]
 
 
 def test_min_silence_stops_a_fast_sensor_flapping():
@@ -117,7 +131,7 @@ def test_event_has_lonlat_when_given_a_frame():
     clock = FakeClock()
     frame = LocalFrame(33.0, 35.0)
     cfg = LivenessConfig(min_silence=0.5, max_silence=1.0)
-    live = SensorLiveness(cfg, clock=clock, to_lonlat=frame.to_lonlat)
+    live = SensorLiveness(cfg, clock=clock, to_lonlat=frame.to_lonlat, known=["radar-1"])
     live.observe("radar-1", "radar", coverage=SQUARE)
     clock.now += 2.0
     (ev,) = live.check()
@@ -140,7 +154,8 @@ def test_status_reports_age_period_and_state():
 
 def test_degraded_tracks_only_seen_by_the_silent_sensor_inside_its_coverage():
     clock = FakeClock()
-    live = SensorLiveness(LivenessConfig(max_silence=3.0, track_memory=30.0), clock=clock)
+    live = SensorLiveness(LivenessConfig(max_silence=3.0, track_memory=30.0), clock=clock,
+                          known=["radar-1"])
     live.observe("radar-1", "radar", coverage=SQUARE, updated=np.array([1, 2, 4]))
     live.observe("drone-1", "drone", coverage=SQUARE + 5000.0, updated=np.array([2]))
     ids = np.array([1, 2, 3, 4])
