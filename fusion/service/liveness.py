@@ -84,6 +84,13 @@ class LivenessConfig:
     severity: str = "high"
     track_memory: float = 30.0
 
+    @classmethod
+    def from_toml(cls, path: str, table: str = "liveness") -> LivenessConfig:
+        """Load from the ``[liveness]`` table of a TOML file (missing keys keep defaults)."""
+        from fusion.config import from_mapping, load_toml
+
+        return from_mapping(cls, load_toml(path).get(table, {}), table)
+
     def __post_init__(self) -> None:
         if not self.silent_periods > 0:
             raise ValueError(f"liveness.silent_periods must be > 0, got {self.silent_periods}")

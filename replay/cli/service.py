@@ -215,6 +215,7 @@ def build_service(args: argparse.Namespace) -> TrackerService:
     from fusion.security import CurveServer, SecurityConfig
     from fusion.service import Pipeline, ServiceConfig, TrackerService, restore_pipeline
     from fusion.service.alertlog import AlertLog
+    from fusion.service.liveness import LivenessConfig, SensorLiveness
     from fusion.tracking.tracker import Tracker, TrackerConfig
 
     args.scenario = scenario_of(args)
@@ -255,6 +256,11 @@ def build_service(args: argparse.Namespace) -> TrackerService:
     if service_config.alert_log:
         alert_log = AlertLog(service_config.alert_log)  # quarantines and reports any damage
     pipeline = Pipeline(Tracker(tracker_config), engine, service_config, alert_log=alert_log)
+    liveness = LivenessConfig.from_toml(args.config) if args.config else LivenessConfig()
+    pipeline.enable_ops(SensorLiveness(
+        liveness, clock=pipeline.clock, to_lonlat=None if frame is None else frame.to_lonlat,
+        known=service_config.sensors,
+    ))
     restore_pipeline(pipeline, service_config.checkpoint, service_config.alert_log)
     security_file = args.security or args.config
     security = SecurityConfig.from_toml(security_file) if security_file else SecurityConfig()

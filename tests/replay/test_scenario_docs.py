@@ -11,6 +11,7 @@ import pytest
 
 from fusion.geo import LocalFrame
 from fusion.service import ServiceConfig
+from fusion.service.liveness import LivenessConfig
 from fusion.tracking.tracker import TrackerConfig
 from sensors import scenario as scenario_module
 from sensors.scenario import Scenario, ScenarioError, TargetGroup
@@ -89,7 +90,9 @@ def test_example_config_holds_every_setting_at_its_default():
     service = ServiceConfig.from_toml(path)
     tracker = TrackerConfig.from_toml(path)
     assert tracker == TrackerConfig()
+    assert LivenessConfig.from_toml(str(path)) == LivenessConfig()
     assert service == dataclasses.replace(ServiceConfig(), det_bind=("tcp://127.0.0.1:5556",))
     text = path.read_text()
-    for f in (*dataclasses.fields(ServiceConfig), *dataclasses.fields(TrackerConfig)):
+    for f in (*dataclasses.fields(ServiceConfig), *dataclasses.fields(TrackerConfig),
+              *dataclasses.fields(LivenessConfig)):
         assert re.search(rf"^{f.name} = ", text, re.M), f"{f.name} missing from the example"
