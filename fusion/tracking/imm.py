@@ -98,15 +98,41 @@ def _match(P: np.ndarray, w: np.ndarray, dd: np.ndarray) -> np.ndarray:
 def mixed_initial(
     x: np.ndarray, P: np.ndarray, omega: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mode-matched starting points ``x0`` (J, 4, N), ``P0`` (J, 4, 4, N)."""
-    x0 = np.einsum("ijn,ian->jan", omega, x)  # x0_j = sum_i omega_ij x_i
+    """Mode-matched starting points ``x0`` (J, 4, N), ``P0`` (J, 4, 4, N).
+
+    Parameters
+    ----------
+    x : ndarray, shape (J, 4, N)
+    P : ndarray, shape (J, 4, 4, N)
+    omega : ndarray, shape (J, J, N)
+        Mixing weights from :func:`mix`.
+    """
     dd = _outer_difference(x)
-    # Stacked at the end: writing into a preallocated (J, 4, 4, N) array ran 3x slower.
-    P0 = [
-        _spread(x, P, x0[j], omega[:, j]) if dd is None else _match(P, omega[:, j], dd)
-        for j in range(x.shape[0])  # J modes (two), not a loop over tracks
-    ]
-    return x0, np.stack(P0)
+    if dd is None:
+        x0 = np.einsum("ijn,ian->jan", omega, x)  # x0_j = sum_i omega_ij x_i
+        P0 = [_spread(x, P, x0[j], omega[:, j]) for j in range(x.shape[0])]  # J modes
+        return x0, np.stack(P0)
+    # Two modes: every target mode j at once, w_i = omega[i] (J, N) broadcast against
+    # mode i's (4, N) and (4, 4, N); the same products and sums, in the same order, as
+    # one _match per target mode. The results are laid out (4, J, N) and (4, 4, J, N)
+    # in memory, as the kernels want them (see kernel_layout), and returned as views.
+    w0, w1 = omega[0], omega[1]
+    x0 = w0 * x[0][:, None]
+    x0 += w1 * x[1][:, None]
+    P0 = w0 * P[0][:, :, None]
+    P0 += w1 * P[1][:, :, None]
+    P0 += (w0 * w1) * dd[:, :, None]
+    return np.moveaxis(x0, -2, 0), np.moveaxis(P0, -2, 0)
+
+
+def kernel_layout(a: np.ndarray) -> np.ndarray:
+    """Modes ``a`` (J, ..., N) as a contiguous (..., J, N) array, the batch shape last.
+
+    The kernels of ``fusion.tracking.kalman`` run on every mode at once with batch
+    shape (J, N); each of their operations is fast only when its operands share one
+    contiguous layout. A view of such memory (what this module returns) costs nothing.
+    """
+    return np.ascontiguousarray(np.moveaxis(a, 0, -2))
 
 
 def combine(x: np.ndarray, P: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -147,11 +173,12 @@ def predict(
     """
     cbar, omega = mix(mu, M)
     x0, P0 = mixed_initial(x, P, omega)
-    modes = [  # one kernel call per mode
-        kalman.predict_batch_last(x0[j], P0[j], dt, float(accel_vars[j]))
-        for j in range(x.shape[0])
-    ]
-    return np.stack([m[0] for m in modes]), np.stack([m[1] for m in modes]), cbar
+    # One kernel call for every mode: the kernel sees batch shape (J, N) on views with
+    # the matrix axes first, and each mode gets its own noise through (J, 1).
+    x_pred, P_pred = kalman.predict_batch_last(
+        kernel_layout(x0), kernel_layout(P0), dt, accel_vars[:, None]
+    )
+    return np.moveaxis(x_pred, -2, 0), np.moveaxis(P_pred, -2, 0), cbar
 
 
 def likelihood(x: np.ndarray, P: np.ndarray, z: np.ndarray, R: np.ndarray) -> np.ndarray:
@@ -190,5 +217,8 @@ def update(
     L = np.maximum(likelihood(x, P, z, R), np.finfo(float).tiny)
     mu = cbar * L
     mu /= mu.sum(axis=0)
-    modes = [kalman.update_batch_last(x[j], P[j], z, R) for j in range(x.shape[0])]
-    return np.stack([m[0] for m in modes]), np.stack([m[1] for m in modes]), mu
+    # One kernel call for every mode (batch shape (J, N)); z and R broadcast over J.
+    x_post, P_post = kalman.update_batch_last(
+        kernel_layout(x), kernel_layout(P), z[:, None], R[:, :, None]
+    )
+    return np.moveaxis(x_post, -2, 0), np.moveaxis(P_post, -2, 0), mu

@@ -27,6 +27,17 @@ def columns(a: np.ndarray, sel: slice | np.ndarray) -> np.ndarray:
     return a[..., sel] if isinstance(sel, slice) else np.take(a, sel, axis=-1)
 
 
+def modes(a: np.ndarray, sel: slice | np.ndarray) -> np.ndarray:
+    """The tracks ``sel`` of a mode column ``a`` (J, ..., n), mode axis first.
+
+    Gathered rows come as a view of (..., J, K) memory, the layout the IMM kernels
+    run on (``imm.kernel_layout``), so the kernels do not copy them again.
+    """
+    if isinstance(sel, slice):
+        return a[..., sel]
+    return np.moveaxis(np.take(np.moveaxis(a, 0, -2), sel, axis=-1), -2, 0)
+
+
 @dataclass(frozen=True)
 class MotionModel:
     """Constant-velocity modes: acceleration noise variance and mean sojourn of each.
@@ -69,13 +80,17 @@ def predict_rows(
     else:
         M = imm.switching_matrix(dt, model.sojourn)
         x_m, P_m, cbar = imm.predict(
-            columns(tracks.x_m, sel), columns(tracks.P_m, sel), columns(tracks.mu, sel),
+            modes(tracks.x_m, sel), modes(tracks.P_m, sel), columns(tracks.mu, sel),
             M, dt, model.accel_vars,
         )
         x, P = imm.combine(x_m, P_m, cbar)
         # Until a detection says otherwise, the mode probabilities are the predicted ones.
-        tracks.x_m[..., sel], tracks.P_m[..., sel], tracks.mu[:, sel] = x_m, P_m, cbar
-    tracks.x[:, sel], tracks.P[:, :, sel], tracks.t[sel] = x, P, t
+        tracks.put("x_m", sel, x_m)
+        tracks.put("P_m", sel, P_m)
+        tracks.put("mu", sel, cbar)
+    tracks.put("x", sel, x)
+    tracks.put("P", sel, P)
+    tracks.t[sel] = t
     return x, P
 
 
@@ -89,22 +104,22 @@ def update_rows(
         )
     else:
         x_m, P_m, mu = imm.update(
-            np.take(tracks.x_m, rows, axis=-1),
-            np.take(tracks.P_m, rows, axis=-1),
-            np.take(tracks.mu, rows, axis=-1),
-            z,
-            R,
+            modes(tracks.x_m, rows), modes(tracks.P_m, rows), np.take(tracks.mu, rows, axis=-1),
+            z, R,
         )
         x, P = imm.combine(x_m, P_m, mu)
-        tracks.x_m[..., rows], tracks.P_m[..., rows], tracks.mu[:, rows] = x_m, P_m, mu
-    tracks.x[:, rows], tracks.P[:, :, rows] = x, P
+        tracks.put("x_m", rows, x_m)
+        tracks.put("P_m", rows, P_m)
+        tracks.put("mu", rows, mu)
+    tracks.put("x", rows, x)
+    tracks.put("P", rows, P)
 
 
 def reset_modes(tracks: TrackTable, rows: np.ndarray, fresh: bool = False) -> None:
     """Set every mode of ``rows`` to the combined state (after an out-of-sequence update,
     which corrects the combined state only); ``fresh`` also resets ``mu`` to uniform."""
     J = tracks.mu.shape[0]
-    tracks.x_m[..., rows] = tracks.x[None][..., rows]
-    tracks.P_m[..., rows] = tracks.P[None][..., rows]
+    tracks.put("x_m", rows, np.take(tracks.x, rows, axis=-1)[None])
+    tracks.put("P_m", rows, np.take(tracks.P, rows, axis=-1)[None])
     if fresh:
         tracks.mu[:, rows] = 1.0 / J
