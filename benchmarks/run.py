@@ -7,7 +7,10 @@ writes ``benchmarks/results/hot_path.md``: one row per case with the median, the
 inter-quartile range, calls and detections per second, the filterpy-loop baseline
 of the same group and size, the speed-up and the target where the brief sets one,
 then the alert engine's time per scan against the tracker's on the same scans (the
-ratio of medians; target <= 0.5), followed by the memory figures and the machine.
+ratio of medians; target <= 0.5), the 1e3-track scan with the IMM on against off (the
+ratio of medians; target <= 1.2), followed by the memory figures and the machine. The
+issue 14 figures (drone frame, IMM on/off and their ratio, 1e4 and 1e5 scans) are
+printed last, each with its target.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ TARGETS_MS = {
 GROUP_ORDER = ["predict", "update", "gating", "assignment", "tracker", "small batch", "memory"]
 # Alert engine time per scan / tracker time per scan, same scans: at most this.
 ENGINE_RATIO_TARGET = 0.5
+# 1e3-track scan with the IMM on / the same scans with it off: at most this.
+IMM_RATIO_TARGET = 1.2
 
 
 def cpu_model() -> str:
@@ -127,6 +132,51 @@ def engine_lines(benchmarks: list[dict]) -> list[str]:
     ]
 
 
+def imm_lines(benchmarks: list[dict]) -> list[str]:
+    """The 1e3-track scan with the IMM on and off, and the ratio of their medians."""
+    by_role = {
+        b["extra_info"].get("role"): b["stats"] for b in benchmarks if b["group"] == "imm vs cv"
+    }
+    if "imm" not in by_role or "cv" not in by_role:
+        return []
+    on, off = by_role["imm"]["median"], by_role["cv"]["median"]
+    ratio = on / off
+    met = "yes" if ratio <= IMM_RATIO_TARGET else "no"
+    return [
+        "IMM on (the default) against off (`TrackerConfig(imm=False)`), 1e3 tracks, "
+        "same scans, run one after the other:",
+        "",
+        "| case | median ms | IQR ms |",
+        "|---|---:|---:|",
+        f"| IMM on | {fmt_ms(on)} | {fmt_ms(by_role['imm']['iqr'])} |",
+        f"| IMM off | {fmt_ms(off)} | {fmt_ms(by_role['cv']['iqr'])} |",
+        "",
+        f"IMM on / off: {ratio:.2f} (target <= {IMM_RATIO_TARGET}: {met}).",
+    ]
+
+
+def summary_lines(benchmarks: list[dict]) -> list[str]:
+    """The issue 14 figures, one line each with its target."""
+    medians = {
+        (b["group"], b["extra_info"]["n"], b["extra_info"].get("role")): b["stats"]["median"]
+        for b in benchmarks
+    }
+    lines = []
+    for label, group, n in [
+        ("drone frame (10 detections) vs 1e3 tracks", "small batch", 1_000),
+        ("1e3 scan", "tracker", 1_000),
+        ("1e4 scan", "tracker", 10_000),
+        ("1e5 scan", "tracker", 100_000),
+    ]:
+        median = medians.get((group, n, "bufferzone"))
+        if median is None:
+            continue
+        target = TARGETS_MS.get((group, n))
+        met = "yes" if target and median * 1e3 <= target else "no"
+        lines.append(f"{label}: {median * 1e3:.3f} ms (target <= {target:g} ms: {met})")
+    return lines + imm_lines(benchmarks)[-1:]
+
+
 def memory_lines(benchmarks: list[dict]) -> list[str]:
     lines = []
     for b in benchmarks:
@@ -172,6 +222,8 @@ def write_report(command: list[str]) -> None:
         "",
         *engine_lines(benchmarks),
         "",
+        *imm_lines(benchmarks),
+        "",
         "Memory:",
         "",
         *memory_lines(benchmarks),
@@ -185,7 +237,7 @@ def main() -> None:
     command = run_suite(sys.argv[1:])
     write_report(command)
     data = json.loads(JSON_PATH.read_text())
-    for line in engine_lines(data["benchmarks"])[-1:]:
+    for line in engine_lines(data["benchmarks"])[-1:] + summary_lines(data["benchmarks"]):
         print(line)
 
 

@@ -1,10 +1,12 @@
 """Hot-path benchmarks: each kernel and the whole tracker against the filterpy loop.
 
 Groups (``benchmark.group``): ``predict``, ``update``, ``gating``, ``assignment``,
-``tracker`` (``Tracker.process`` per scan in steady state), ``small batch`` (a
-10-detection drone frame against 1e3 live tracks) and ``memory``. Each case records
-``extra_info``: ``role`` (``bufferzone`` or ``baseline``), nominal ``n`` and the
-detections per call, which :mod:`benchmarks.run` turns into the results table.
+``tracker`` (``Tracker.process`` per scan in steady state), ``imm vs cv`` (the same
+1e3-track scans with the IMM on, the default, and off, timed one after the other),
+``small batch`` (a 10-detection drone frame against 1e3 live tracks) and ``memory``.
+Each case records ``extra_info``: ``role`` (``bufferzone`` or ``baseline``; ``imm`` or
+``cv`` in ``imm vs cv``), nominal ``n`` and the detections per call, which
+:mod:`benchmarks.run` turns into the results table.
 
 The baselines are the one-``filterpy.kalman.KalmanFilter``-per-track loop
 (:mod:`replay.baseline`) up to N = 1e4. Its gating and assignment are
@@ -204,6 +206,19 @@ def test_tracker_process(benchmark, size, n):
     tag(benchmark, "tracker", "bufferzone", n, int(len(copy.copy(scene).scan())))
     benchmark.extra_info["bytes_per_track"] = tracker.tracks.nbytes() / len(tracker)
     bench_scans(benchmark, tracker, scene, rounds={1_000: 40, 10_000: 15}.get(n, 7))
+
+
+@pytest.mark.parametrize("imm", [True, False], ids=["imm", "cv"])
+def test_tracker_imm_vs_cv(benchmark, size, imm):
+    """The 1e3-track scan with the IMM on and off (issue 14: on <= 1.2x off).
+
+    Both cases build the same seeded scene and time the same scans, so
+    ``benchmarks.run`` can put their medians side by side.
+    """
+    n = 1_000
+    tracker, scene = steady_tracker(size(n), seed=2, make=lambda: Tracker(TrackerConfig(imm=imm)))
+    tag(benchmark, "imm vs cv", "imm" if imm else "cv", n, int(len(copy.copy(scene).scan())))
+    bench_scans(benchmark, tracker, scene, rounds=40)
 
 
 @pytest.mark.parametrize("n", [1_000])
