@@ -1,29 +1,84 @@
-"""Which tracks a sensor could have seen: point-in-polygon and depth inside a footprint."""
+"""Which tracks a sensor could have seen: point-in-polygon and depth inside a footprint.
+
+A sensor sends the same footprint batch after batch (a radar's sector, a fixed
+camera's view), so each polygon's shapely geometry, boundary and bounding box are
+kept, keyed by the polygon's bytes, in a small bounded cache: building and preparing
+them cost more than the test itself for a small batch.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import shapely
 
+# Footprints remembered (a few hundred bytes each, plus GEOS's prepared index); the
+# oldest is dropped beyond this, so a drone whose footprint moves every frame cannot
+# grow the cache.
+MAX_CACHED = 256
+# Prepare a polygon (GEOS builds an index of its edges) once this many points need the
+# exact test; below it the plain test is cheaper than the preparation.
+PREPARE_AFTER = 16
 
-def _bounding_box(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
-    """Indices of the points inside the polygon's bounding box (four comparisons each).
 
-    A drone footprint is small against a wide track picture, so this discards nearly
-    every point before the exact test.
+@dataclass
+class _Footprint:
+    shape: shapely.Polygon
+    ring: shapely.LinearRing
+    lo: np.ndarray  # (2,) bounding box corners
+    hi: np.ndarray
+    prepared: bool = False
+
+
+_cache: dict[bytes, _Footprint] = {}
+
+
+def _footprint(polygon: np.ndarray) -> _Footprint:
+    """The cached geometry of ``polygon`` (K, 2), built on first sight."""
+    polygon = np.ascontiguousarray(polygon, dtype=float)
+    key = polygon.tobytes()
+    found = _cache.get(key)
+    if found is None:
+        shape = shapely.Polygon(polygon)
+        found = _Footprint(shape, shape.exterior, polygon.min(axis=0), polygon.max(axis=0))
+        if len(_cache) >= MAX_CACHED:
+            del _cache[next(iter(_cache))]  # insertion order: the oldest first
+        _cache[key] = found
+    return found
+
+
+def rows_in_polygon(x: np.ndarray, y: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Indices of the points ``(x[i], y[i])`` inside one simple polygon, ascending.
+
+    A bounding-box test first (four comparisons a point: a drone footprint is small
+    against a wide track picture, so this discards nearly every point), then
+    ``shapely.contains_xy`` on the points left; points exactly on an edge count as
+    outside, which is harmless for coverage (a sensor's footprint edge is not that
+    sharp).
+
+    Parameters
+    ----------
+    x, y : ndarray, shape (N,)
+    polygon : ndarray, shape (K, 2)
+        Vertices in order (either winding), not repeated at the end.
+
+    Returns
+    -------
+    rows : ndarray, intp
     """
-    lo = polygon.min(axis=0)
-    hi = polygon.max(axis=0)
-    x, y = points[:, 0], points[:, 1]
-    return np.flatnonzero((x >= lo[0]) & (x <= hi[0]) & (y >= lo[1]) & (y <= hi[1]))
+    f = _footprint(polygon)
+    rows = np.flatnonzero((x >= f.lo[0]) & (x <= f.hi[0]) & (y >= f.lo[1]) & (y <= f.hi[1]))
+    if rows.size == 0:
+        return rows
+    if rows.size > PREPARE_AFTER and not f.prepared:
+        shapely.prepare(f.shape)
+        f.prepared = True
+    return rows[shapely.contains_xy(f.shape, x[rows], y[rows])]
 
 
 def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
-    """Which points lie inside one simple polygon.
-
-    A bounding-box test first, then ``shapely.contains_xy`` (GEOS, prepared) on the
-    points left; points exactly on an edge count as outside, which is harmless for
-    coverage (a sensor's footprint edge is not that sharp).
+    """Which points lie inside one simple polygon (see :func:`rows_in_polygon`).
 
     Parameters
     ----------
@@ -36,15 +91,7 @@ def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     inside : ndarray, shape (N,), bool
     """
     inside = np.zeros(points.shape[0], dtype=bool)
-    candidates = _bounding_box(points, polygon)
-    if candidates.size == 0:
-        return inside
-    shape = shapely.Polygon(polygon)
-    if candidates.size > 16:
-        shapely.prepare(shape)  # pays for itself beyond a handful of points
-    inside[candidates] = shapely.contains_xy(
-        shape, points[candidates, 0], points[candidates, 1]
-    )
+    inside[rows_in_polygon(points[:, 0], points[:, 1], polygon)] = True
     return inside
 
 
@@ -62,5 +109,4 @@ def depth_inside(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     """
     if points.shape[0] == 0:
         return np.empty(0)
-    ring = shapely.LinearRing(polygon)
-    return shapely.distance(ring, shapely.points(points))
+    return shapely.distance(_footprint(polygon).ring, shapely.points(points))

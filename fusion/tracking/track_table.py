@@ -185,9 +185,13 @@ class TrackTable:
             return
         first = int(np.searchsorted(ids[: down[0] + 1], ids[down[0] + 1 :].min()))
         order = np.argsort(ids[first:], kind="stable")
+        # Rows past the last one that moves stay put: a reacquired track moves from the
+        # end of the table to its id's place, and only the rows in between shift.
+        last = first + int(np.flatnonzero(order != np.arange(order.size))[-1]) + 1
+        order = order[: last - first]
         for column in self._columns.values():
             # np.take keeps the copy batch-last (fancy indexing would not, and is slower)
-            column[..., first : self.n] = np.take(column[..., first : self.n], order, axis=-1)
+            column[..., first:last] = np.take(column[..., first:last], order, axis=-1)
 
     def state_dict(self) -> dict[str, np.ndarray | int]:
         """Copy of the live rows (batch-first, e.g. ``P`` (n, 4, 4)) and the id counter."""

@@ -33,7 +33,7 @@ from fusion.tracking.association import assign
 from fusion.tracking.clutter import ClutterEstimator, footprint_area
 from fusion.tracking.config import TrackerConfig
 from fusion.tracking.continuity import LostTracks, duplicates
-from fusion.tracking.coverage import points_in_polygon
+from fusion.tracking.coverage import rows_in_polygon
 from fusion.tracking.gating import GatedPairs, gate, gate_threshold
 from fusion.tracking.track_table import CONFIRMED, TENTATIVE, TrackTable
 
@@ -233,10 +233,12 @@ class Tracker:
             rows = np.flatnonzero(t - batch.t <= self.config.max_oosm_lag)
         else:
             # Position at the batch time; only tracks in the footprint's bounding box
-            # get the exact test (points_in_polygon does the box first).
-            position = tracks.x[:2] + tracks.x[2:] * (batch.t - t)
-            inside = points_in_polygon(position.T, batch.coverage)
-            rows = np.flatnonzero(inside & (t - batch.t <= self.config.max_oosm_lag))
+            # get the exact test (rows_in_polygon does the box first), and only those
+            # inside get the lag test.
+            x = tracks.x
+            dt = batch.t - t
+            rows = rows_in_polygon(x[0] + x[2] * dt, x[1] + x[3] * dt, batch.coverage)
+            rows = rows[-dt[rows] <= self.config.max_oosm_lag]
         return rows, (slice(0, tracks.n) if rows.size == tracks.n else rows)
 
     def _predict(
