@@ -1,0 +1,92 @@
+"""The issue 14 fast paths give exactly what the plain ones give.
+
+Batched modes in one kernel call, flat-index writes into the track table and the
+cached footprint geometry are all reorganisations of the same arithmetic, so the
+tests ask for equality to the bit, not closeness.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import shapely
+
+from fusion.tracking import coverage, imm, kalman
+from fusion.tracking.track_table import TrackTable
+
+
+def random_modes(rng, J, n):
+    x = rng.normal(0.0, 50.0, size=(J, 4, n))
+    A = rng.normal(size=(J, 4, 4, n))
+    P = np.einsum("jikn,jlkn->jiln", A, A) + 4.0 * np.eye(4)[None, :, :, None]
+    return x, P
+
+
+@pytest.mark.parametrize("n", [7, kalman.UPDATE_BLOCK + 3])  # one block, and several
+def test_one_call_over_modes_equals_one_call_per_mode(n):
+    rng = np.random.default_rng(n)
+    x, P = random_modes(rng, 2, n)
+    z = rng.normal(0.0, 60.0, size=(2, n))
+    R = np.broadcast_to(np.diag([90.0, 110.0])[:, :, None], (2, 2, n)).copy()
+    x_all, P_all = kalman.update_batch_last(
+        imm.kernel_layout(x), imm.kernel_layout(P), z[:, None], R[:, :, None]
+    )
+    dt = rng.uniform(0.1, 2.0, size=n)
+    accel = np.array([0.04, 4.0])
+    xp_all, Pp_all = kalman.predict_batch_last(
+        imm.kernel_layout(x), imm.kernel_layout(P), dt, accel[:, None]
+    )
+    for j in range(2):
+        x_j, P_j = kalman.update_batch_last(x[j], P[j], z, R)
+        np.testing.assert_array_equal(x_all[:, j], x_j)
+        np.testing.assert_array_equal(P_all[:, :, j], P_j)
+        xp_j, Pp_j = kalman.predict_batch_last(x[j], P[j], dt, float(accel[j]))
+        np.testing.assert_array_equal(xp_all[:, j], xp_j)
+        np.testing.assert_array_equal(Pp_all[:, :, j], Pp_j)
+
+
+def test_mixed_initial_equals_the_textbook_sum():
+    rng = np.random.default_rng(3)
+    n = 9
+    x, P = random_modes(rng, 2, n)
+    mu = rng.dirichlet([2.0, 2.0], size=n).T
+    M = imm.switching_matrix(rng.uniform(0.1, 3.0, n), np.array([60.0, 8.0]))
+    _, omega = imm.mix(mu, M)
+    x0, P0 = imm.mixed_initial(x, P, omega)
+    for j in range(2):
+        w = omega[:, j]
+        want_x = w[0] * x[0] + w[1] * x[1]
+        np.testing.assert_allclose(x0[j], want_x, rtol=1e-12, atol=1e-9)
+        d = [x[i] - want_x for i in range(2)]
+        want_P = sum(w[i] * (P[i] + d[i][:, None] * d[i][None, :]) for i in range(2))
+        np.testing.assert_allclose(P0[j], want_P, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("k", [1, 10, 300])
+def test_table_put_equals_fancy_assignment(k):
+    rng = np.random.default_rng(k)
+    table = TrackTable(capacity=64)  # grows past it
+    table.add(rng.normal(size=(4, 500)), rng.normal(size=(4, 4, 500)), 0.0)
+    rows = np.sort(rng.choice(500, k, replace=False))
+    values = rng.normal(size=(2, 4, 4, k))
+    want = table.P_m.copy()
+    want[..., rows] = values
+    table.put("P_m", rows, values)
+    np.testing.assert_array_equal(table.P_m, want)
+    table.put("x", slice(0, 500), 1.5)
+    np.testing.assert_array_equal(table.x, 1.5)
+    assert table.n == 500
+
+
+def test_rows_in_polygon_against_the_plain_test_and_the_cache_stays_bounded():
+    rng = np.random.default_rng(5)
+    xy = rng.uniform(-100.0, 100.0, size=(2000, 2))
+    u_shape = np.array([[0, 0], [60, 0], [60, 60], [40, 60], [40, 20], [20, 20], [20, 60],
+                        [0, 60]], dtype=float)
+    want = np.flatnonzero(shapely.contains_xy(shapely.Polygon(u_shape), xy[:, 0], xy[:, 1]))
+    for _ in range(2):  # built, then cached (and prepared)
+        got = coverage.rows_in_polygon(xy[:, 0], xy[:, 1], u_shape)
+        np.testing.assert_array_equal(got, want)
+    for i in range(coverage.MAX_CACHED + 10):
+        coverage.rows_in_polygon(xy[:5, 0], xy[:5, 1], u_shape + i)
+    assert len(coverage._cache) <= coverage.MAX_CACHED
