@@ -26,9 +26,10 @@ Alert kinds and their lifecycle (thresholds are :mod:`fusion.alerting.rules` dat
     after ``hold`` seconds, at once by default). It carries the incursion's id in
     ``related_alert_id``, its side (where the track came from) and evidence.
 ``predicted_incursion``
-    A track outside, faster than ``min_speed``, whose straight-line path enters within
-    ``horizon`` seconds, for ``dwell_open``; closes when the time to breach exceeds
-    ``horizon_close`` for ``dwell_close``, or at once when the incursion opens.
+    A track outside, faster than ``min_speed``, whose probability of entering within
+    ``horizon`` seconds (from its state, covariance and IMM mode probabilities,
+    :mod:`fusion.alerting.breach`) is >= ``p_open``, for ``dwell_open``; closes when
+    it is <= ``p_close`` for ``dwell_close``, or at once when the incursion opens.
 ``loitering``
     A track within ``band`` metres of the zone (or inside) that has stayed within
     ``radius`` of the point where that dwell began for ``time`` seconds; closes when it
@@ -60,6 +61,7 @@ from typing import Any
 import numpy as np
 
 from fusion.alerting import kinds
+from fusion.alerting.breach import BreachModel
 from fusion.alerting.episodes import Episode, Fields, fields_from_row, fill_lonlat
 from fusion.alerting.evidence import EvidenceRing
 from fusion.alerting.kinds import EPS_T
@@ -108,6 +110,11 @@ class AlertEngine:
                 f"(configured: {self.zones.names})"
             )
         self.frame = frame
+        # What each zone's predicted-incursion rule predicts over.
+        self._breach = {
+            z.name: BreachModel.from_rule(self.rules.for_zone(z.name).predicted_incursion)
+            for z in self.zones
+        }
         # Severity index per class code, per (zone, kind), looked up once.
         self._severity = {
             (z.name, kind): kinds.severity_by_class(self.rules.for_zone(z.name)[kind])
@@ -141,6 +148,7 @@ class AlertEngine:
         updated_ids: np.ndarray | None = None,
         sensor_id: str | None = None,
         deleted_ids: np.ndarray | None = None,
+        mu: np.ndarray | None = None,
     ) -> list[dict[str, Any]]:
         """Advance to time ``t`` and return the alert events this step raised.
 
@@ -165,6 +173,9 @@ class AlertEngine:
             The sensor of this batch.
         deleted_ids : ndarray, shape (D,), int64, optional
             Tracks the tracker deleted in this batch; dropped from the snapshot.
+        mu : ndarray, shape (2, N), optional
+            IMM mode probabilities (quiet, manoeuvring) of the tracks, for breach
+            probabilities; without them the rule's ``manoeuvre_prob`` stands in.
 
         Returns
         -------
@@ -182,11 +193,11 @@ class AlertEngine:
         if self._t is not None and t < self._t:
             raise ValueError(f"step time {t} is before the previous step's {self._t}")
         if ids is None:
-            if any(a is not None for a in (x, P, cls, conf)):
+            if any(a is not None for a in (x, P, cls, conf, mu)):
                 raise ValueError("x, P, cls and conf come with ids; pass ids too")
             snap = self._snap
         else:
-            snap = Snapshot.checked(ids, x, P, cls, conf)
+            snap = Snapshot.checked(ids, x, P, cls, conf, mu)
         deleted = np.unique(
             np.asarray([] if deleted_ids is None else deleted_ids, np.int64).ravel()
         )
@@ -287,7 +298,9 @@ class AlertEngine:
         self._reset()
         self._t = state["t"]
         s = state["snapshot"]
-        self._snap = Snapshot(s["ids"], s["x"], s["P_pos"], s["cls"], s["conf"])
+        self._snap = Snapshot(
+            s["ids"], s["x"], s["P_pos"], s["cls"], s["conf"], s.get("P_vel"), s.get("mu")
+        )
         tracks = state["tracks"]
         self._ring.restore(tracks["ids"], tracks["ev_code"], tracks["ev_t"], state["sensors"])
         self._zst = {name: ZoneState.from_columns(z) for name, z in state["zones"].items()}
@@ -382,6 +395,7 @@ class AlertEngine:
             side = zone.side_name(int(v.col["side_from"][i]) or int(v.side[i]))
             severity = rule.severity_for(fields["cls"] or "unknown")
             ep = self._alerts.open(t, zone.name, kind, tid, severity, side, evidence, fields)
+            ep.horizon = getattr(rule, "horizon", None)
             self._emit(ep, "open", t, events)
 
     def _is_open(self, zone: Zone, kind: str, v: ZoneView) -> np.ndarray:
@@ -402,6 +416,7 @@ class AlertEngine:
             max(loit.band, 0.0) if loit.enabled else 0.0,
             self._zst[zone.name],
             [self._index[(zone.name, k)].tids for k in CONDITION_KINDS],
+            self._breach[zone.name] if pred.enabled else None,
         )
         if inc.enabled:
             close, open_ = kinds.incursion(v, inc, t, self._is_open(zone, "incursion", v))

@@ -25,6 +25,10 @@ Event schema (every key always present; plain Python values, msgpack- and JSON-r
     speed             float  m/s
     p_inside          float  probability the track is inside the zone
     time_to_breach    float seconds, or None (no entry within the rule's horizon_close)
+    p_breach          float  probability the track enters within the predicted-incursion
+                             rule's horizon (1 inside; 0 far from the zone)
+    horizon           float or None  that horizon, seconds (predicted_incursion and
+                             approach alerts; None on other kinds)
     side              str or None  side the track came from (last side seen outside;
                              the half it was in if it was never seen outside)
     side_now          str or None  side it is on at this event
@@ -72,6 +76,7 @@ class Fields(TypedDict):
     speed: float | None
     p_inside: float | None
     ttb: float | None
+    p_breach: float | None
     side_now: str | None
     cls: str | None
     conf: float | None
@@ -87,6 +92,7 @@ FIELD_COLUMNS = (
     "speed",
     "p_inside",
     "ttb",
+    "p_breach",
     "side",
     "cls",
     "conf",
@@ -95,7 +101,7 @@ FIELD_COLUMNS = (
 
 def fields_from_row(row: list[float], side_names: tuple[str, str]) -> Fields:
     """Decode one ``FIELD_COLUMNS`` row (a list of Python floats) into :class:`Fields`."""
-    east, north, ve, vn, speed, p_in, ttb, side, cls, conf = row
+    east, north, ve, vn, speed, p_in, ttb, p_breach, side, cls, conf = row
     return {
         "east": east,
         "north": north,
@@ -104,6 +110,7 @@ def fields_from_row(row: list[float], side_names: tuple[str, str]) -> Fields:
         "speed": speed,
         "p_inside": p_in,
         "ttb": None if math.isnan(ttb) else ttb,
+        "p_breach": p_breach,
         "side_now": side_names[0] if side > 0 else side_names[1] if side < 0 else None,
         "cls": CLASSES[int(cls)],
         "conf": conf,
@@ -132,6 +139,8 @@ class Episode:
         The incursion an exit / lost_inside / closed predicted incursion belongs to.
     close_at : float or None
         When a hold-kind alert closes by itself.
+    horizon : float or None
+        The look-ahead its rule predicts over (predicted_incursion, approach).
     last_emit : float
         Time of its latest event.
     last_event : dict or None
@@ -149,6 +158,7 @@ class Episode:
     fields: Fields
     related: str | None = None
     close_at: float | None = None
+    horizon: float | None = None
     last_emit: float = 0.0
     last_event: dict[str, Any] | None = field(default=None, repr=False)
 
@@ -168,6 +178,8 @@ class Episode:
             "speed": f["speed"],
             "p_inside": f["p_inside"],
             "time_to_breach": f["ttb"],
+            "p_breach": f.get("p_breach"),
+            "horizon": self.horizon,
             "side": self.side,
             "side_now": f["side_now"],
             "cls": f["cls"],
@@ -210,6 +222,7 @@ class Episode:
             fields=_fields_of_event(ev),
             related=ev.get("related_alert_id"),
             close_at=None if hold is None else opened_at + hold,
+            horizon=ev.get("horizon"),
             last_emit=ev["t"],
             last_event=dict(ev),
         )
@@ -233,6 +246,7 @@ def _fields_of_event(ev: dict[str, Any]) -> Fields:
         "speed": ev.get("speed"),
         "p_inside": ev.get("p_inside"),
         "ttb": ev.get("time_to_breach"),
+        "p_breach": ev.get("p_breach"),
         "side_now": ev.get("side_now"),
         "cls": ev.get("cls"),
         "conf": ev.get("conf"),

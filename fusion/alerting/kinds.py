@@ -102,11 +102,11 @@ def predicted_incursion(
     inc_open: np.ndarray,
     entered: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted incursion: outside, moving, path enters within ``horizon``.
+    """Predicted incursion: outside, moving, P(breach within ``horizon``) >= ``p_open``.
 
-    Closes when the time to breach exceeds ``horizon_close`` for ``dwell_close``, or at
-    once when the track entered (``entered``: its incursion is open, or it is inside
-    where the incursion rule is off).
+    Closes when that probability is <= ``p_close`` for ``dwell_close``, or at once when
+    the track entered (``entered``: its incursion is open, or it is inside where the
+    incursion rule is off).
 
     Parameters
     ----------
@@ -121,9 +121,10 @@ def predicted_incursion(
     close, open : ndarray of view positions
     """
     ok = _allowed(v.cls, rule.classes)
-    on = (v.dist > 0) & (v.ttb <= rule.horizon) & (v.speed >= rule.min_speed) & ok & ~inc_open
+    likely = v.p_breach >= rule.p_open
+    on = (v.dist > 0) & likely & (v.speed >= rule.min_speed) & ok & ~inc_open
     v.col["pred_on"] = _since(on, v.col["pred_on"], t)
-    v.col["pred_off"] = _since((v.ttb > rule.horizon_close) | ~ok, v.col["pred_off"], t)
+    v.col["pred_off"] = _since((v.p_breach <= rule.p_close) | ~ok, v.col["pred_off"], t)
     closing = is_open & (entered | _held(v.col["pred_off"], t, rule.dwell_close))
     opening = ~is_open & ~entered & _held(v.col["pred_on"], t, rule.dwell_open)
     return _where(closing), _where(opening)
@@ -131,7 +132,7 @@ def predicted_incursion(
 
 def predicted_close_reason(entered: bool, incursion_enabled: bool) -> str:
     """Why a predicted incursion closes: its incursion opened, the track entered (no
-    incursion rule), or its time to breach cleared the horizon."""
+    incursion rule), or its breach probability fell to ``p_close``."""
     if entered:
         return "incursion" if incursion_enabled else "entered"
     return "cleared"

@@ -148,32 +148,59 @@ class IncursionRule(_KindRule):
 
     def _check(self, where: str) -> None:
         super()._check(where)
-        if not 0.0 < self.p_open <= 1.0:
-            raise RulesError(f"{where}.p_open", f"must lie in (0, 1], got {self.p_open}")
-        if not 0.0 <= self.p_close < self.p_open:
-            raise RulesError(
-                f"{where}.p_close", f"must lie in [0, p_open={self.p_open}), got {self.p_close}"
-            )
+        _check_hysteresis(self, where)
+
+
+def _check_hysteresis(rule: Any, where: str) -> None:
+    """``0 <= p_close < p_open <= 1``, naming the field at fault."""
+    if not 0.0 < rule.p_open <= 1.0:
+        raise RulesError(f"{where}.p_open", f"must lie in (0, 1], got {rule.p_open}")
+    if not 0.0 <= rule.p_close < rule.p_open:
+        raise RulesError(
+            f"{where}.p_close", f"must lie in [0, p_open={rule.p_open}), got {rule.p_close}"
+        )
 
 
 @dataclass(frozen=True)
 class PredictedIncursionRule(_KindRule):
-    """A track outside heading into the zone on its current straight line.
+    """A track outside that will likely enter the zone within the horizon.
+
+    P(breach within ``horizon``) comes from the track's state, its covariance and
+    (where the tracker gives them) its IMM mode probabilities
+    (:mod:`fusion.alerting.breach`), not from the straight-line path alone.
 
     Attributes
     ----------
     horizon : float
-        Opens when the time to breach is at most this many seconds.
+        Look-ahead of the breach probability, seconds.
+    p_open : float
+        P(breach within ``horizon``) at or above which the alert may open.
+    p_close : float
+        At or below which it may close (below ``p_open``, hysteresis); it also
+        closes at once when the incursion opens.
     horizon_close : float
-        Closes when the time to breach exceeds this (>= ``horizon``, hysteresis), or
-        when the incursion opens.
+        Look-ahead of the straight-line ``time_to_breach`` the alert reports
+        (>= ``horizon``).
     min_speed : float
         Slower tracks (m/s) never open one: a still target's velocity is noise.
+    accel_std : float
+        White acceleration noise of a target going about its way (the quiet mode),
+        m/s^2: how far the prediction is trusted over the horizon.
+    manoeuvre_accel_std : float
+        The same for a manoeuvring target (turning, stopping), m/s^2.
+    manoeuvre_prob : float
+        Probability of the manoeuvring mode where the tracker gives no mode
+        probabilities.
     """
 
-    horizon: float = 60.0
+    horizon: float = 45.0
+    p_open: float = 0.6
+    p_close: float = 0.3
     horizon_close: float = 90.0
     min_speed: float = 0.5
+    accel_std: float = 0.05
+    manoeuvre_accel_std: float = 0.5
+    manoeuvre_prob: float = 0.1
     dwell_open: float = 2.0
     dwell_close: float = 3.0
     severity: SeverityTable = field(
@@ -191,8 +218,12 @@ class PredictedIncursionRule(_KindRule):
                 f"{where}.horizon_close",
                 f"must be >= horizon={self.horizon}, got {self.horizon_close}",
             )
-        if self.min_speed < 0:
-            raise RulesError(f"{where}.min_speed", "must be >= 0")
+        _check_hysteresis(self, where)
+        for name in ("min_speed", "accel_std", "manoeuvre_accel_std"):
+            if getattr(self, name) < 0:
+                raise RulesError(f"{where}.{name}", "must be >= 0")
+        if not 0.0 <= self.manoeuvre_prob <= 1.0:
+            raise RulesError(f"{where}.manoeuvre_prob", "must lie in [0, 1]")
 
 
 @dataclass(frozen=True)

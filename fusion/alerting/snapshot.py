@@ -28,6 +28,11 @@ class Snapshot:
         Position covariances, m^2.
     cls : ndarray, shape (N,), uint8
     conf : ndarray, shape (N,)
+    P_vel : ndarray, shape (N, 2, 4), optional
+        The velocity rows of the state covariance (velocity-position, velocity); zero
+        when the tracker gave position covariances only. Breach probabilities use it.
+    mu : ndarray, shape (J, N), optional
+        IMM mode probabilities (quiet, manoeuvring), when the tracker gives them.
     order : ndarray, shape (N,), intp
         ``ids[order]`` is ascending.
     """
@@ -37,9 +42,13 @@ class Snapshot:
     P_pos: np.ndarray
     cls: np.ndarray
     conf: np.ndarray
+    P_vel: np.ndarray | None = None
+    mu: np.ndarray | None = None
     order: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.P_vel is None:
+            self.P_vel = np.zeros((self.ids.size, 2, 4))
         if self.ids.size < 2 or (self.ids[1:] > self.ids[:-1]).all():
             # The tracker lists its tracks by id: nothing to sort, and no duplicates.
             self.order = np.arange(self.ids.size)
@@ -71,7 +80,7 @@ class Snapshot:
         )
 
     @classmethod
-    def checked(cls, ids, x, P, cls_, conf) -> Snapshot:
+    def checked(cls, ids, x, P, cls_, conf, mu=None) -> Snapshot:
         """Validate the tracker's arrays and copy them (the tracker reuses its buffers).
 
         Raises
@@ -107,7 +116,14 @@ class Snapshot:
             np.isfinite(x).all() and np.isfinite(Pp).all()
         ):
             raise ValueError("x or P holds NaN or infinity")
-        snap = cls(ids, x, Pp.copy(), cls_.astype(np.uint8), conf)
+        P_vel = P[:, 2:, :].copy() if P.shape[1] == 4 else None
+        if P_vel is not None and not np.isfinite(P_vel.sum()):
+            raise ValueError("P holds NaN or infinity")
+        if mu is not None:
+            mu = np.array(mu, dtype=float)
+            if mu.ndim != 2 or mu.shape[1] != n or not np.isfinite(mu).all():
+                raise ValueError(f"mu must be a finite (J, {n}) array, got {mu.shape}")
+        snap = cls(ids, x, Pp.copy(), cls_.astype(np.uint8), conf, P_vel, mu)
         if n > 1 and (snap.sorted_ids[1:] == snap.sorted_ids[:-1]).any():
             raise ValueError("track ids in a snapshot must be unique")
         return snap
@@ -123,8 +139,9 @@ class Snapshot:
         keep = np.ones(self.ids.size, bool)
         keep[rows[found]] = False
         return Snapshot(
-            self.ids[keep], self.x[keep], self.P_pos[keep], self.cls[keep], self.conf[keep]
-        )
+            self.ids[keep], self.x[keep], self.P_pos[keep], self.cls[keep], self.conf[keep],
+            self.P_vel[keep], None if self.mu is None else self.mu[:, keep],
+        )  # fmt: skip
 
     def rows_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Snapshot rows of ``ids``: (row (K,), found (K,) bool; row is 0 where not found)."""
@@ -141,4 +158,6 @@ class Snapshot:
             "P_pos": self.P_pos,
             "cls": self.cls,
             "conf": self.conf,
+            "P_vel": self.P_vel,
+            **({} if self.mu is None else {"mu": self.mu}),
         }

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fusion.alerting.breach import BreachModel
 from fusion.alerting.probability import FAR_SIGMAS, box_distance
 from fusion.alerting.snapshot import Snapshot
 from fusion.alerting.zones import Zone
@@ -113,6 +114,9 @@ class ZoneView:
         P(inside); 0 for a track far from the zone.
     ttb : ndarray, shape (M,)
         Time to breach, s; ``inf`` when none within the horizon (or far).
+    p_breach : ndarray, shape (M,)
+        P(breach within the predicted-incursion horizon) (1 inside; 0 beyond reach or
+        where that rule is off).
     dist : ndarray, shape (M,)
         Distance to the zone, m; ``inf`` for a track far from it.
     side : ndarray, shape (M,), int8
@@ -126,6 +130,7 @@ class ZoneView:
     table: np.ndarray
     p_inside: np.ndarray
     ttb: np.ndarray
+    p_breach: np.ndarray
     dist: np.ndarray
     side: np.ndarray
     col: dict[str, np.ndarray]
@@ -149,6 +154,7 @@ class ZoneView:
             speed,
             float(self.p_inside[at]),
             ttb if ttb != np.inf else np.nan,
+            float(self.p_breach[at]),
             float(self.side[at]),
             cls,
             conf,
@@ -160,6 +166,7 @@ class ZoneView:
         columns = (
             self.table[at, :5].T.tolist()
             + [self.p_inside[at].tolist(), np.where(ttb == np.inf, np.nan, ttb).tolist()]
+            + [self.p_breach[at].tolist()]
             + [self.side[at].astype(float).tolist()]
             + self.table[at, 5:7].T.tolist()
         )
@@ -187,6 +194,7 @@ def build_view(
     band: float,
     state: ZoneState,
     open_ids: list[np.ndarray],
+    breach: BreachModel | None = None,
 ) -> ZoneView:
     """The tracks of ``snap`` the zone must evaluate, with their geometry and timers.
 
@@ -202,12 +210,16 @@ def build_view(
     state : ZoneState
     open_ids : list of ndarray, int64
         Tracks with an alert open in this zone.
+    breach : BreachModel, optional
+        The breach prediction (None where predicted incursions are off).
 
     Returns
     -------
     ZoneView
     """
     reach = snap.speed * (horizon or 0.0)
+    if breach is not None:
+        reach = np.maximum(reach, breach.reach(snap.speed))
     margin = np.maximum(np.maximum(FAR_SIGMAS * snap.sigma, reach), band)
     box = box_distance(snap.x[:, :2], zone.bounds)
     near = box <= margin + 1.0
@@ -216,7 +228,7 @@ def build_view(
     active[rows[found]] = True
     rows = active.nonzero()[0]
     m = rows.size
-    p_in, ttb = np.zeros(m), np.full(m, np.inf)
+    p_in, ttb, p_breach = np.zeros(m), np.full(m, np.inf), np.zeros(m)
     dist, side = np.full(m, np.inf), np.zeros(m, np.int8)
     sub = near[rows].nonzero()[0]
     if sub.size:
@@ -226,8 +238,29 @@ def build_view(
         p_in[sub], dist[sub], side[sub] = got.p_inside, got.distance, got.side
         if horizon is not None:
             ttb[sub] = got.time_to_breach
+        if breach is not None:
+            p_breach[sub] = _breach(breach, snap, r, x, got.distance, got.normal)
     ids = snap.ids[rows]
     col = dict(zip(STATE_COLUMNS, state.gather(ids).T, strict=True))
     # Where the track came from: the last side it was seen on while outside.
     col["side_from"] = np.where((dist > 0) & (side != 0), side, col["side_from"])
-    return ZoneView(rows, ids, snap.table[rows], p_in, ttb, dist, side, col)
+    return ZoneView(rows, ids, snap.table[rows], p_in, ttb, p_breach, dist, side, col)
+
+
+def _breach(
+    model: BreachModel, snap: Snapshot, r: np.ndarray, x: np.ndarray, gap: np.ndarray,
+    normal: np.ndarray,
+) -> np.ndarray:
+    """P(breach) of snapshot rows ``r`` (K,) with states ``x`` (K, 4) and their zone
+    distances and normals; 1 inside, 0 beyond the model's reach (no sums spent there)."""
+    p = np.where(gap > 0, 0.0, 1.0)
+    k = ((gap > 0) & (gap <= model.reach(snap.speed[r]))).nonzero()[0]
+    if k.size:
+        rk = r[k]
+        P = np.empty((k.size, 4, 4))
+        P[:, :2, :2] = snap.P_pos[rk]
+        P[:, 2:, :] = snap.P_vel[rk]  # type: ignore[index]
+        P[:, :2, 2:] = P[:, 2:, :2].transpose(0, 2, 1)
+        mu = None if snap.mu is None else snap.mu[:, rk]
+        p[k] = model.probability(gap[k], normal[k], x[k], P, mu)
+    return p

@@ -73,12 +73,16 @@ class ZoneMeasures:
         Distance to the zone, metres (0 inside or on the boundary).
     side : ndarray, shape (M,), int8
         ``1`` positive side, ``-1`` negative side.
+    normal : ndarray, shape (M, 2)
+        Unit vector from the nearest boundary point towards the position (outward for
+        positions outside; 0 on the boundary), for breach probabilities.
     """
 
     p_inside: np.ndarray
     time_to_breach: np.ndarray
     distance: np.ndarray
     side: np.ndarray
+    normal: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,13 +142,8 @@ class Zone:
         chains = sides.side_chains(geom, axis, normal)
         set_ = object.__setattr__
         set_(self, "properties", MappingProxyType(dict(self.properties)))
-        set_(
-            self,
-            "_edges",
-            polygon.EdgeTable(
-                np.vstack([polygon.ring_edges(geom), *chains]), (len(chains[0]), len(chains[1]))
-            ),
-        )
+        edges = np.vstack([polygon.ring_edges(geom), *chains])
+        set_(self, "_edges", polygon.EdgeTable(edges, (len(chains[0]), len(chains[1]))))
         set_(self, "_bounds", np.asarray(geom.bounds, dtype=float))
         set_(self, "_axis", axis)
         set_(self, "_normal", normal)
@@ -419,7 +418,8 @@ class Zone:
             s = self._edges.first_crossing(pos[move], vel[move] * horizon)  # type: ignore[attr-defined]
             ttb[move] = s * horizon
         side = sides.nearer_side(pos, d_pos, d_neg, self._centre, self._normal)  # type: ignore[attr-defined]
-        return ZoneMeasures(p_in, ttb, np.where(on, 0.0, d), side)
+        normal = np.divide(pos - q, d[:, None], out=np.zeros_like(pos), where=d[:, None] > 0)
+        return ZoneMeasures(p_in, ttb, np.where(on, 0.0, d), side, normal)
 
     # ------------------------------------------------------------------- GeoJSON
 

@@ -84,9 +84,12 @@ def test_crossing_track_predicted_then_incursion_then_exit():
         ("exit", "close"),
     ]
     pred_open = opens(events, "predicted_incursion")[0]
-    # Path reaches the edge (north = 100) 100 s after t=0; horizon 60 s, dwell 2 s.
-    assert pred_open["t"] == pytest.approx(42.0)
-    assert pred_open["time_to_breach"] == pytest.approx(100.0 - 42.0)
+    # Path reaches the edge (north = 100) 100 s after t=0. P(breach within the 45 s
+    # horizon) reaches p_open once the entry is a little inside the horizon (the
+    # velocity and acceleration noise spread the prediction), plus the 2 s dwell.
+    assert 100.0 - 45.0 + 2.0 <= pred_open["t"] <= 100.0 - 30.0
+    assert pred_open["time_to_breach"] == pytest.approx(100.0 - pred_open["t"])
+    assert pred_open["p_breach"] >= 0.6 and pred_open["horizon"] == 45.0
     inc = opens(events, "incursion")[0]
     # P(inside) >= 0.6 once 1.27 sigma inside (t ~ 101.5), plus 2 s dwell.
     assert 101.0 <= inc["t"] <= 104.5

@@ -32,8 +32,37 @@ def test_agrees_with_monte_carlo(north, v_north, horizon, accel_var):
     P = np.diag([400.0, 400.0, 4.0, 4.0])
     P[1, 3] = P[3, 1] = 10.0
     gap, normal = gap_and_normal(STRIP, x[None, :2])
-    got = breach_probability(gap, normal, x[None], P[None], horizon, np.array([accel_var]))
+    got = breach_probability(
+        gap, normal, x[None], P[None], horizon, np.array([accel_var]), steps=1
+    )
     assert got[0] == pytest.approx(monte_carlo(x, P, horizon, accel_var, rng), abs=0.01)
+
+
+def first_passage(x, P, horizon, accel_var, rng, draws=100_000, steps=90):
+    """Fraction of draws south of north = 0 at any time up to ``horizon``, under the
+    model the breach probability makes: the state's Gaussian and one random
+    acceleration held over the horizon (variance ``accel_var`` per axis)."""
+    state = rng.multivariate_normal(x, P, size=draws)
+    accel = rng.normal(0.0, np.sqrt(accel_var), size=draws)
+    tau = np.linspace(0.0, horizon, steps + 1)[1:, None]
+    north = state[:, 1] + tau * state[:, 3] + 0.5 * accel * tau**2
+    return float((north <= 0.0).any(axis=0).mean())
+
+
+@pytest.mark.parametrize(
+    "north, v_north, accel_var", [(20.0, -1.5, 0.04), (300.0, -8.0, 0.0025), (150.0, -2.0, 0.04)]
+)
+def test_looking_before_the_horizon_bounds_the_first_passage(north, v_north, accel_var):
+    """Across at some tau <= H: at least P(across at H), at most the true first passage."""
+    rng = np.random.default_rng(5)
+    x = np.array([0.0, north, 0.0, v_north])
+    P = np.diag([25.0, 25.0, 0.25, 0.25])
+    gap, normal = gap_and_normal(STRIP, x[None, :2])
+    args = (gap, normal, x[None], P[None], 45.0, np.array([accel_var]))
+    at_h, within = breach_probability(*args, steps=1)[0], breach_probability(*args)[0]
+    truth = first_passage(x, P, 45.0, accel_var, rng)
+    assert at_h <= within <= truth + 0.01
+    assert within >= truth - 0.1
 
 
 def test_modes_mix_by_their_probabilities():
