@@ -458,6 +458,15 @@ def table(title: str, scores: dict[str, Score], multi: bool = False) -> str:
                 f"| {held} of {total} |"
             )
         lines.append(line)
+    # Where the misses fall: no tracker can confirm on a scene's first scan, and the
+    # next two hold the targets still waiting for their second detection; the rest is
+    # births, losses and unresolved neighbours.
+    for name, score in scores.items():
+        missed = np.array(score.n_missed)
+        lines.append(
+            f"\n{name}: missed targets on scans 0-3 {missed[:4].tolist()}, "
+            f"then {missed[4:].mean():.2f} per scan."
+        )
     if "stonesoup" in rows:
         ratio = rows["bufferzone"]["gospa"] / rows["stonesoup"]["gospa"]
         false = rows["bufferzone"]["false_tracks"] / max(rows["stonesoup"]["false_tracks"], 1e-9)
