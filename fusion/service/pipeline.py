@@ -328,6 +328,7 @@ class Pipeline:
             updated_ids=updated,
             sensor_id=sensor_id,
             deleted_ids=deleted,
+            mu=snap.mu,  # a manoeuvring track's course is trusted less far ahead
         )
         self._rules_evaluated_at = now
         self.stage_seconds["rules"] += time.perf_counter() - started

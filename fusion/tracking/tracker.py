@@ -89,6 +89,8 @@ class TrackSnapshot:
         Most likely class, an index into ``fusion.messages.CLASSES``.
     conf : ndarray, shape (N,)
         Share of the class evidence behind ``cls`` (0 when there is none).
+    mu : ndarray, shape (J, N), optional
+        IMM mode probabilities (quiet first, then manoeuvring); None without the IMM.
     """
 
     ids: np.ndarray
@@ -97,6 +99,7 @@ class TrackSnapshot:
     t: np.ndarray
     cls: np.ndarray
     conf: np.ndarray
+    mu: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -454,7 +457,8 @@ class Tracker:
         total = evidence.sum(axis=1)
         cls = np.where(total > 0, evidence.argmax(axis=1), 0).astype(np.uint8)
         conf = np.divide(evidence.max(axis=1), total, out=np.zeros(rows.size), where=total > 0)
-        return TrackSnapshot(tracks.id[rows].copy(), x, P, t, cls, conf)
+        mu = tracks.mu[:, rows].copy() if self.config.imm else None
+        return TrackSnapshot(tracks.id[rows].copy(), x, P, t, cls, conf, mu)
 
     def confirmed(self, at: float | None = None) -> TrackSnapshot:
         """Ids, states and covariances of the confirmed tracks (see :meth:`snapshot`)."""
