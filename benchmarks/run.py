@@ -109,50 +109,35 @@ def table(benchmarks: list[dict]) -> list[str]:
     return rows
 
 
+def ratio_lines(benchmarks: list[dict], group: str, roles: tuple[str, str],
+                labels: tuple[str, str], title: str, target: float) -> list[str]:
+    """Two benchmarks of one group (by ``extra_info["role"]``), their medians and ratio."""
+    by_role = {b["extra_info"].get("role"): b["stats"] for b in benchmarks if b["group"] == group}
+    if any(role not in by_role for role in roles):
+        return []
+    (top, bottom), (top_label, bottom_label) = roles, labels
+    ratio = by_role[top]["median"] / by_role[bottom]["median"]
+    rows = [f"| {label} | {fmt_ms(by_role[role]['median'])} | {fmt_ms(by_role[role]['iqr'])} |"
+            for role, label in zip(roles, labels, strict=True)]
+    return [title, "", "| case | median ms | IQR ms |", "|---|---:|---:|", *rows, "",
+            f"{top_label} / {bottom_label}: {ratio:.2f} "
+            f"(target <= {target}: {'yes' if ratio <= target else 'no'})."]
+
+
 def engine_lines(benchmarks: list[dict]) -> list[str]:
     """The alert engine against the tracker on the same scans, and their ratio."""
-    by_role = {
-        b["extra_info"].get("role"): b["stats"] for b in benchmarks if b["group"] == "alert engine"
-    }
-    if "engine" not in by_role or "tracker" not in by_role:
-        return []
-    engine, tracker = by_role["engine"]["median"], by_role["tracker"]["median"]
-    ratio = engine / tracker
-    met = "yes" if ratio <= ENGINE_RATIO_TARGET else "no"
-    return [
+    return ratio_lines(
+        benchmarks, "alert engine", ("engine", "tracker"), ("AlertEngine.step", "Tracker.process"),
         "Alert engine (1e3 confirmed tracks, one 3 km strip zone, shipped rules; "
-        "`benchmarks/test_alert_engine.py`), per scan, same scans:",
-        "",
-        "| case | median ms | IQR ms |",
-        "|---|---:|---:|",
-        f"| Tracker.process | {fmt_ms(tracker)} | {fmt_ms(by_role['tracker']['iqr'])} |",
-        f"| AlertEngine.step | {fmt_ms(engine)} | {fmt_ms(by_role['engine']['iqr'])} |",
-        "",
-        f"Engine / tracker: {ratio:.2f} (target <= {ENGINE_RATIO_TARGET}: {met}).",
-    ]
+        "`benchmarks/test_alert_engine.py`), per scan, same scans:", ENGINE_RATIO_TARGET)
 
 
 def imm_lines(benchmarks: list[dict]) -> list[str]:
     """The 1e3-track scan with the IMM on and off, and the ratio of their medians."""
-    by_role = {
-        b["extra_info"].get("role"): b["stats"] for b in benchmarks if b["group"] == "imm vs cv"
-    }
-    if "imm" not in by_role or "cv" not in by_role:
-        return []
-    on, off = by_role["imm"]["median"], by_role["cv"]["median"]
-    ratio = on / off
-    met = "yes" if ratio <= IMM_RATIO_TARGET else "no"
-    return [
+    return ratio_lines(
+        benchmarks, "imm vs cv", ("imm", "cv"), ("IMM on", "IMM off"),
         "IMM on (the default) against off (`TrackerConfig(imm=False)`), 1e3 tracks, "
-        "same scans, run one after the other:",
-        "",
-        "| case | median ms | IQR ms |",
-        "|---|---:|---:|",
-        f"| IMM on | {fmt_ms(on)} | {fmt_ms(by_role['imm']['iqr'])} |",
-        f"| IMM off | {fmt_ms(off)} | {fmt_ms(by_role['cv']['iqr'])} |",
-        "",
-        f"IMM on / off: {ratio:.2f} (target <= {IMM_RATIO_TARGET}: {met}).",
-    ]
+        "same scans, run one after the other:", IMM_RATIO_TARGET)
 
 
 def summary_lines(benchmarks: list[dict]) -> list[str]:
