@@ -88,6 +88,15 @@ class TrackerConfig:
         predicts (within ``reacquire_probability``'s gate) takes its id back.
     reacquire_probability : float
         Gate probability of that track-to-track test.
+    supersede_max_gap : float
+        A newly confirmed track whose path, traced back, was where a confirmed track
+        (silent since before the new one's birth, by at most this many seconds) had
+        its last detection takes that track's id, and the old track goes without being
+        reported deleted (``fusion.tracking.continuity.supersede``): a target that
+        turned sharply keeps its id, and its alerts, while its old track still coasts.
+        0 turns this off.
+    supersede_probability : float
+        Gate probability of that 2-dof position test.
     initiation_exclusion_probability : float
         No track starts on a detection that lies inside this (wider) gate of a
         confirmed track: such a detection is far more likely a noisy return of that
@@ -134,6 +143,8 @@ class TrackerConfig:
     max_position_std: float = 1000.0
     reacquire_window: float = 60.0
     reacquire_probability: float = 0.999
+    supersede_max_gap: float = 5.0
+    supersede_probability: float = 0.999
     max_oosm_lag: float = 300.0
     initiation_exclusion_probability: float = 0.99999
     max_new_per_batch: int = 2_000
@@ -146,13 +157,16 @@ class TrackerConfig:
             "tentative_max_coast_time", "new_target_density", "false_track_rate", "quiet_accel_std",
             "quiet_sojourn", "manoeuvre_sojourn",
         )
-        if self.min_miss_time < 0 or self.reacquire_window < 0:
-            raise ConfigError("tracker.min_miss_time and reacquire_window must be >= 0")
+        if self.min_miss_time < 0 or self.reacquire_window < 0 or self.supersede_max_gap < 0:
+            raise ConfigError(
+                "tracker.min_miss_time, reacquire_window and supersede_max_gap must be >= 0"
+            )
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"tracker.{name} must be positive, got {getattr(self, name)}")
         for name in (
             "gate_probability", "initiation_exclusion_probability", "reacquire_probability",
+            "supersede_probability",
             "false_track_probability", "true_track_loss_probability",
         ):
             if not 0.0 < getattr(self, name) < 1.0:

@@ -1,4 +1,4 @@
-r"""Track continuity: a new track confirmed where a recently lost one predicts takes its id.
+r"""Track continuity: a new track that continues an older one's target takes its id.
 
 A target missed a few times in a row, or one that left every sensor's coverage for
 longer than its prediction was useful, loses its track; when it is found again a new
@@ -14,6 +14,10 @@ with ``\hat x_l, \hat P_l`` the lost track predicted to the new track's time (th
 estimates are treated as independent: the new track uses none of the lost one's
 detections). Pairs inside the chi-square gate (4 degrees of freedom) are settled one to
 one by the same global assignment as detections, on ``d^2 + ln |S|``.
+
+A target that turns sharply is often picked up by a new track before its old track,
+still coasting on the old course, is deleted; :func:`supersede` matches the two while
+the new one is young, so the id (and the alerts keyed by it) carries on.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ import numpy as np
 
 from fusion.tracking import kalman
 from fusion.tracking.association import assign
+from fusion.tracking.config import TrackerConfig
 from fusion.tracking.gating import gate, gate_threshold
+from fusion.tracking.track_table import CONFIRMED, TrackTable
 
 
 class LostTracks:
@@ -178,3 +184,184 @@ def duplicates(
     same = d2 <= gamma
     younger = np.where(born[a] <= born[b], b, a)[same]
     return np.unique(younger)
+
+
+@functools.lru_cache(maxsize=8)
+def _gate_2dof(probability: float) -> float:
+    return gate_threshold(probability, dof=2)
+
+
+def supersede(
+    new: tuple[np.ndarray, np.ndarray, np.ndarray],
+    old: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    now: float, max_gap: float, velocity_std: float, accel_var: float,
+    probability: float = 0.999,
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Newly confirmed tracks that continue a confirmed track which lost its target.
+
+    A target that turns sharply (a reversal, a right angle at speed) leaves its track
+    coasting on the old course: it misses for a few seconds and is deleted, while the
+    detections, outside its gate, start a new track that confirms first. The old track
+    is then not yet lost, so :class:`LostTracks` cannot hand its id over. Here the old
+    track is restarted where it was last detected, at time ``tau``, as a new track
+    would be (its velocity unknown: zero mean, ``velocity_std`` per component, since
+    after a manoeuvre its course says nothing), predicted to ``now`` and tested
+    against each new track on position (2-dof chi-square; a track confirmed on two or
+    three detections knows its velocity too poorly for a 4-dof test to help):
+
+    .. math:: d^2 = (p_n - \hat p_o)' (P_n + \hat P_o)^{-1} (p_n - \hat p_o) \le \gamma_2.
+
+    Only old tracks last detected no later than the new one's birth, and by at most
+    ``max_gap`` seconds, are candidates: a new track starts only on detections outside
+    every confirmed track's gate, so one that starts and confirms next to a track
+    which then stops being detected is that track's target after a manoeuvre. Pairs
+    inside the gate are settled one to one by global assignment on ``d^2 + ln |S|``.
+
+    Parameters
+    ----------
+    new : tuple of ndarray
+        ``x`` (K, 4) and ``P`` (K, 4, 4) of the new tracks at ``now``, and their birth
+        times ``born`` (K,).
+    old : tuple of ndarray
+        ``x`` (M, 4), ``P`` (M, 4, 4), state times ``t`` (M,) and last detection
+        times ``t_hit`` (M,) of the candidate old tracks (confirmed, not updated by
+        this batch).
+    now : float
+    max_gap : float
+        Seconds, see above.
+    velocity_std : float
+        Prior standard deviation of each velocity component of the restarted old
+        track, m/s.
+    accel_var : float
+        Process noise of the predictions, (m/s^2)^2.
+    probability : float
+        Gate probability of the chi-square test.
+
+    Returns
+    -------
+    new_index, old_index : ndarray, shape (A,), intp
+        Matched pairs: index into the K new and into the M old tracks.
+    """
+    x_n, P_n, born = new
+    x_o, P_o, t_o, t_hit = old
+    empty = np.empty(0, dtype=np.intp)
+    if x_n.shape[0] == 0 or x_o.shape[0] == 0 or max_gap <= 0:
+        return empty, empty
+    # The old tracks where they were last detected (undoing their coast), restarted
+    # with an unknown velocity and predicted to now.
+    xo, Po = kalman.predict(x_o, P_o, t_hit - t_o, accel_var)
+    xo[:, 2:] = 0.0
+    Po[:, 2:, :] = Po[:, :, 2:] = 0.0
+    Po[:, 2, 2] = Po[:, 3, 3] = velocity_std**2
+    xo, Po = kalman.predict(xo, Po, now - t_hit, accel_var)
+    near = gate(x_n[:, :2], P_n[:, :2, :2], xo[:, :2], Po[:, :2, :2], _gate_2dof(probability))
+    ok = (t_hit[near.detection] <= born[near.track]) & (
+        born[near.track] - t_hit[near.detection] <= max_gap
+    )
+    if not ok.any():
+        return empty, empty
+    cost = (near.d2 + near.log_det_S)[ok]
+    return assign(
+        x_n.shape[0], x_o.shape[0], near.track[ok], near.detection[ok], cost,
+        np.full(x_n.shape[0], cost.max() + 1.0),
+    )
+
+
+def superseded_rows(
+    tracks: TrackTable, updated: np.ndarray, now: float, cfg: TrackerConfig, accel_var: float
+) -> np.ndarray:
+    """Give young confirmed tracks the ids of the coasting tracks they continue.
+
+    The young tracks are the confirmed ones born less than ``cfg.supersede_max_gap``
+    ago that this batch updated: a manoeuvring target's old track may take a stray
+    detection or two after the new one's birth, so the test (:func:`supersede`) is
+    repeated while the new track is young, not only when it confirms. The candidates
+    are the confirmed tracks this batch did not update. Each match writes the old id
+    (and adds the old class evidence) into the young row.
+
+    Parameters
+    ----------
+    tracks : TrackTable
+    updated : ndarray, shape (U,), intp
+        Rows this batch updated.
+    now : float
+    cfg : TrackerConfig
+    accel_var : float
+        Process noise of the predictions, (m/s^2)^2.
+
+    Returns
+    -------
+    old : ndarray, intp
+        Rows of the superseded tracks, which now share their id with the young row:
+        the caller removes them without reporting a deletion.
+    """
+    none = np.empty(0, dtype=np.intp)
+    if cfg.supersede_max_gap <= 0 or updated.size == 0:
+        return none
+    young = updated[(tracks.status[updated] == CONFIRMED)
+                    & (tracks.t_born[updated] >= now - cfg.supersede_max_gap)]
+    if young.size == 0:
+        return none
+    silent = tracks.status == CONFIRMED
+    silent[updated] = False
+    old = np.flatnonzero(silent)
+    old = old[tracks.t_hit[old] <= tracks.t_born[young].max()]
+    if old.size == 0:
+        return none
+    x, P = kalman.predict(
+        tracks.x[:, young].T, tracks.P[:, :, young].transpose(2, 0, 1),
+        now - tracks.t[young], accel_var,
+    )
+    k, m = supersede(
+        (x, P, tracks.t_born[young]),
+        (tracks.x[:, old].T, tracks.P[:, :, old].transpose(2, 0, 1), tracks.t[old],
+         tracks.t_hit[old]),
+        now, cfg.supersede_max_gap, cfg.init_velocity_std, accel_var,
+        cfg.supersede_probability,
+    )
+    rows, old = young[k], old[m]
+    tracks.id[rows] = tracks.id[old]
+    # The class evidence gathered on the old course is still about this target.
+    tracks.class_evidence[:, rows] += tracks.class_evidence[:, old]
+    return old
+
+
+def continue_ids(
+    tracks: TrackTable, lost: LostTracks, promoted: np.ndarray, updated: np.ndarray,
+    now: float, cfg: TrackerConfig, accel_var: float,
+) -> tuple[int, np.ndarray]:
+    """Give new tracks the ids of the tracks they continue; the tracker's step 7.
+
+    The tracks ``promoted`` by this batch first claim recently lost ones
+    (:meth:`LostTracks.claim`, after forgetting those older than
+    ``cfg.reacquire_window``); then young confirmed tracks take over coasting ones
+    (:func:`superseded_rows`).
+
+    Parameters
+    ----------
+    tracks : TrackTable
+    lost : LostTracks
+    promoted, updated : ndarray, intp
+        Rows this batch confirmed, and rows it updated.
+    now : float
+    cfg : TrackerConfig
+    accel_var : float
+
+    Returns
+    -------
+    reacquired : int
+        How many promoted tracks took a lost id.
+    superseded : ndarray, intp
+        Rows to remove without reporting a deletion (see :func:`superseded_rows`).
+    """
+    lost.expire(now, cfg.reacquire_window)
+    reacquired = 0
+    if promoted.size and len(lost):
+        x, P = kalman.predict(
+            tracks.x[:, promoted].T, tracks.P[:, :, promoted].transpose(2, 0, 1),
+            now - tracks.t[promoted], accel_var,
+        )
+        new, old_ids = lost.claim(x, P, now, accel_var)
+        tracks.id[promoted[new]] = old_ids
+        reacquired = int(new.size)
+    return reacquired, superseded_rows(tracks, updated, now, cfg, accel_var)

@@ -10,8 +10,9 @@ Per batch, the algorithm (:meth:`Tracker.process`) is
 6. score the visible tracks (a hit by its likelihood against clutter, a miss by the
    sensor's detection probability and the chance the track was in its footprint) and
    confirm those whose score passes the SPRT threshold (``fusion.tracking.existence``);
-7. give a newly confirmed track the id of a recently lost track it continues
-   (``fusion.tracking.continuity``);
+7. give a newly confirmed track the id of a recently lost track it continues, and a
+   young confirmed track that of a coasting one it took over after a manoeuvre (the
+   old row then goes silently; ``fusion.tracking.continuity``);
 8. start tentative tracks on detections no confirmed track claims;
 9. delete tracks whose score fell below the threshold, and (once a second over the whole
    table) tracks that coasted too long or grew too uncertain.
@@ -32,7 +33,7 @@ from fusion.tracking import existence, kalman, lifecycle, motion
 from fusion.tracking.association import assign
 from fusion.tracking.clutter import ClutterEstimator, footprint_area
 from fusion.tracking.config import TrackerConfig
-from fusion.tracking.continuity import LostTracks, duplicates
+from fusion.tracking.continuity import LostTracks, continue_ids, duplicates
 from fusion.tracking.coverage import rows_in_polygon
 from fusion.tracking.gating import GatedPairs, gate, gate_threshold
 from fusion.tracking.track_table import CONFIRMED, TENTATIVE, TrackTable
@@ -133,6 +134,7 @@ class Tracker:
             cfg.false_track_probability, cfg.true_track_loss_probability
         )
         self._last_sweep = self._last_merge = -np.inf
+        self._superseded = np.empty(0, dtype=np.intp)  # rows step 7 hands to _delete
 
     def __len__(self) -> int:
         return len(self.tracks)
@@ -190,7 +192,11 @@ class Tracker:
             self.tracks, rows, sel, hit, delta, self.config, self._thresholds, confirm_at
         )
         self.stats["confirmed"] += promoted.size
-        self._reacquire(promoted)
+        reacquired, self._superseded = continue_ids(
+            self.tracks, self.lost, promoted, rows[track], self.latest_time, self.config,
+            self._accel_var,
+        )
+        self.stats.update({"reacquired": reacquired, "superseded": self._superseded.size})
         updated = np.sort(self.tracks.id[rows[track]])
         confirmed = self.tracks.id[promoted].copy()
         initiated = self._initiate(batch, rows, wide, detection, clutter)
@@ -343,22 +349,6 @@ class Tracker:
             weight = np.ones(detection.size) if batch.conf is None else batch.conf[detection]
             np.add.at(tracks.class_evidence, (batch.cls[detection], assigned), weight)
 
-    def _reacquire(self, promoted: np.ndarray) -> None:
-        """Give newly confirmed tracks the ids of the lost tracks they continue."""
-        tracks, now = self.tracks, self.latest_time
-        self.lost.expire(now, self.config.reacquire_window)
-        if promoted.size == 0 or len(self.lost) == 0:
-            return
-        x, P = kalman.predict(
-            tracks.x[:, promoted].T,
-            tracks.P[:, :, promoted].transpose(2, 0, 1),
-            now - tracks.t[promoted],
-            self._accel_var,
-        )
-        new, old_ids = self.lost.claim(x, P, now, self._accel_var)
-        tracks.id[promoted[new]] = old_ids
-        self.stats["reacquired"] += new.size
-
     def _initiate(
         self, batch: DetectionBatch, rows: np.ndarray, pairs: GatedPairs, detection: np.ndarray,
         clutter: float,
@@ -418,6 +408,7 @@ class Tracker:
                 tracks.t_born[confirmed], tracks.t[confirmed], now, self._accel_var,
             )]
         doomed = np.zeros(tracks.n, dtype=bool)
+        doomed[self._superseded] = True
         for reason, rows_of in reasons.items():  # a handful of reasons, not a loop per track
             fresh = rows_of[~doomed[rows_of]]
             self.stats[f"deleted_{reason}"] += fresh.size
@@ -425,14 +416,17 @@ class Tracker:
         if not doomed.any():
             return np.empty(0, dtype=np.int64)
         dead = np.flatnonzero(doomed)
-        lost = dead[tracks.status[dead] == CONFIRMED]
+        # A superseded row goes silently: its id lives on in the row that continues it.
+        doomed[self._superseded] = False
+        reported = np.flatnonzero(doomed)
+        lost = reported[tracks.status[reported] == CONFIRMED]
         self.lost.add(
             tracks.id[lost].copy(),
             tracks.x[:, lost].T.copy(),
             tracks.P[:, :, lost].transpose(2, 0, 1).copy(),
             tracks.t[lost].copy(),
         )
-        ids = np.sort(tracks.id[dead])
+        ids = np.sort(tracks.id[reported])
         tracks.remove(dead)
         return ids
 

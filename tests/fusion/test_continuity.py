@@ -5,6 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from fusion import DetectionBatch, Tracker
+from fusion.alerting.engine import AlertEngine
+from fusion.alerting.rules import load_rules
+from fusion.alerting.zones import Zone
+from fusion.geo import LocalFrame
+from fusion.tracking.config import TrackerConfig
 from fusion.tracking.continuity import LostTracks
 from fusion.tracking.track_table import TrackTable
 
@@ -89,3 +94,72 @@ def test_table_rows_stay_in_id_order_after_an_id_is_given_back():
     table.sort_by_id()
     assert table.id.tolist() == [0, 1, 2, 3, 5]
     np.testing.assert_array_equal(table.x[:, 0], x[:, 3])  # the whole row moved
+
+
+# -- a manoeuvre: the new track confirms while the old one still coasts ---------------
+
+
+def reversal(t):
+    """East at 40 m/s from -400 m, an instant reversal at t = 10 s, along north = 0."""
+    return np.array([-400.0 + 40.0 * min(t, 10.0) - 40.0 * max(t - 10.0, 0.0), 0.0])
+
+
+def run_reversal(config=None, steps=30):
+    tracker = Tracker() if config is None else Tracker(config)
+    results = [tracker.process(batch(k, float(k), [reversal(k)])) for k in range(steps)]
+    return tracker, results
+
+
+def test_a_target_that_reverses_keeps_its_id_while_its_old_track_coasts():
+    tracker, results = run_reversal()
+    first = results[1].confirmed.tolist()
+    assert first == [1]
+    assert tracker.confirmed().ids.tolist() == first
+    assert tracker.stats["superseded"] == 1
+    assert len(tracker.tracks) == 1  # the coasting row went, not the one on the target
+    np.testing.assert_allclose(tracker.confirmed().x[0, :2], reversal(29), atol=30.0)
+    assert tracker.confirmed().x[0, 2] < -30.0  # the new course, westwards
+    # the old row was neither reported deleted nor remembered as lost
+    assert all(r.deleted.size == 0 for r in results)
+    assert len(tracker.lost) == 0
+
+
+def test_without_supersede_the_reversal_changes_the_id():
+    tracker, results = run_reversal(TrackerConfig(supersede_max_gap=0.0))
+    assert tracker.confirmed().ids.tolist() == [2]
+    assert [r.deleted.tolist() for r in results if r.deleted.size] == [[1]]
+
+
+def test_a_target_that_dies_and_one_born_2_km_away_do_not_swap_ids():
+    tracker = Tracker()
+    deleted = []
+    for k in range(25):
+        z = [[40.0 * k, 0.0]] if k <= 10 else []  # the first target is gone after 10 s
+        if k >= 11:  # the second appears 2 km north, while the first's track coasts
+            z.append([400.0 - 40.0 * (k - 11), 2000.0])
+        deleted += tracker.process(batch(k, float(k), z)).deleted.tolist()
+    assert deleted == [1]
+    assert tracker.confirmed().ids.tolist() == [2]
+    assert tracker.stats["superseded"] == 0
+
+
+def test_an_open_incursion_continues_on_the_same_id_through_the_reversal():
+    strip = np.array([[-2000, -100], [2000, -100], [2000, 100], [-2000, 100]])  # 200 m wide
+    zone = Zone.from_local("zone-a", strip)
+    engine = AlertEngine([zone], load_rules(), LocalFrame(33.0, 35.0))
+    tracker = Tracker()
+    events = []
+    for k in range(40):
+        result = tracker.process(batch(k, float(k), [reversal(k)]))
+        snap = tracker.confirmed(at=float(k))
+        events += engine.step(
+            float(k), snap.ids, snap.x, snap.P, snap.cls, snap.conf,
+            updated_ids=result.updated, sensor_id="radar-1", deleted_ids=result.deleted,
+        )
+    incursions = [e for e in events if e["kind"] == "incursion"]
+    assert [(e["event"], e["track_id"]) for e in incursions if e["event"] != "update"] == [
+        ("open", 1)
+    ]
+    assert incursions[0]["t"] < 10.0  # opened before the reversal, still open after it
+    assert not [e for e in events if e["kind"] == "lost_inside"]
+    assert {e["track_id"] for e in events} == {1}
