@@ -336,6 +336,17 @@ def run_replay(args: argparse.Namespace) -> int:
         f"{summary.truth} truth samples from {summary.detections} detection messages",
         file=sys.stderr,
     )
+    internal = int((summary.status.get("rejected") or {}).get("internal", 0))
+    if internal:
+        # The live service survives a bug on one batch by counting it; an offline run
+        # exists to be scored, and a result that silently dropped batches would score
+        # as a plausible but wrong picture.
+        print(
+            f"bufferzone replay: {internal} batch(es) hit an internal error (a bug; the "
+            f"tracebacks are logged above); {args.out} lacks them and is not a fair result",
+            file=sys.stderr,
+        )
+        return 1
     if report is not None and not report.complete:
         print(
             f"bufferzone replay: {args.out} covers only the readable part of {args.file}; "

@@ -41,6 +41,27 @@ def files(tmp_path_factory):
     return d
 
 
+def test_an_offline_replay_that_hit_a_bug_fails_loudly(files, tmp_path, monkeypatch, capsys):
+    # The service counts an internal error and goes on; an offline run must not hand
+    # back a plausible result that silently lacks the batches that failed.
+    from fusion.tracking.tracker import Tracker
+
+    calls = {"n": 0}
+    process = Tracker.process
+
+    def flaky(self, batch):
+        calls["n"] += 1
+        if calls["n"] % 50 == 0:
+            raise NameError("a typo in the tracker")
+        return process(self, batch)
+
+    monkeypatch.setattr(Tracker, "process", flaky)
+    out = tmp_path / "bug.bzres"
+    assert main(["replay", str(files / "t.bzrec"), "--offline", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "hit an internal error" in err and "not a fair result" in err
+
+
 def test_eval_on_a_recording_says_to_replay_it_first(files):
     proc = run_cli("eval", "t.bzrec", cwd=files)
     assert_refused(proc, "t.bzrec is a recording, not a result",
