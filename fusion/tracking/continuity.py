@@ -186,6 +186,17 @@ def duplicates(
     return np.unique(younger)
 
 
+# Seconds of unknown motion the restarted old track is allowed at least (see
+# :func:`supersede`). With several sensors reporting in the same second, the old track
+# may take one more detection, a coarse one it can still gate, in the very second
+# the new track starts and confirms on a precise one 40-60 m away: restarted at that
+# last update with no time to move, it would keep only its own few metres of
+# uncertainty and fail the gate, so the new track would be published for a second
+# under its own id before taking the old one (two id switches). Its position after a
+# manoeuvre is off by about a scan's worth of the new course, hence one second.
+RESTART_MIN_SPAN = 1.0
+
+
 @functools.lru_cache(maxsize=8)
 def _gate_2dof(probability: float) -> float:
     return gate_threshold(probability, dof=2)
@@ -205,9 +216,11 @@ def supersede(
     is then not yet lost, so :class:`LostTracks` cannot hand its id over. Here the old
     track is restarted where it was last detected, at time ``tau``, as a new track
     would be (its velocity unknown: zero mean, ``velocity_std`` per component, since
-    after a manoeuvre its course says nothing), predicted to ``now`` and tested
-    against each new track on position (2-dof chi-square; a track confirmed on two or
-    three detections knows its velocity too poorly for a 4-dof test to help):
+    after a manoeuvre its course says nothing), predicted to ``now`` (over at least
+    ``RESTART_MIN_SPAN``: its last update, filtered on the old course, lags the turn)
+    and tested against each new track on position (2-dof chi-square; a track
+    confirmed on two or three detections knows its velocity too poorly for a 4-dof
+    test to help):
 
     .. math:: d^2 = (p_n - \hat p_o)' (P_n + \hat P_o)^{-1} (p_n - \hat p_o) \le \gamma_2.
 
@@ -253,7 +266,7 @@ def supersede(
     xo[:, 2:] = 0.0
     Po[:, 2:, :] = Po[:, :, 2:] = 0.0
     Po[:, 2, 2] = Po[:, 3, 3] = velocity_std**2
-    xo, Po = kalman.predict(xo, Po, now - t_hit, accel_var)
+    xo, Po = kalman.predict(xo, Po, np.maximum(now - t_hit, RESTART_MIN_SPAN), accel_var)
     near = gate(x_n[:, :2], P_n[:, :2, :2], xo[:, :2], Po[:, :2, :2], _gate_2dof(probability))
     ok = (t_hit[near.detection] <= born[near.track]) & (
         born[near.track] - t_hit[near.detection] <= max_gap

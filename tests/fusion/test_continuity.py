@@ -10,7 +10,7 @@ from fusion.alerting.rules import load_rules
 from fusion.alerting.zones import Zone
 from fusion.geo import LocalFrame
 from fusion.tracking.config import TrackerConfig
-from fusion.tracking.continuity import LostTracks
+from fusion.tracking.continuity import LostTracks, supersede
 from fusion.tracking.track_table import TrackTable
 
 # A radar whose coverage has a shadow: everything but the band 1000 < east < 1600.
@@ -163,3 +163,16 @@ def test_an_open_incursion_continues_on_the_same_id_through_the_reversal():
     assert incursions[0]["t"] < 10.0  # opened before the reversal, still open after it
     assert not [e for e in events if e["kind"] == "lost_inside"]
     assert {e["track_id"] for e in events} == {1}
+
+
+def test_an_old_track_updated_in_the_new_tracks_own_second_is_still_superseded():
+    # Two sensors in one second: the old track took a coarse detection at t = 100 s,
+    # the new track started and confirmed 45 m away on a precise one at the same time.
+    eye = np.broadcast_to(np.eye(4), (1, 4, 4))
+    new = (np.array([[45.0, 0.0, -5.0, 0.0]]), eye * 100.0, np.array([100.0]))
+    old = (np.array([[0.0, 0.0, 20.0, 0.0]]), eye * 25.0, np.array([100.0]), np.array([100.0]))
+    k, m = supersede(new, old, now=100.0, max_gap=5.0, velocity_std=15.0, accel_var=4.0)
+    assert (k.tolist(), m.tolist()) == ([0], [0])
+    far = (np.array([[300.0, 0.0, -5.0, 0.0]]), *new[1:])  # another target, 300 m off
+    k, _ = supersede(far, old, now=100.0, max_gap=5.0, velocity_std=15.0, accel_var=4.0)
+    assert k.size == 0
