@@ -107,7 +107,13 @@ def run_load(rate: float, duration: float, workdir: Path, seed: int = 0) -> Load
     zones = workdir / f"zones-{int(rate)}.geojson"
     zones.write_text(json.dumps(zone_geojson(frame, half_width)))
     config = workdir / "service.toml"
-    config.write_text("[service]\nreorder_window = 0.0\nstatus_interval = 1.0\n")
+    # The load's one "radar" sees every target: a deployment with such a sensor raises
+    # its budgets (defaults: 5,000 detections a batch, 10,000 a second) the same way.
+    config.write_text(
+        "[service]\nreorder_window = 0.0\nstatus_interval = 1.0\n"
+        f"max_batch_detections = {{ radar = {2 * n} }}\n"
+        f"max_detection_rate = {{ radar = {2.0 * rate} }}\n"
+    )
     det, pub, snap = (
         f"ipc://{workdir}/{name}-{int(rate)}.sock" for name in ("det", "pub", "snap")
     )
@@ -289,6 +295,13 @@ def main() -> None:
     (RESULTS / "end_to_end.md").write_text(text)
     (RESULTS / "end_to_end.json").write_text(json.dumps([r.__dict__ for r in results], indent=1))
     print(text)
+    refused = [r for r in results if r.rejected or r.processed < r.sent]
+    if refused:
+        # A rate whose batches were refused or lost measured nothing: fail the run.
+        print("[e2e] FAILED: " + ", ".join(
+            f"{r.rate:,.0f}/s processed {r.processed} of {r.sent}, rejected {r.rejected}"
+            for r in refused), file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
