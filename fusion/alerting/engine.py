@@ -174,8 +174,8 @@ class AlertEngine:
         deleted_ids : ndarray, shape (D,), int64, optional
             Tracks the tracker deleted in this batch; dropped from the snapshot.
         mu : ndarray, shape (2, N), optional
-            IMM mode probabilities (quiet, manoeuvring) of the tracks, for breach
-            probabilities; without them the rule's ``manoeuvre_prob`` stands in.
+            IMM mode probabilities (quiet, manoeuvring), for breach probabilities
+            (without them the rule's ``manoeuvre_prob`` stands in).
 
         Returns
         -------
@@ -198,9 +198,8 @@ class AlertEngine:
             snap = self._snap
         else:
             snap = Snapshot.checked(ids, x, P, cls, conf, mu)
-        deleted = np.unique(
-            np.asarray([] if deleted_ids is None else deleted_ids, np.int64).ravel()
-        )
+        deleted = np.asarray([] if deleted_ids is None else deleted_ids, np.int64).ravel()
+        deleted = np.unique(deleted)
         if deleted.size and len(snap):
             snap = snap.without(deleted)
         self._snap = snap

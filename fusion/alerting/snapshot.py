@@ -140,7 +140,8 @@ class Snapshot:
         keep[rows[found]] = False
         return Snapshot(
             self.ids[keep], self.x[keep], self.P_pos[keep], self.cls[keep], self.conf[keep],
-            self.P_vel[keep], None if self.mu is None else self.mu[:, keep],
+            None if self.P_vel is None else self.P_vel[keep],
+            None if self.mu is None else self.mu[:, keep],
         )  # fmt: skip
 
     def rows_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -158,6 +159,6 @@ class Snapshot:
             "P_pos": self.P_pos,
             "cls": self.cls,
             "conf": self.conf,
-            "P_vel": self.P_vel,
+            **({} if self.P_vel is None else {"P_vel": self.P_vel}),
             **({} if self.mu is None else {"mu": self.mu}),
         }
