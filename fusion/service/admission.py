@@ -58,6 +58,7 @@ is recomputed every batch while few sensors are heard, and otherwise at most eve
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -81,8 +82,10 @@ JUMP_CONFIRMATIONS = 2
 # speed, rarely enough that a median over thousands of ids stays off the hot path.
 _CONSENSUS_EVERY = 32
 _CONSENSUS_SECONDS = 0.05
-# Sensors looked at when votes on a jump are counted: bounds that step's work.
-_MAX_COUNTED = 256
+_MAX_COUNTED = 256  # sensors looked at when votes on a jump are counted
+# An unconfigured id's first batches that claim to see everything see this far (m).
+ESTABLISHED_BATCHES = 10
+NEWCOMER_REACH_M = 500.0
 
 
 # Entries of a per-sensor map in status at most: status must stay one small message
@@ -241,6 +244,22 @@ class SensorAdmission:
         if not jumped:
             self._jump_runs.pop(sensor, None)
         self._since_consensus += 1
+
+    def scoped(self, batch: DetectionBatch) -> DetectionBatch:
+        """The batch, with a newcomer's claim to have seen everything narrowed.
+
+        No coverage polygon charges a miss to every track; from an unconfigured id with
+        at most :data:`ESTABLISHED_BATCHES` batches (an id flood sends one each) it
+        covers only a box :data:`NEWCOMER_REACH_M` around its detections (or nothing).
+        """
+        if batch.coverage is not None or batch.sensor_id in self.registered or (
+                self.accepted.get(batch.sensor_id, 0) > ESTABLISHED_BATCHES):
+            return batch
+        box = np.zeros((3, 2))  # zero area: contains no track
+        if len(batch):
+            lo, hi = batch.z.min(axis=0) - NEWCOMER_REACH_M, batch.z.max(axis=0) + NEWCOMER_REACH_M
+            box = np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]])
+        return dataclasses.replace(batch, coverage=box)
 
     def _make_room(self, sensor: str, user_id: str | None, now: float) -> None:
         if sensor in self.registered:

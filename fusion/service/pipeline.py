@@ -208,7 +208,7 @@ class Pipeline:
         if bytes(topic) != batch.topic:
             raise WireError("topic", f"topic {bytes(topic)[:80]!r} does not match {batch.topic!r}")
         self.admission.admit(batch, user_id, sender_checked=True)
-        return batch
+        return self.admission.scoped(batch)
 
     def _authorize(self, sensor: str, user_id: str | None) -> None:
         if self.authorize is not None and not self.authorize(sensor, user_id):

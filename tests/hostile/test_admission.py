@@ -264,3 +264,44 @@ def test_status_stays_small_however_many_ids_a_flood_invents():
     status = gate.status()
     assert len(status["gaps"]) <= 200 and status["gaps"]["(others)"] > 0
     assert unpack_map(pack_map({"v": 1, **status}))["sensors_seen"] == 3000
+
+
+def _track_ids_through_a_newcomer_flood(zones, configured: bool) -> tuple[set, set]:
+    """Confirmed ids of one target, seen by a radar every 4 s, before and after 40 s of
+    a flood of one-batch ids that claim to see everything (no coverage) and detect
+    nothing near it."""
+    from fusion.alerting.engine import AlertEngine
+
+    fakes = [f"fake-{k}-{i}" for k in range(20, 60) for i in range(6)]
+    config = ServiceConfig(reorder_window=0.0,
+                           sensors=("radar-1", *fakes) if configured else ())
+    clock = Clock()
+    pipe = Pipeline(Tracker(), AlertEngine(zones), config, clock=clock)
+    rng = np.random.default_rng(3)
+    before: set = set()
+    for k in range(60):
+        clock.now = float(k)
+        if k % 4 == 0:
+            z = (2000.0 + 5.0 * k, -2000.0) + rng.normal(scale=10.0, size=2)
+            b = batch("radar-1", k // 4, float(k), z)
+            assert pipe.receive([b.topic, encode_batch(b)])
+        if k >= 20:
+            for i in range(6):
+                fake = batch(f"fake-{k}-{i}", 0, float(k), (40_000.0, 40_000.0))
+                assert pipe.receive([fake.topic, encode_batch(fake)])
+        pipe.release()
+        if k == 19:
+            before = set(pipe.tracker.confirmed().ids.tolist())
+    assert pipe.status()["rejected"] == {}
+    return before, set(pipe.tracker.confirmed().ids.tolist())
+
+
+def test_newcomers_claiming_to_see_everything_cannot_wear_down_tracks(strip_zones):
+    # One batch each from invented ids, no coverage polygon: "we looked everywhere and
+    # saw nothing". From newcomers that covers only their own surroundings, so the
+    # radar's track keeps its id; from configured sensors the same misses count (the
+    # control: the mechanism is what keeps the track, not the numbers).
+    before, after = _track_ids_through_a_newcomer_flood(strip_zones, configured=False)
+    assert len(before) == 1 and before <= after
+    before, after = _track_ids_through_a_newcomer_flood(strip_zones, configured=True)
+    assert len(before) == 1 and not before <= after
