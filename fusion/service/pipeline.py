@@ -342,12 +342,7 @@ class Pipeline:
             self.stamper.stamp_alerts(events)  # UTC time and lon/lat, logged and sent
         if self.alert_log is not None:
             self.alert_log.append_many(events)  # durable before anyone hears of it
-        for event in events:
-            self.alerts_by_kind[f"{event['kind']}.{event['event']}"] += 1
-            name = f"alert.{event['zone']}.{event['kind']}"
-            self.alert_seq[name] += 1
-            message = {"type": "alert", **event, "run": self.run_id, "seq": self.alert_seq[name]}
-            self.emit(name.encode("ascii"), pack_map(message))
+        self._emit(events)
         published = self.wall()
         self.alert_ages.extend(published - float(e["t"]) for e in events if "t" in e)
         self.stage_seconds["log_and_publish"] += time.perf_counter() - started
@@ -368,6 +363,15 @@ class Pipeline:
         )
         self.admission.on_forget = self.liveness.forget  # evicted ids leave liveness too
 
+    def _emit(self, events: list[dict[str, Any]]) -> None:
+        """Count and publish events on ``alert.<zone>.<kind>``, numbered per topic."""
+        for event in events:
+            self.alerts_by_kind[f"{event['kind']}.{event['event']}"] += 1
+            name = f"alert.{event['zone']}.{event['kind']}"
+            self.alert_seq[name] += 1
+            message = {"type": "alert", **event, "run": self.run_id, "seq": self.alert_seq[name]}
+            self.emit(name.encode("ascii"), pack_map(message))
+
     def _publish_system(self, events: list[dict[str, Any]]) -> None:
         """Publish ``sensor_silent``/``sensor_back`` (alert.sensors.<kind>), not logged.
 
@@ -376,12 +380,7 @@ class Pipeline:
         """
         if self.stamper is not None:
             self.stamper.stamp_alerts(events)
-        for event in events:
-            self.alerts_by_kind[f"{event['kind']}.{event['event']}"] += 1
-            name = f"alert.{event['zone']}.{event['kind']}"
-            self.alert_seq[name] += 1
-            message = {"type": "alert", **event, "run": self.run_id, "seq": self.alert_seq[name]}
-            self.emit(name.encode("ascii"), pack_map(message))
+        self._emit(events)
 
     # -- outgoing pictures ----------------------------------------------------------
 
