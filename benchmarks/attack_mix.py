@@ -11,7 +11,9 @@ into ``bufferzone track`` in its own process, over ipc sockets:
   of 200,000 detections, malformed frames, and a snapshot-request flood.
 
 Each run reports the service's own figures from its final status: batch latency from
-arrival to processed (p50/p99/max), the measurement age of batches, peak RSS (VmHWM
+arrival to processed (p50/p99/max) for the established sensors (configured, or past
+their first ten batches: the legitimate feed, and none of the flood's one-batch ids)
+and for every processed batch, the measurement age of batches, peak RSS (VmHWM
 from /proc), what was rejected and why, and how long the service took to exit after
 SIGINT with the attack still running. The targets (issue 12): legitimate p99 under
 attack <= 2x without, peak RSS <= 2x.
@@ -154,7 +156,8 @@ def one_run(attack: bool, speed: float, workdir: Path, huge: bool = True) -> dic
         "run": tag,
         "legit_batches": legit,
         "batches": final["batches"],
-        "latency_ms": final["latency_ms"],
+        "latency_ms": final["latency_ms_established"],
+        "latency_ms_all": final["latency_ms"],
         "peak_rss_mb": rss_kb / 1024.0,
         "stop_s": stop_s,
         "rejected": final["rejected"],
@@ -180,18 +183,21 @@ def report(quiet: dict[str, Any], attacked: dict[str, Any], command: str) -> str
         "",
         f"Command: `{command}`",
         "",
-        "| run | batches (legit) | p50 ms | p99 ms | max ms | peak RSS MB | exit after "
-        "SIGINT s | incursions alerted |",
-        "|---|---|---|---|---|---|---|---|",
+        "| run | batches (legit) | p50 ms | p99 ms | max ms | p99 ms, every batch | "
+        "peak RSS MB | exit after SIGINT s | incursions alerted |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in (quiet, attacked):
         lat = r["latency_ms"]
         lines.append(
             f"| {r['run']} | {r['batches']} ({r['legit_batches']}) | {lat['p50']:.2f} | "
-            f"{lat['p99']:.2f} | {lat['max']:.2f} | {r['peak_rss_mb']:.0f} | "
-            f"{r['stop_s']:.2f} | {r['incursions_alerted']} |"
+            f"{lat['p99']:.2f} | {lat['max']:.2f} | {r['latency_ms_all']['p99']:.2f} | "
+            f"{r['peak_rss_mb']:.0f} | {r['stop_s']:.2f} | {r['incursions_alerted']} |"
         )
     lines += [
+        "",
+        "Latency: arrival to processed, established sensors (the legitimate feed); the "
+        "'every batch' column also holds the attacker's newcomer batches.",
         "",
         f"Legitimate p99 under attack / quiet: **{p99_ratio:.2f}x** (target <= 2x); "
         f"peak RSS: **{rss_ratio:.2f}x** (target <= 2x).",

@@ -83,10 +83,10 @@ JUMP_CONFIRMATIONS = 2
 _CONSENSUS_EVERY = 32
 _CONSENSUS_SECONDS = 0.05
 _MAX_COUNTED = 256  # sensors looked at when votes on a jump are counted
-# An unconfigured id's first batches that claim to see everything see this far (m).
+# An unconfigured id is a newcomer for this many accepted batches: what it claims to
+# see reaches this far (m), and its latency is kept apart in status.
 ESTABLISHED_BATCHES = 10
 NEWCOMER_REACH_M = 500.0
-
 
 # Entries of a per-sensor map in status at most: status must stay one small message
 # that every subscriber can decode (msgpack maps are capped at 256 entries on decode),
@@ -252,14 +252,17 @@ class SensorAdmission:
         at most :data:`ESTABLISHED_BATCHES` batches (an id flood sends one each) it
         covers only a box :data:`NEWCOMER_REACH_M` around its detections (or nothing).
         """
-        if batch.coverage is not None or batch.sensor_id in self.registered or (
-                self.accepted.get(batch.sensor_id, 0) > ESTABLISHED_BATCHES):
+        if batch.coverage is not None or self.established(batch.sensor_id):
             return batch
         box = np.zeros((3, 2))  # zero area: contains no track
         if len(batch):
             lo, hi = batch.z.min(axis=0) - NEWCOMER_REACH_M, batch.z.max(axis=0) + NEWCOMER_REACH_M
             box = np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]])
         return dataclasses.replace(batch, coverage=box)
+
+    def established(self, sensor: str) -> bool:
+        """Configured, or past its first :data:`ESTABLISHED_BATCHES` accepted batches."""
+        return sensor in self.registered or self.accepted.get(sensor, 0) > ESTABLISHED_BATCHES
 
     def _make_room(self, sensor: str, user_id: str | None, now: float) -> None:
         if sensor in self.registered:
@@ -333,12 +336,9 @@ class SensorAdmission:
         # Only a reference two voters vouch for (or the wall clock) may call a sensor
         # late: a lone voter with a wild clock must not shut every newcomer out.
         vouched = reference is not None and not jumped and (
-            self.time_reference == "wall" or self._voters >= 2
-        )
-        floor = max(
-            reference if vouched and reference is not None else -math.inf,
-            own if own is not None else -math.inf,
-        )
+            self.time_reference == "wall" or self._voters >= 2)
+        floor = max(reference if vouched and reference is not None else -math.inf,
+                    -math.inf if own is None else own)
         if batch.t < floor - self.max_lateness:
             raise WireError(
                 "too_old",

@@ -130,6 +130,9 @@ class Pipeline:
             wall=self.wall,
         )
         self.latencies: deque[float] = deque(maxlen=2048)
+        # Configured sensors and ids past probation only: what an id flood's one-batch
+        # newcomers wait for does not hide what the sensors everyone relies on wait for.
+        self.established_latencies: deque[float] = deque(maxlen=2048)
         # Measured from the data's own time by this machine's UTC clock: unlike the
         # arrival-based latency, it includes time spent queued in ZeroMQ and on the way.
         self.batch_ages: deque[float] = deque(maxlen=2048)
@@ -293,8 +296,11 @@ class Pipeline:
                 self.engine.record_evidence(now, result.updated, batch.sensor_id)
             self.counters["batches"] += 1
             self.counters["detections"] += len(batch)
-            self.latencies.append(self.clock() - t_recv)
-            self.latency_hist.observe(self.latencies[-1])
+            latency = self.clock() - t_recv
+            self.latencies.append(latency)
+            if self.admission.established(batch.sensor_id):
+                self.established_latencies.append(latency)
+            self.latency_hist.observe(latency)
             if self.liveness is not None:
                 self._publish_system(self.liveness.observe(
                     batch.sensor_id, batch.sensor_kind, batch.t, batch.coverage,

@@ -79,6 +79,7 @@ def status(pipe: Pipeline) -> dict[str, Any]:
         "open_alerts": len(pipe.engine.open_alerts()),
         "alerts": dict(pipe.alerts_by_kind),
         "latency_ms": percentiles(pipe.latencies),
+        "latency_ms_established": percentiles(pipe.established_latencies),
         "latency_hist": pipe.latency_hist.as_status(),
         **(pipe.liveness.status() if pipe.liveness is not None else {}),
         "age_ms": percentiles(pipe.batch_ages),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import sys
@@ -296,6 +297,9 @@ def run_track(args: argparse.Namespace) -> int:
             f"alerts={sum(pipeline.alert_seq.values())}"
         )
 
+    # What exists now (modules, configuration, restored state) lives as long as the
+    # process: out of the collector's full passes, whose pause would land on a batch.
+    gc.freeze()
     # TrackerService.run logs the loud banner when it runs without authentication.
     try:
         with stop_on_signals(service.stop), ticker(line):

@@ -305,3 +305,24 @@ def test_newcomers_claiming_to_see_everything_cannot_wear_down_tracks(strip_zone
     assert len(before) == 1 and before <= after
     before, after = _track_ids_through_a_newcomer_flood(strip_zones, configured=True)
     assert len(before) == 1 and not before <= after
+
+
+def test_status_keeps_the_established_sensors_latency_apart_from_a_floods(engine):
+    # The flood's one-batch ids wait 0.5 s each (their batches sit behind the rest);
+    # the established radar's wait 1 ms. Status says both, so a flood's waiting cannot
+    # hide, or pass for, what the sensors everyone relies on wait for.
+    clock = Clock()
+    pipe = Pipeline(Tracker(), engine, ServiceConfig(reorder_window=0.0), clock=clock)
+    for k in range(30):
+        clock.now = float(k)
+        b = batch("radar-1", k, float(k), (0.0, -1500.0 + 30.0 * k))
+        assert pipe.receive([b.topic, encode_batch(b)], t_recv=clock.now - 0.001)
+        if k >= 15:
+            fake = batch(f"fake-{k}", 0, float(k), (20_000.0, 20_000.0))
+            assert pipe.receive([fake.topic, encode_batch(fake)], t_recv=clock.now - 0.5)
+        pipe.release()
+    status = pipe.status()
+    assert status["batches"] == 45
+    assert status["latency_ms"]["max"] == pytest.approx(500.0)
+    assert status["latency_ms_established"]["max"] == pytest.approx(1.0)
+    assert status["latency_ms_established"]["p50"] == pytest.approx(1.0)
