@@ -229,14 +229,17 @@ class AlertLog:
         """Sign the newest record's hash and append the signature as a HEAD record.
 
         Nothing is written when there is no signer, the log is version 1, or nothing
-        was appended since the last signature. Returns the witness (log id, seq, head,
-        signature, public key, time, reason) that ``status`` publishes, or None.
+        was appended since the last signature (except at ``"shutdown"``). Returns the
+        witness (log id, seq, head, signature, public key, time, reason) that ``status``
+        publishes, or None.
         """
         if self.signer is None or self.version == 1 or self.records == 0:
             return None
         seq = self.records - 1
-        if self.signed is not None and self.signed["seq"] + 1 == seq:
+        if self.signed is not None and self.signed["seq"] + 1 == seq and reason != "shutdown":
             return self.signed  # only our own HEAD record since: nothing new to sign
+        # A shutdown head is always written: it marks a clean stop, after which any
+        # event before the next run's CONFIG record was appended by someone else.
         head = self._last
         sig = self.signer.sign(chain.head_message(self.log_id, seq, head))
         witness = {"log_id": self.log_id.hex(), "seq": seq, "head": head.hex(),

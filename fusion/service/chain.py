@@ -204,8 +204,11 @@ class Finding:
         differs from what its successor or a signed head committed to), ``deleted``
         (records missing from the sequence), ``reordered``, ``truncated`` (the file ends
         before a record, a signature or a witness says it did), ``spliced`` (a record
-        of another log), ``bad_signature``, ``unsigned`` (records no signature covers
-        yet) or ``acknowledged`` (damage the writer found, quarantined and recorded).
+        of another log), ``appended`` (an event after the head signed at shutdown),
+        ``bad_signature``, ``unsigned`` (records no signature covers yet),
+        ``unvouched`` (records the service found unsigned when it restarted, and
+        signed over without being able to vouch for them) or ``acknowledged``
+        (damage the writer found, quarantined and recorded).
     offset : int
         Byte offset of the first bad record or region.
     seq : int or None
@@ -213,8 +216,8 @@ class Finding:
     detail : str
         A sentence for a person.
     fatal : bool
-        Whether it makes the log not intact (``unsigned`` and ``acknowledged`` do not,
-        unless asked).
+        Whether it makes the log not intact (``unsigned``, ``unvouched`` and
+        ``acknowledged`` do not; ``unsigned`` does when a key is given).
     """
 
     kind: str
@@ -335,16 +338,16 @@ def _check_links(own: Sequence[ChainRecord], first_prev: bytes, out: ChainCheck)
 
 
 def _check_heads(own: Sequence[ChainRecord], public: bytes | None, out: ChainCheck) -> None:
-    by_seq = {r.seq: r for r in own if r.offset not in out.untrusted}
-    for r in own:
-        if r.kind != HEAD:
-            continue
+    by_seq = {r.seq: r for r in own}
+    shift = 0  # records missing before the heads seen so far (a renumbered chain)
+    for r in sorted((r for r in own if r.kind == HEAD), key=lambda r: r.seq):
         p = _unpack(r.payload)
         seq, head = int(p.get("seq", -1)), bytes(p.get("head", b""))
         key, sig = bytes(p.get("key", b"")), bytes(p.get("sig", b""))
         valid = verify_head(key, r.log_id, seq, head, sig) and (public is None or key == public)
         out.heads.append({"seq": seq, "head": head.hex(), "key": key.hex(), "valid": valid,
-                          "offset": r.offset})
+                          "offset": r.offset, "record_seq": r.seq,
+                          "reason": str(p.get("reason", ""))})
         if not valid:
             why = "another key" if public is not None and key != public else "an invalid key"
             out.findings.append(Finding("bad_signature", r.offset, r.seq,
@@ -353,13 +356,19 @@ def _check_heads(own: Sequence[ChainRecord], public: bytes | None, out: ChainChe
             out.untrusted.add(r.offset)
             continue
         target = by_seq.get(seq)
-        if target is None and seq >= r.seq:
-            # The head signs a record at or after its own place: records before it were
-            # removed and the chain renumbered.
-            out.findings.append(Finding("deleted", r.offset, r.seq,
-                                        f"the head signed at offset {r.offset} names seq "
-                                        f"{seq}, but only {r.seq} records precede it: "
-                                        "records were removed and the chain rewritten"))
+        if seq >= r.seq:
+            # A head always signs the record just before it; one that names a later
+            # record sits where removed records used to be, in a renumbered chain.
+            if seq - r.seq + 1 != shift:
+                shift = seq - r.seq + 1
+                # They were somewhere after the newest record a head still vouches for.
+                first = by_seq.get(out.signed_seq + 1, r)
+                after = f" after seq {out.signed_seq}" if out.signed_seq >= 0 else ""
+                out.findings.append(Finding("deleted", first.offset, first.seq,
+                                            f"{shift} record(s) were removed{after} and the "
+                                            f"chain renumbered: the head signed at offset "
+                                            f"{r.offset} names seq {seq}, but only {r.seq} "
+                                            "records precede it"))
         elif target is None:
             out.findings.append(Finding("truncated", r.offset, seq,
                                         f"a signed head names seq {seq}, which the log lacks"))
@@ -368,9 +377,35 @@ def _check_heads(own: Sequence[ChainRecord], public: bytes | None, out: ChainChe
                                         f"record seq {seq} differs from the head signed at "
                                         f"offset {r.offset}"))
             out.untrusted.add(target.offset)
-        else:
+        elif target.offset not in out.untrusted:
             # The HEAD record right after what it signs is covered by its own signature.
             out.signed_seq = max(out.signed_seq, r.seq if r.seq == seq + 1 else seq)
+
+
+def _check_after_shutdown(own: Sequence[ChainRecord], out: ChainCheck) -> None:
+    """Events after a head signed at shutdown and before the next run's CONFIG record:
+    the service writes nothing between the two, so someone else appended them."""
+    stops = sorted(h["record_seq"] for h in out.heads if h["valid"] and h["reason"] == "shutdown")
+    starts = sorted(r.seq for r in own if r.kind == CONFIG)
+    for r in own:
+        after = [s for s in stops if s < r.seq]
+        if (r.kind == EVENT and after
+                and not any(after[-1] < c < r.seq for c in starts)):
+            out.findings.append(Finding("appended", r.offset, r.seq,
+                                        f"record seq {r.seq} at offset {r.offset} follows "
+                                        f"the head signed at shutdown (seq {after[-1]}); "
+                                        "the service wrote no event after it"))
+            out.untrusted.add(r.offset)
+
+
+def _unvouched(own: Sequence[ChainRecord], out: ChainCheck) -> None:
+    """What the service said, on restarting, about records no signature covered then."""
+    for r in own:
+        if r.kind == NOTE and r.offset not in out.untrusted:
+            note = _unpack(r.payload)
+            if note.get("type") == "unvouched":
+                out.findings.append(Finding("unvouched", r.offset, r.seq,
+                                            str(note.get("detail", "")), fatal=False))
 
 
 def check_chain(
@@ -411,6 +446,8 @@ def check_chain(
     _check_order(own, gaps, out)
     _check_links(own, genesis(header), out)
     _check_heads(own, public, out)
+    _check_after_shutdown(own, out)
+    _unvouched(own, out)
     by_seq = {r.seq: r for r in own}
     for seq, head in witnesses:
         target = by_seq.get(seq)

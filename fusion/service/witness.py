@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from fusion.config import ConfigError
-from fusion.service.chain import CONFIG, load_signer
+from fusion.service.chain import CONFIG, NOTE, load_signer
 from fusion.service.intake import IntakeRecorder
 from fusion.service.pipeline import Pipeline
 from fusion.service.provenance import service_context
@@ -64,10 +64,30 @@ class EvidenceKeeper:
         """Write what is in force into the log and sign the head as found."""
         alog = self.alert_log
         if alog is not None and alog.version >= 2:
+            self._unvouched(alog)
             alog.append_record(CONFIG, {"type": "config", "t": time.time(),
                                         "run": self.pipeline.run_id, **self._context})
         self.sign("start")
         self._next_sign = time.monotonic() + self.config.sign_interval
+
+    @staticmethod
+    def _unvouched(alog: Any) -> None:
+        """Say in the log which records our first signature will cover without vouching.
+
+        Records written after the last signature before a crash (or appended by
+        someone else meanwhile) are trusted for the open set, since the service may
+        have written them; but the head signed now covers them through the chain, so a
+        chained note says they were found unsigned and ``verify`` reports it.
+        """
+        if alog.signer is None:
+            return
+        for f in alog.recovery.findings:
+            if f["kind"] == "unsigned":
+                alog.append_record(NOTE, {
+                    "type": "unvouched", "t": time.time(), "seq": f["seq"],
+                    "detail": f"on restart, {f['detail']} (written before a crash, or "
+                              "by another writer); later heads cover them without "
+                              "vouching for them"})
 
     def accepted(self, frames: list[bytes], user_id: str | None) -> None:
         """Record one message the pipeline accepted (``[topic, payload]``)."""

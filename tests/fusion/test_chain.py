@@ -13,6 +13,7 @@ import pytest
 from fusion.messages import pack_map, unpack_map
 from fusion.service.alertlog import AlertLog, read_alert_log
 from fusion.service.chain import (
+    CONFIG,
     HEAD,
     create_signing_key,
     head_message,
@@ -75,8 +76,9 @@ def test_an_untouched_signed_log_is_intact_and_every_head_verifies(tmp_path, key
     ok, text = check(path, data, public)
     assert ok, text
     lf, _ = records(data)
-    # After events 2, 4 and 6; the shutdown finds nothing new to sign.
-    assert all(h["valid"] for h in lf.check.heads) and len(lf.check.heads) == 3
+    # After events 2, 4 and 6, and at shutdown: always written, it marks a clean stop.
+    assert all(h["valid"] for h in lf.check.heads) and len(lf.check.heads) == 4
+    assert lf.check.heads[-1]["reason"] == "shutdown"
     assert read_alert_log(path)[0] == EVENTS
 
 
@@ -90,6 +92,7 @@ def test_an_edited_severity_with_a_recomputed_crc_is_named(tmp_path, keys):
     ok, text = check(path, with_payload(data, target, {**ev, "severity": "low"}), public)
     assert not ok
     assert f"first bad record: offset {target.offset}, seq {target.seq} (edited)" in text
+    assert "truncated" not in text  # the record is there, only changed
     events, report = read_alert_log(path)
     assert report.error == "edited" and ev["alert_id"] in report.affected_alerts
     assert all(e["severity"] == "high" for e in events)  # the forged record is not used
@@ -147,11 +150,67 @@ def test_a_deleted_episode_rechained_without_the_key_contradicts_the_signed_head
         prev = hashlib.sha256(new).digest()
         out += RECORDS.encode(new)
     ok, text = check(path, bytes(out), public)
-    assert not ok and ("(deleted)" in text or "(edited)" in text), text
+    assert not ok and "(deleted)" in text and "2 record(s) were removed" in text, text
     # A subscriber's witness of the original head says the same.
     top = max(recs, key=lambda r: r.seq)
     ok, text = check(path, bytes(out), None, [(top.seq, top.hash)])
     assert not ok and ("truncated" in text or "edited" in text)
+
+
+def appended(data, event):
+    """``data`` with ``event`` appended as the next record, correctly chained."""
+    top = max(records(data)[1], key=lambda r: r.seq)
+    return data + RECORDS.encode(pack_body(0, top.seq + 1, top.log_id, top.hash,
+                                           pack_map(event)))
+
+
+def test_an_event_appended_after_the_shutdown_head_is_named_and_not_believed(tmp_path, keys):
+    public, signer = keys
+    path = tmp_path / "alerts.log"
+    data = signed_log(path, signer)  # ends with the head signed at shutdown
+    forged = appended(data, {**EVENTS[2], "event": "close"})  # closes incursion 1
+    for key in (public, None):  # no key needed: the service writes no event there
+        ok, text = check(path, forged, key)
+        assert not ok and f"seq {len(EVENTS) + 4} (appended)" in text, text
+    from fusion.service.alertlog import rebuild_open_alerts
+
+    open_, report = rebuild_open_alerts(path)
+    assert [a["alert_id"] for a in open_] == ["zone-a:incursion:1:0"]
+    assert report.error == "appended"
+
+
+def test_a_restart_after_a_clean_stop_is_no_append(tmp_path, keys):
+    public, signer = keys
+    path = tmp_path / "alerts.log"
+    signed_log(path, signer)
+    with AlertLog(path, signer=signer) as log:  # the next run: CONFIG, then events
+        log.append_record(CONFIG, {"type": "config"})
+        log.sign_head("start")
+        log.append(EVENTS[0])
+        log.sign_head("shutdown")
+    ok, text = check(path, path.read_bytes(), public)
+    assert ok, text
+
+
+def test_records_unsigned_before_a_crash_are_noted_when_the_restart_signs_them(tmp_path,
+                                                                                keys):
+    from fusion.service.witness import EvidenceKeeper
+
+    public, signer = keys
+    path = tmp_path / "alerts.log"
+    with AlertLog(path, signer=signer) as log:
+        log.append_many(EVENTS[:2])
+        log.sign_head("interval")
+        log.append_many(EVENTS[2:4])  # then a crash: no head over these two
+    log = AlertLog(path)
+    log.signer = signer  # as the service attaches it, after opening
+    EvidenceKeeper._unvouched(log)
+    log.append_record(CONFIG, {"type": "config"})
+    log.sign_head("start")
+    log.close()
+    ok, text = check(path, path.read_bytes(), public)
+    assert ok, text  # the chain holds: a crash is not tampering
+    assert "note unvouched" in text and "records seq 3..4" in text, text
 
 
 def test_reordered_records_are_named(tmp_path, keys):
