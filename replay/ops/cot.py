@@ -16,7 +16,9 @@ are what TAK clients expect, down to the time format.
 from __future__ import annotations
 
 import asyncio
+import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from typing import Any
 
 import pytak
@@ -186,27 +188,45 @@ class CotSender:
 
 
 async def pump(picture: Any, sender: CotSender, changed: asyncio.Event,
-               stop: asyncio.Event, interval: float = 1.0) -> None:
-    """Send every alert event once and the track picture every ``interval`` seconds."""
-    sent_alerts: set[tuple[str, str, Any]] = set()
+               stop: asyncio.Event, interval: float = 1.0,
+               clock: Callable[[], float] = time.monotonic,
+               alert_refresh: float = ALERT_STALE_S / 2) -> None:
+    """Send alert events as they come and the track picture every ``interval`` seconds.
+
+    Each alert event goes out once, as soon as ``changed`` is set; an alert still open
+    is sent again every ``alert_refresh`` seconds, so that a long quiet one (a sensor
+    silent for an hour) does not pass its ``stale`` time and vanish from TAK clients
+    while it is open. The tracks wait for their interval even when alerts wake the
+    loop: sending the whole picture on every alert event sent a busy demo's 130
+    tracks several times a second (about 400 events/s at 8x speed).
+    """
+    sent: dict[tuple[str, str, Any], float] = {}  # alert event -> when it was sent
+    due = clock()  # the first picture goes out at once
     while not stop.is_set():
         try:
-            await asyncio.wait_for(changed.wait(), timeout=interval)
+            await asyncio.wait_for(changed.wait(), timeout=max(0.0, due - clock()))
         except TimeoutError:
             pass
         changed.clear()
+        now = clock()
         alerts = list(picture.open.values()) + list(picture.closed)
+        held = set()
         for alert in alerts:
             key = (str(alert.get("alert_id")), str(alert.get("event")), alert.get("t"))
-            if key in sent_alerts:
+            held.add(key)
+            last = sent.get(key)
+            if last is not None and (alert.get("event") == "close"
+                                     or now - last < alert_refresh):
                 continue
-            sent_alerts.add(key)
+            sent[key] = now
             event = alert_event(alert)
             if event is not None:
                 await sender.send(serialize(event))
-        # Bounded: forget keys of alerts no longer held by the picture.
-        held = {(str(a.get("alert_id")), str(a.get("event")), a.get("t")) for a in alerts}
-        sent_alerts &= held
+        # Bounded: forget alert events no longer held by the picture.
+        for key in [k for k in sent if k not in held]:
+            del sent[key]
+        if now < due:
+            continue
+        due = max(due + interval, now)  # no catch-up burst after a stall
         for track in picture.tracks:
             await sender.send(serialize(track_event(track, picture.run)))
-

@@ -67,6 +67,7 @@ class OpsPicture:
         self.status: dict[str, Any] = {}
         self.tracks: list[dict[str, Any]] = []
         self.tracks_t: float | None = None
+        self.tracks_times: dict[str, Any] = self.stamper.times(None)
         self.tails: dict[int, deque[tuple[float, float]]] = {}
         self.open: dict[str, dict[str, Any]] = {}
         self.closed: deque[dict[str, Any]] = deque(maxlen=closed_keep)
@@ -134,7 +135,8 @@ class OpsPicture:
         )
         t = msg.get("t")
         times = self.stamper.times(t) if msg.get("time_utc") is None else {
-            "t_epoch": msg.get("t_epoch"), "time_utc": msg.get("time_utc")}
+            "t_epoch": msg.get("t_epoch"), "time_utc": msg.get("time_utc"),
+            "time_basis": msg.get("time_basis")}
         tracks = []
         for i in range(n):
             tid = int(ids[i])
@@ -169,6 +171,10 @@ class OpsPicture:
             del self.tails[tid]  # bounded: tails only for tracks in the picture
         self.tracks = tracks
         self.tracks_t = None if t is None else float(t)
+        # The picture's clock is the service's stamp of this picture: the service
+        # places scenario seconds on the wall clock at its own first message, so a
+        # stamp made here would disagree with every alert's time_utc.
+        self.tracks_times = times
 
     # -- output ---------------------------------------------------------------------
 
@@ -216,7 +222,7 @@ class OpsPicture:
         return {
             "service": self.service_state(),
             "t": self.tracks_t,
-            **self.stamper.times(self.tracks_t),
+            **self.tracks_times,
             "tracks": self.tracks,
             "alerts": [_plain(a) for a in self.open_alerts()],
             "closed": [_plain(a) for a in self.closed],

@@ -102,3 +102,67 @@ def test_sender_delivers_over_udp_and_tcp():
             tcp.close()
 
     asyncio.run(go())
+
+
+class _Sink:
+    """Stands in for CotSender: keeps what ``pump`` sends, wakes the test on each."""
+
+    def __init__(self):
+        self.sent: list[ET.Element] = []
+        self.grew = asyncio.Event()
+
+    async def send(self, payload: bytes) -> None:
+        self.sent.append(ET.fromstring(payload))
+        self.grew.set()
+
+    async def until(self, n: int) -> None:
+        while len(self.sent) < n:
+            self.grew.clear()
+            await asyncio.wait_for(self.grew.wait(), timeout=5.0)
+
+    def uids(self, start: int = 0) -> list[str]:
+        return [e.get("uid") for e in self.sent[start:]]
+
+
+class _Picture:
+    def __init__(self):
+        self.run = "r1"
+        self.tracks = [dict(TRACK, id=i) for i in (1, 2, 3)]
+        self.open: dict[str, dict] = {}
+        self.closed: list[dict] = []
+
+
+def test_pump_sends_alerts_at_once_tracks_once_per_interval_and_refreshes_open_alerts():
+    """An alert wakes the pump but does not drag the whole track picture along (a busy
+    demo sent ~400 events/s that way), and an open alert is re-sent before it goes
+    stale on TAK clients."""
+
+    async def go():
+        now = [0.0]
+        picture, sink = _Picture(), _Sink()
+        changed, stop = asyncio.Event(), asyncio.Event()
+        task = asyncio.ensure_future(cot.pump(picture, sink, changed, stop, interval=1.0,
+                                              clock=lambda: now[0], alert_refresh=100.0))
+        try:
+            await sink.until(3)  # the first picture goes out at once
+            assert all(".track." in u for u in sink.uids())
+            for k, event in enumerate(("open", "update", "update")):
+                picture.open[ALERT["alert_id"]] = dict(ALERT, event=event, t=float(k))
+                changed.set()
+                await sink.until(4 + k)
+            # three alert events woke the pump; no track went out with them
+            assert sink.uids(3) == [cot.alert_uid(ALERT)] * 3
+            now[0] = 1.0  # the track interval is over: the next wake sends the picture
+            changed.set()
+            await sink.until(9)
+            assert all(".track." in u for u in sink.uids(6))
+            now[0] = 101.5  # the open alert is re-sent before its stale time
+            changed.set()
+            await sink.until(13)
+            assert sink.uids(9).count(cot.alert_uid(ALERT)) == 1
+        finally:
+            stop.set()
+            changed.set()
+            await asyncio.wait_for(task, timeout=5.0)
+
+    asyncio.run(go())
