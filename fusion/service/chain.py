@@ -25,6 +25,7 @@ must re-sign the heads (they lack the key) and contradict every witness.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import os
 import struct
@@ -387,13 +388,18 @@ def _check_after_shutdown(own: Sequence[ChainRecord], out: ChainCheck) -> None:
     the service writes nothing between the two, so someone else appended them."""
     stops = sorted(h["record_seq"] for h in out.heads if h["valid"] and h["reason"] == "shutdown")
     starts = sorted(r.seq for r in own if r.kind == CONFIG)
+    if not stops:
+        return
     for r in own:
-        after = [s for s in stops if s < r.seq]
-        if (r.kind == EVENT and after
-                and not any(after[-1] < c < r.seq for c in starts)):
+        k = bisect.bisect_left(stops, r.seq)  # one log has as many stops as restarts
+        if r.kind != EVENT or k == 0:
+            continue
+        stop = stops[k - 1]
+        c = bisect.bisect_right(starts, stop)
+        if c == len(starts) or starts[c] > r.seq:
             out.findings.append(Finding("appended", r.offset, r.seq,
                                         f"record seq {r.seq} at offset {r.offset} follows "
-                                        f"the head signed at shutdown (seq {after[-1]}); "
+                                        f"the head signed at shutdown (seq {stop}); "
                                         "the service wrote no event after it"))
             out.untrusted.add(r.offset)
 
