@@ -265,12 +265,13 @@ class AlertClient:
                             # open set is re-read once it talks again.
                             self.stats["heartbeats_missed"] += 1
                             resync_pending = True
-                            self.silent.set()
                             log.warning(
                                 "SERVICE SILENT: no status from %s for %.0f s; alerts "
                                 "published meanwhile may be missed (the open set is "
                                 "re-read when it is back)", self.publish, now - last_status,
                             )
+                            # Set after the warning: whoever waits on it finds it said.
+                            self.silent.set()
                         if self.timeout is not None and now - last > self.timeout:
                             return
                         continue
@@ -285,8 +286,8 @@ class AlertClient:
                     if topic == b"status":
                         last_status = time.monotonic()
                         if self.silent.is_set():
-                            self.silent.clear()
                             log.warning("hearing from %s again", self.publish)
+                            self.silent.clear()
                         # The SUB sent every subscription in one go when it connected,
                         # the alert topics ahead of "status" (they sort first), so a
                         # status here means the alert topics are in place as well.
