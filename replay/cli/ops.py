@@ -169,7 +169,7 @@ def run_ui(args: argparse.Namespace) -> int:
             raise CommandError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
         print(f"bufferzone ui: map at {server.url} (following {args.connect})",
               file=sys.stderr, flush=True)
-        warned = False
+        said = "live"  # the last state told on stderr ("waiting" is not news)
         try:
             while not server.stopping.is_set():
                 try:
@@ -177,14 +177,22 @@ def run_ui(args: argparse.Namespace) -> int:
                 except TimeoutError:
                     pass
                 state = picture.service_state()["state"]
-                if state == "silent" and not warned:
+                if state == said or state == "waiting":
+                    continue
+                if state == "silent":
                     print(f"bufferzone ui: SERVICE SILENT: nothing heard from {args.connect} "
                           f"for {picture.silence_limit():g} s (the map says so too)",
                           file=sys.stderr, flush=True)
-                elif state == "live" and warned:
+                elif state == "stopped":
+                    # A clean stop (its final status) is news too: the map now shows
+                    # a picture nobody updates.
+                    print(f"bufferzone ui: SERVICE STOPPED: {args.connect} sent its final "
+                          "status; the map shows its last picture", file=sys.stderr,
+                          flush=True)
+                else:
                     print(f"bufferzone ui: hearing from {args.connect} again",
                           file=sys.stderr, flush=True)
-                warned = state == "silent" if state in ("silent", "live") else warned
+                said = state
         finally:
             await server.stop()
 

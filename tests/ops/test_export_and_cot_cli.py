@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -140,6 +141,46 @@ def test_ui_command_serves_and_reports_its_url(fake_service):
         url = line.split("map at ")[1].split()[0]
         with urllib.request.urlopen(url + "zones.geojson", timeout=DEADLINE) as r:
             check_feature_collection(json.load(r))
+    finally:
+        _stop(proc)
+        proc.stderr.close()
+    assert proc.returncode == 0
+
+
+def test_ui_command_says_when_the_service_stops_goes_silent_and_is_back(fake_service):
+    zones = _zones_file(fake_service)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "replay.cli", "ui", "--connect", fake_service.pub_endpoint,
+         "--zones", zones, "--origin", f"{ORIGIN[0]},{ORIGIN[1]}", "--http", "127.0.0.1:0",
+         "--silence", "0.5"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    try:
+        err = PipeLines(proc.stderr)
+        deadline = time.monotonic() + DEADLINE
+        err.until(lambda s: "map at http://" in s, deadline)
+        fake_service.wait_subscribers()
+        fake_service.status(final=True)  # a clean stop: its last status says so
+        line = err.until(lambda s: "bufferzone ui: SERVICE" in s, deadline)
+        assert "SERVICE STOPPED" in line and fake_service.pub_endpoint in line
+        # started again: it talks (from this thread only, until the ui says it hears)
+        talking = threading.Event()
+
+        def talk() -> None:
+            while not talking.wait(0.1):
+                fake_service.status()
+
+        speaker = threading.Thread(target=talk, daemon=True)
+        speaker.start()
+        try:
+            err.until(lambda s: "hearing from" in s, deadline)
+        finally:
+            talking.set()
+            speaker.join(DEADLINE)
+        # and then killed: nothing more
+        line = err.until(lambda s: "bufferzone ui: SERVICE" in s, deadline)
+        assert "SERVICE SILENT" in line
     finally:
         _stop(proc)
         proc.stderr.close()
