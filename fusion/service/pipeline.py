@@ -44,7 +44,7 @@ from fusion.service.budgets import DEFAULT_BUDGETS, Budgets
 from fusion.service.latency import LatencyHistogram
 from fusion.service.liveness import SensorLiveness
 from fusion.service.settings import ServiceConfig
-from fusion.service.stamps import Stamper
+from fusion.service.stamps import EPOCH_FLOOR, Stamper
 from fusion.tracking.tracker import Tracker
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,7 @@ class Pipeline:
         self.established_latencies: deque[float] = deque(maxlen=2048)
         # Measured from the data's own time by this machine's UTC clock: unlike the
         # arrival-based latency, it includes time spent queued in ZeroMQ and on the way.
+        # Only for times in UTC: a simulation's scenario seconds have no such age.
         self.batch_ages: deque[float] = deque(maxlen=2048)
         self.alert_ages: deque[float] = deque(maxlen=2048)
         # Where the time goes, summed over the run (wall seconds; reorder_wait on clock).
@@ -306,7 +307,8 @@ class Pipeline:
                     batch.sensor_id, batch.sensor_kind, batch.t, batch.coverage,
                     result.updated, now=t_recv,
                 ))
-            self.batch_ages.append(self.wall() - batch.t)
+            if batch.t >= EPOCH_FLOOR:  # scenario seconds have no age on the UTC clock
+                self.batch_ages.append(self.wall() - batch.t)
         except Exception:  # never let one batch stop the service
             self.rejected["internal"] += 1
             log.error(
@@ -350,7 +352,8 @@ class Pipeline:
             self.alert_log.append_many(events)  # durable before anyone hears of it
         self._emit(events)
         published = self.wall()
-        self.alert_ages.extend(published - float(e["t"]) for e in events if "t" in e)
+        self.alert_ages.extend(published - float(e["t"]) for e in events
+                               if "t" in e and float(e["t"]) >= EPOCH_FLOOR)
         self.stage_seconds["log_and_publish"] += time.perf_counter() - started
 
     def enable_ops(self, liveness: SensorLiveness | None = None) -> None:

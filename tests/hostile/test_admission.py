@@ -326,3 +326,21 @@ def test_status_keeps_the_established_sensors_latency_apart_from_a_floods(engine
     assert status["latency_ms"]["max"] == pytest.approx(500.0)
     assert status["latency_ms_established"]["max"] == pytest.approx(1.0)
     assert status["latency_ms_established"]["p50"] == pytest.approx(1.0)
+
+
+def test_ages_are_measured_only_for_times_in_utc(engine):
+    # A simulation's scenario seconds (from 0) are no UTC times: an "age" of 56 years
+    # would hide the real one. Epoch times get theirs from the UTC clock.
+    def fed(t0: float) -> dict:
+        clock = Clock()
+        pipe = Pipeline(Tracker(), engine, ServiceConfig(reorder_window=0.0), clock=clock,
+                        wall=lambda: t0 + 30.25)
+        for k in range(30):
+            clock.now = float(k)
+            b = batch("radar-1", k, t0 + k, (0.0, -1500.0 + 30.0 * k))
+            assert pipe.receive([b.topic, encode_batch(b)])
+            pipe.release()
+        return pipe.status()
+
+    assert fed(0.0)["age_ms"] == {"p50": 0.0, "p99": 0.0, "max": 0.0}
+    assert fed(1.8e9)["age_ms"]["max"] == pytest.approx(30_250.0)
