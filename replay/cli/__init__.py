@@ -16,6 +16,9 @@ import importlib
 import importlib.metadata
 import logging
 import sys
+import warnings
+from collections.abc import Callable
+from typing import TextIO
 
 from replay.cli.common import CommandError, join_dashed_values
 
@@ -60,11 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(join_dashed_values(list(sys.argv[1:] if argv is None else argv)))
+    # On a terminal, sensors/record/track redraw a status line in place; a log record
+    # first clears it, or it would be glued to the end of that line.
+    clear = "\r\x1b[K" if sys.stderr.isatty() else ""
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=clear + "%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    shown = warnings.showwarning
+    if not args.verbose:
+        warnings.showwarning = _one_line(args.command, clear)
     try:
         return int(args.func(args) or 0)
     except CommandError as exc:
@@ -72,4 +81,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        warnings.showwarning = shown
+
+
+def _one_line(command: str, clear: str) -> Callable[..., None]:
+    """``warnings.showwarning`` for a command-line user: one line, no source excerpt.
+
+    Python's default shows the file, line number and source line of the code that
+    warned (``for frame in reader:``), which means nothing to someone who ran
+    ``bufferzone``; ``-v`` keeps the default.
+    """
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: TextIO | None = None, line: str | None = None) -> None:
+        print(f"{clear}bufferzone {command}: warning: {message}", file=file or sys.stderr,
+              flush=True)
+
+    return show
 

@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import threading
+import warnings
 from dataclasses import replace
 from typing import Any
 
@@ -308,7 +309,7 @@ def run_replay(args: argparse.Namespace) -> int:
     from fusion.service import ServiceConfig
     from fusion.tracking.tracker import TrackerConfig
     from replay.offline import replay_offline
-    from replay.recording import RecordingError
+    from replay.recording import RecordingError, RecordingWarning
 
     if not args.out:
         raise CommandError("--offline needs --out RESULT")
@@ -316,21 +317,28 @@ def run_replay(args: argparse.Namespace) -> int:
         tracker_config = TrackerConfig.from_toml(args.config) if args.config else TrackerConfig()
         service_config = ServiceConfig.from_toml(args.config) if args.config else ServiceConfig()
         zones = _offline_zones(args)
-        summary = replay_offline(
-            args.file,
-            args.out,
-            tracker=args.tracker,
-            zones=zones,
-            tracker_config=tracker_config,
-            service_config=replace(service_config),
-            rules=args.rules,
-            step=args.step,
-            overwrite=args.force,
-        )
+        with warnings.catch_warnings():
+            # A cut-off recording is reported below, with what it means for the result.
+            warnings.simplefilter("ignore", RecordingWarning)
+            summary = replay_offline(
+                args.file,
+                args.out,
+                tracker=args.tracker,
+                zones=zones,
+                tracker_config=tracker_config,
+                service_config=replace(service_config),
+                rules=args.rules,
+                step=args.step,
+                overwrite=args.force,
+            )
     except (ConfigError, RecordingError, OSError, ValueError) as exc:
         raise CommandError(str(exc)) from None
+    except KeyboardInterrupt:
+        print(f"\nbufferzone replay: interrupted; {args.out} holds only part of {args.file} "
+              "('eval' refuses it unless given --partial)", file=sys.stderr, flush=True)
+        return 130
     report = summary.report
-    print(f"{args.file}: {report.message() if report else '?'}", file=sys.stderr)
+    print(report.message() if report else f"{args.file}: ?", file=sys.stderr)
     print(
         f"wrote {args.out}: {summary.steps} track pictures, {summary.alerts} alert events, "
         f"{summary.truth} truth samples from {summary.detections} detection messages",
@@ -373,7 +381,7 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Entry point of ``bufferzone eval``."""
-    from replay.recording import RecordingError
+    from replay.recording import RecordingError, RecordingWarning
     from replay.scoring.evaluate import (
         ScoringError,
         check_scorable,
@@ -384,9 +392,15 @@ def run_eval(args: argparse.Namespace) -> int:
     )
 
     try:
-        result = read_result(args.result)
-        truth = load_truth(args.truth) if args.truth else None
-        warnings = check_scorable(result, truth, args.result, args.truth, partial=args.partial)
+        with warnings.catch_warnings(record=True) as cut:
+            warnings.simplefilter("always", RecordingWarning)
+            result = read_result(args.result)
+            truth = load_truth(args.truth) if args.truth else None
+        notes = check_scorable(result, truth, args.result, args.truth, partial=args.partial)
+        # A cut-off result is refused or warned about by check_scorable; a cut-off
+        # --truth recording only here.
+        notes += [f"--truth {w.message}" for w in cut if issubclass(w.category, RecordingWarning)
+                  and str(w.message) != result.report_message]
         ev = evaluate(
             result,
             truth,
@@ -399,8 +413,8 @@ def run_eval(args: argparse.Namespace) -> int:
         )
     except (ScoringError, RecordingError, OSError, ValueError) as exc:
         raise CommandError(str(exc)) from None
-    for warning in warnings:
-        print(f"bufferzone eval: warning: {warning}", file=sys.stderr)
+    for note in notes:
+        print(f"bufferzone eval: warning: {note}", file=sys.stderr)
     print(format_summary(ev.summary))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
@@ -411,4 +425,4 @@ def run_eval(args: argparse.Namespace) -> int:
 
         write_report(ev, args.report)
         print(f"report written to {args.report}", file=sys.stderr)
-    return 1 if warnings and result.incomplete else 0
+    return 1 if result.incomplete else 0

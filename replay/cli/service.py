@@ -359,6 +359,7 @@ class _Watch:
         self.stop = stop
         self.problem: str | None = None
         self.silences = 0
+        self.heard = False
         self.thread = threading.Thread(target=self._run, name="alerts-watch", daemon=True)
 
     def _say(self, text: str) -> None:
@@ -407,6 +408,7 @@ class _Watch:
                     except WireError:
                         continue
                     last = time.monotonic()
+                    self.heard = True
                     if silent:
                         silent = False
                         restarted = status is not None and message.get("run") not in (
@@ -497,5 +499,10 @@ def run_alerts(args: argparse.Namespace) -> int:
         watch.thread.join(timeout=2.0)
     if watch.problem:
         raise CommandError(watch.problem)
+    if not (watch.heard or watch.silences or seen):
+        # Stopped (--timeout, Ctrl-C) before the silence notice was due: say it anyway.
+        print(f"bufferzone alerts: nothing was heard from {args.connect}"
+              + (f", so --zone {', '.join(args.zone)} could not be checked" if args.zone
+                 else ""), file=sys.stderr)
     log.info("printed %d alert events; stream: %s", seen, client.stats)
     return 0

@@ -46,6 +46,8 @@ _TABLE_KINDS = ("incursion", "exit", "loitering", "lost_inside")
 _TABLE_ROWS = 26
 _TRACK_OK = "tab:blue"
 _TRACK_FALSE = "tab:orange"
+# Heights (fraction of the GOSPA panel) of the spike labels, one per label.
+_SPIKE_LEVELS = (0.9, 0.72, 0.54)
 _SENSOR_COLOUR = {"radar": "tab:green", "drone": "tab:cyan", "satellite": "tab:olive",
                   "ugs": "tab:brown"}
 
@@ -143,6 +145,14 @@ def _draw_sensors(ax: Any, scenario: Any) -> list[str]:
         ax.scatter(pts[:, 0], pts[:, 1], marker=".", s=12, color=_SENSOR_COLOUR["ugs"],
                    zorder=6, label=f"UGS ({len(pts)})")
     return []
+
+
+def _sensor_points(scenario: Any) -> list[np.ndarray]:
+    """Where each sensor stands or flies (not what it covers), local metres."""
+    if scenario is None:
+        return []
+    points = [_coverage(spec)[1] for spec in scenario.sensors]
+    return [p for p in points if p is not None]
 
 
 def _lonlat_axes(ax: Any, frame: Any) -> None:
@@ -268,20 +278,20 @@ def _alert_rows(ev: Evaluation) -> list[dict[str, Any]]:
 
 
 def _table_text(rows: list[dict[str, Any]]) -> str:
-    head = f"{'#':>3} {'kind':12}{'zone':9}{'track':>6}{'opened':>9}  {'verdict':10}{'latency':>8}"
+    head = f"{'#':>3} {'alert id':30}{'opened':>9}  {'verdict':10}{'latency':>8}"
     lines = [head]
     for r in rows[:_TABLE_ROWS]:
         a = r["alert"]
         lat = f"{r['latency']:+.1f} s" if r["latency"] is not None else ""
         lines.append(
-            f"{r['n']:3d} {a['kind'][:12]:12}{str(a['zone'])[:9]:9}{int(a['track_id']):6d}"
+            f"{r['n']:3d} {str(a['alert_id'])[:29]:30}"
             f"{float(a['t']):8.1f}s  {r['verdict']:10}{lat:>8}"
         )
     if len(rows) > _TABLE_ROWS:
         lines.append(f"    ... {len(rows) - _TABLE_ROWS} more in the --json summary")
     lines.append("")
-    lines.append("ids: <zone>:<kind>:<track>:<n>; e.g. " + (
-        str(rows[0]["alert"]["alert_id"]) if rows else "none opened"))
+    lines.append("alert id = <zone>:<kind>:<track>:<n> (n counts that track's alerts\n"
+                 "of that kind from 0); opened: measurement time, s" if rows else "none opened")
     return "\n".join(lines)
 
 
@@ -336,8 +346,10 @@ def report_figure(ev: Evaluation) -> Any:
     """The report page as a matplotlib Figure (the caller saves and closes it)."""
     s = ev.summary
     fig = plt.figure(figsize=(16.5, 11.7))
+    # Rows: the map, its legend (a row of its own, so that neither a tall map nor a
+    # short one puts it over the axis labels or the GOSPA panel), GOSPA, the rule.
     grid = fig.add_gridspec(
-        3, 2, height_ratios=[3.0, 1.0, 0.4], width_ratios=[1.75, 1.0],
+        4, 2, height_ratios=[3.0, 0.3, 1.0, 0.4], width_ratios=[1.75, 1.0],
         left=0.05, right=0.98, top=0.9, bottom=0.03, hspace=0.42, wspace=0.12,
     )
     source = ev.result.metadata.get("source", "?")
@@ -346,9 +358,40 @@ def report_figure(ev: Evaluation) -> Any:
         f"recording {source}, t = {s['t_span'][0]:g} to {s['t_span'][1]:g} s",
         fontsize=14, fontweight="bold",
     )
-    ax = fig.add_subplot(grid[0, 0])
-    frame = _frame(ev)
-    notes = _draw_sensors(ax, _scenario(ev))
+    rows = _alert_rows(ev)
+    legend_cell = grid[1, 0].get_position(fig)
+    _draw_map(fig, fig.add_subplot(grid[0, 0]), ev, rows, (legend_cell.x0, legend_cell.y1))
+
+    side = grid[0:2, 1].subgridspec(2, 1, height_ratios=[1.0, 1.5], hspace=0.08)
+    box = fig.add_subplot(side[0])
+    box.axis("off")
+    box.set_title("Scores", loc="left", fontsize=11, fontweight="bold")
+    box.text(0, 1, _scores_text(ev), va="top", ha="left", family="monospace", fontsize=7.6,
+             transform=box.transAxes)
+    table = fig.add_subplot(side[1])
+    table.axis("off")
+    table.set_title("Alerts opened (incursion, exit, loitering, lost inside)", loc="left",
+                    fontsize=11, fontweight="bold")
+    table.text(0, 1, _table_text(rows), va="top", ha="left", family="monospace",
+               fontsize=7.2, transform=table.transAxes)
+
+    _draw_gospa(fig.add_subplot(grid[2, :]), ev, rows)
+    foot = fig.add_subplot(grid[3, :])
+    foot.axis("off")
+    rule = (s.get("alerts") or {}).get("rule", "")
+    foot.text(0, 1, _wrap("How alerts were scored: " + rule, 240), va="top", ha="left",
+              fontsize=6.6, transform=foot.transAxes)
+    return fig
+
+
+def _draw_map(
+    fig: Any, ax: Any, ev: Evaluation, rows: list[dict[str, Any]], legend_at: tuple[float, float]
+) -> None:
+    """Zones, sensors, truth, tracks, numbered alerts and missed incursions, in metres
+    with longitude/latitude on the opposite axes; the legend's top left corner at
+    ``legend_at`` (figure fraction)."""
+    scenario = _scenario(ev)
+    notes = _draw_sensors(ax, scenario)
     for name, geom in ev.zones:
         polys = geom.geoms if isinstance(geom, shapely.MultiPolygon) else [geom]
         for poly in polys:
@@ -367,8 +410,43 @@ def report_figure(ev: Evaluation) -> Any:
         ok = tid in followed
         ax.plot(pts[:, 0], pts[:, 1], color=_TRACK_OK if ok else _TRACK_FALSE,
                 lw=1.1 if ok else 0.9, alpha=0.9, zorder=3)
+    _draw_alerts(ax, ev, rows)
+    ax.plot([], [], color="0.55", label="truth path")
+    ax.plot([], [], color=_TRACK_OK, label="track following a truth")
+    ax.plot([], [], color=_TRACK_FALSE, label="false track (no truth)")
+    ax.scatter([], [], marker="o", s=120, facecolors="none", edgecolors="magenta",
+               label="false alert")
+    ax.scatter([], [], marker="X", s=100, color="red", edgecolors="k",
+               label="incursion with no alert")
+    ax.legend(loc="upper left", bbox_to_anchor=legend_at, bbox_transform=fig.transFigure,
+              fontsize=7.5, ncol=5, framealpha=0.9, borderaxespad=0.0)
+    ax.set_anchor("S")  # an equal-aspect map shorter than its row sits on its legend
+    # Frame the truth (where things happen) and where the sensors stand, not the far
+    # edge of every radar's reach.
+    framed = list(truth.values()) + _sensor_points(scenario)
+    if framed:
+        every = np.vstack(framed)
+        lo, hi = every.min(axis=0), every.max(axis=0)
+        pad = 0.06 * (hi - lo) + 200.0
+        ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+        ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_xlabel("east of origin (m)")
+    ax.set_ylabel("north of origin (m)")
+    ax.grid(alpha=0.2)
+    origin = (ev.result.metadata.get("scenario") or {}).get("origin")
+    ax.set_title(
+        "Map: local east/north metres"
+        + (f" around origin lon {origin[0]:g}, lat {origin[1]:g}" if origin else "")
+        + "; numbers refer to the alert table" + ("; " + "; ".join(notes) if notes else ""),
+        fontsize=9,
+    )
+    fig.canvas.draw()  # fixes the limits the lon/lat axes are computed from
+    _lonlat_axes(ax, _frame(ev))
 
-    rows = _alert_rows(ev)
+
+def _draw_alerts(ax: Any, ev: Evaluation, rows: list[dict[str, Any]]) -> None:
+    """Alert markers (numbered as in the table, false ones ringed) and missed incursions."""
     numbered = {r["alert"]["alert_id"]: r["n"] for r in rows}
     verdicts = _verdicts(ev)
     seen_kinds: set[str] = set()
@@ -391,68 +469,26 @@ def report_figure(ev: Evaluation) -> Any:
         if a["alert_id"] in numbered:
             ax.annotate(str(numbered[a["alert_id"]]), (east, north), fontsize=7,
                         xytext=(4, -9), textcoords="offset points", zorder=7)
-    missed = []
-    if ev.alerts is not None and "incursion" in ev.alerts.by_kind:
-        for e in ev.alerts.by_kind["incursion"].episodes:
-            if e.alert_id is None:
-                where = _entry_point(ev, e.target, e.t_enter)
-                if where is not None:
-                    missed.append((where, e))
-    for where, e in missed:
+    if ev.alerts is None or "incursion" not in ev.alerts.by_kind:
+        return
+    for e in ev.alerts.by_kind["incursion"].episodes:
+        where = None if e.alert_id is not None else _entry_point(ev, e.target, e.t_enter)
+        if where is None:
+            continue
         ax.scatter(where[0], where[1], marker="X", s=160, color="red", edgecolors="k", zorder=8)
         ax.annotate(f"MISSED target {e.target}\nentered t={e.t_enter:.0f} s",
                     (float(where[0]), float(where[1])),
                     fontsize=8, color="red", xytext=(6, 6), textcoords="offset points",
                     zorder=8, fontweight="bold")
-    ax.plot([], [], color="0.55", label="truth path")
-    ax.plot([], [], color=_TRACK_OK, label="track following a truth")
-    ax.plot([], [], color=_TRACK_FALSE, label="false track (no truth)")
-    ax.scatter([], [], marker="o", s=120, facecolors="none", edgecolors="magenta",
-               label="false alert")
-    ax.scatter([], [], marker="X", s=100, color="red", edgecolors="k",
-               label="incursion with no alert")
-    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.08), fontsize=7.5, ncol=5,
-              framealpha=0.9)
-    # Frame the truth (where things happen), not the far edge of every radar's reach.
-    if truth:
-        every = np.vstack(list(truth.values()))
-        lo, hi = every.min(axis=0), every.max(axis=0)
-        pad = 0.06 * (hi - lo) + 200.0
-        ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
-        ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
-    ax.set_aspect("equal", adjustable="box")
-    ax.set_xlabel("east of origin (m)")
-    ax.set_ylabel("north of origin (m)")
-    ax.grid(alpha=0.2)
-    origin = (ev.result.metadata.get("scenario") or {}).get("origin")
-    ax.set_title(
-        "Map: local east/north metres"
-        + (f" around origin lon {origin[0]:g}, lat {origin[1]:g}" if origin else "")
-        + "; numbers refer to the alert table" + ("; " + "; ".join(notes) if notes else ""),
-        fontsize=9,
-    )
-    fig.canvas.draw()  # fixes the limits the lon/lat axes are computed from
-    _lonlat_axes(ax, frame)
 
-    side = grid[0, 1].subgridspec(2, 1, height_ratios=[1.0, 1.5], hspace=0.08)
-    box = fig.add_subplot(side[0])
-    box.axis("off")
-    box.set_title("Scores", loc="left", fontsize=11, fontweight="bold")
-    box.text(0, 1, _scores_text(ev), va="top", ha="left", family="monospace", fontsize=7.6,
-             transform=box.transAxes)
-    table = fig.add_subplot(side[1])
-    table.axis("off")
-    table.set_title("Alerts opened (incursion, exit, loitering, lost inside)", loc="left",
-                    fontsize=11, fontweight="bold")
-    table.text(0, 1, _table_text(rows), va="top", ha="left", family="monospace",
-               fontsize=7.2, transform=table.transAxes)
 
+def _draw_gospa(ax2: Any, ev: Evaluation, rows: list[dict[str, Any]]) -> None:
+    """GOSPA parts over time, incursion entries and alert openings, spikes explained."""
     g = ev.gospa
-    ax2 = fig.add_subplot(grid[1, :])
     ax2.stackplot(ev.times, g.localisation, g.missed, g.false,
                   labels=["localisation", "missed truths", "false tracks"],
                   colors=["tab:blue", "tab:red", "tab:orange"], alpha=0.55)
-    ax2.set_ylabel(f"GOSPA parts (m^{s['gospa']['p']:g})")
+    ax2.set_ylabel(f"GOSPA parts (m^{ev.summary['gospa']['p']:g})")
     ax2.set_xlabel("time (s)")
     ax2.grid(alpha=0.3)
     ax2b = ax2.twinx()
@@ -464,10 +500,16 @@ def report_figure(ev: Evaluation) -> Any:
     for r in rows:
         if r["alert"]["kind"] == "incursion":
             ax2.axvline(float(r["alert"]["t"]), color="tab:red", lw=0.6, alpha=0.5)
-    for t, d, why in _spikes(ev):
-        ax2b.annotate(f"t={t:.0f} s: {d:.0f} m, {why}", (t, d), fontsize=7.5,
-                      xytext=(6, 0), textcoords="offset points", va="center",
-                      bbox={"boxstyle": "round", "fc": "white", "alpha": 0.8, "lw": 0.3})
+    t0, t1 = (float(ev.times[0]), float(ev.times[-1])) if ev.times.size else (0.0, 1.0)
+    # One height per label, in time order: labels of nearby spikes would otherwise be
+    # drawn over each other (they are wider than the gap between the spikes).
+    for level, (t, d, why) in zip(_SPIKE_LEVELS, sorted(_spikes(ev)), strict=False):
+        right_half = t > t0 + 0.6 * (t1 - t0)
+        ax2b.annotate(f"t={t:.0f} s: {d:.0f} m, {why}", (t, d), xycoords="data",
+                      xytext=(t, level), textcoords=("data", "axes fraction"),
+                      ha="right" if right_half else "left", va="center", fontsize=7.5,
+                      arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.3"},
+                      bbox={"boxstyle": "round", "fc": "white", "alpha": 0.85, "lw": 0.3})
     ax2.plot([], [], color="tab:red", lw=0.6, ls=":", label="truth incursion entry")
     ax2.plot([], [], color="tab:red", lw=0.6, alpha=0.5, label="incursion alert opened")
     h1, l1 = ax2.get_legend_handles_labels()
@@ -480,12 +522,6 @@ def report_figure(ev: Evaluation) -> Any:
         "false: tracks near no truth, e.g. clutter or a track lagging a turn)",
         fontsize=9, loc="left",
     )
-    foot = fig.add_subplot(grid[2, :])
-    foot.axis("off")
-    rule = (s.get("alerts") or {}).get("rule", "")
-    foot.text(0, 1, _wrap("How alerts were scored: " + rule, 240), va="top", ha="left",
-              fontsize=6.6, transform=foot.transAxes)
-    return fig
 
 
 def _tracks_on_truth(ev: Evaluation) -> set[int]:

@@ -154,6 +154,16 @@ def test_alerts_says_when_nothing_is_heard(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_alerts_stopped_before_the_silence_notice_still_says_nothing_was_heard(tmp_path):
+    # --timeout shorter than --silence: the run ends before the notice is due, and used
+    # to end with no word at all, --zone unchecked.
+    proc = run_cli("alerts", "--connect", f"ipc://{tmp_path}/none.sock", "--silence", "30",
+                   "--timeout", "0.5", "--zone", "zone-z", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "nothing was heard from ipc://" in proc.stderr
+    assert "--zone zone-z could not be checked" in proc.stderr
+
+
 def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
@@ -298,3 +308,20 @@ def test_licence_is_an_spdx_string():
     assert project["project"]["license"] == "Apache-2.0"
     setuptools = [r for r in project["build-system"]["requires"] if r.startswith("setuptools")]
     assert setuptools == ["setuptools>=77"]
+    # The packages at the top of the checkout, said so: an editable install is then a
+    # plain .pth line, without setuptools' "Editable installation" warning at install.
+    assert project["tool"]["setuptools"]["package-dir"] == {"": "."}
+
+
+def test_a_warning_reaches_a_command_line_user_as_one_line(tmp_path):
+    # Python's default shows the warning's source file and line ("for frame in
+    # reader:"), which means nothing to someone who ran bufferzone.
+    (tmp_path / "t.toml").write_text(TINY)
+    assert run_cli("simulate", "t.toml", "--out", "t.bzrec", cwd=tmp_path).returncode == 0
+    whole = (tmp_path / "t.bzrec").read_bytes()
+    (tmp_path / "cut.bzrec").write_bytes(whole[: len(whole) - 100])
+    proc = run_cli("replay", "cut.bzrec", "--publish", f"ipc://{tmp_path}/p.sock", "--speed",
+                   "max", "--wait-subscribers", "0", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "bufferzone replay: warning: cut.bzrec: truncated after" in proc.stderr
+    assert "RecordingWarning" not in proc.stderr and "for frame in" not in proc.stderr

@@ -75,9 +75,35 @@ def test_a_partial_result_is_refused_unless_asked_for(files, tmp_path):
     cut.write_bytes(whole[: len(whole) * 2 // 3])
     proc = run_cli("eval", str(cut), cwd=tmp_path)
     assert_refused(proc, "is incomplete", "--partial")
+    # Said once, as a sentence: not also as Python's warning with a source line.
+    assert "RecordingWarning" not in proc.stderr and "for frame in" not in proc.stderr
     proc = run_cli("eval", str(cut), "--partial", cwd=tmp_path)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "warning:" in proc.stderr and "GOSPA" in proc.stdout
+    assert "RecordingWarning" not in proc.stderr
+
+
+def test_an_interrupted_offline_replay_says_its_result_is_partial(files, tmp_path,
+                                                                  monkeypatch, capsys):
+    import replay.offline
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(replay.offline, "replay_offline", interrupted)
+    out = tmp_path / "i.bzres"
+    assert main(["replay", str(files / "t.bzrec"), "--offline", "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and f"{out} holds only part of" in err and "--partial" in err
+
+
+def test_a_cut_off_truth_recording_is_one_warning_line(files, tmp_path):
+    whole = (files / "t.bzrec").read_bytes()
+    (tmp_path / "cut.bzrec").write_bytes(whole[: len(whole) - 100])
+    proc = run_cli("eval", str(files / "t.bzres"), "--truth", "cut.bzrec", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "bufferzone eval: warning: --truth cut.bzrec: truncated after" in proc.stderr
+    assert "RecordingWarning" not in proc.stderr
 
 
 def test_a_result_of_a_truncated_recording_is_refused(files, tmp_path):
@@ -114,9 +140,9 @@ def test_truth_for_a_live_recording_without_a_scenario_is_warned_about(files, tm
     assert "WARNING: only" in proc.stdout
 
 
-def _hand_made_result(path, tiny: Scenario) -> None:
-    """Targets 1 (south to north at x=0) and 2 (north to south at x=1000) both enter
-    zone-t at t=5. Track 10 sits on target 1; track 20 sits far from everything. One
+def _hand_made_result(path, tiny: Scenario, east_2: float = 1000.0) -> None:
+    """Targets 1 (south to north at x=0) and 2 (north to south at x=``east_2``) both
+    enter zone-t at t=5. Track 10 sits on target 1; track 20 sits far from everything. One
     incursion alert on track 10 at t=7 (true) and one on track 20 at t=8 (false);
     target 2 is never alerted (missed)."""
     meta = scenario_metadata(tiny)
@@ -130,7 +156,7 @@ def _hand_made_result(path, tiny: Scenario) -> None:
     ) as w:
         for t in np.arange(0.0, 11.0):
             x_truth = np.array(
-                [[0.0, -400.0 + 20 * t, 0.0, 20.0], [1000.0, 400.0 - 20 * t, 0.0, -20.0]]
+                [[0.0, -400.0 + 20 * t, 0.0, 20.0], [east_2, 400.0 - 20 * t, 0.0, -20.0]]
             )
             w.write(t, b"truth.tiny",
                     encode_truth(t, np.array([1, 2]), x_truth, np.array([1, 1], np.uint8)))
@@ -180,6 +206,66 @@ def test_report_page_carries_what_an_analyst_needs(tmp_path):
         legend = [t.get_text() for t in map_ax.get_legend().get_texts()]
         assert "track following a truth" in legend and "false track (no truth)" in legend
         assert "incursion with no alert" in legend
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+
+def _overlap(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+@pytest.mark.parametrize("east_2", [1000.0, 40000.0])
+def test_report_legend_lies_between_the_map_labels_and_the_gospa_panel(tmp_path, east_2):
+    # Truth 40 km wide gives a short map (as the default scenario's zone does), where a
+    # legend placed a fraction of the map's height below it lay on the axis label; a
+    # tall map must not push it into the GOSPA panel either.
+    tiny = Scenario.loads(TINY, source="tiny")
+    path = tmp_path / "hand.bzres"
+    _hand_made_result(path, tiny, east_2)
+    ev = evaluate(read_result(path, show_progress=False), c=40.0, end_grace=0.0)
+    fig = report_figure(ev)
+    try:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        map_ax = fig.axes[0]
+        (gospa_ax,) = [ax for ax in fig.axes if ax.get_xlabel() == "time (s)"]
+        legend = map_ax.get_legend().get_window_extent(renderer)
+        xlabel = map_ax.xaxis.label.get_window_extent(renderer)
+        assert legend.y1 <= xlabel.y0  # below the axis label (and so the tick labels)
+        assert legend.y0 >= gospa_ax.title.get_window_extent(renderer).y1
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+
+def test_report_labels_of_nearby_gospa_spikes_do_not_cover_each_other(tmp_path):
+    # 900 s with one target, tracked except at three steps 62 s apart: three spikes
+    # whose labels are wider than the gaps between them.
+    tiny = Scenario.loads(TINY, source="tiny")
+    path = tmp_path / "spikes.bzres"
+    with RecordingWriter(path, {"kind": "result", "tracker": "hand",
+                                "scenario": scenario_metadata(tiny)}, t_start=0.0) as w:
+        x = np.array([[0.0, -1000.0, 0.0, 0.0]])
+        for t in np.arange(0.0, 901.0):
+            w.write(t, b"truth.tiny", encode_truth(t, np.array([1]), x, np.array([1], np.uint8)))
+            ids = np.array([], np.int64) if t in (300.0, 362.0, 424.0) else np.array([10])
+            w.write(t, b"track.update",
+                    encode_tracks(t, ids, x[: len(ids)], np.tile(np.eye(4), (len(ids), 1, 1))))
+    ev = evaluate(read_result(path, show_progress=False), c=40.0, end_grace=0.0)
+    fig = report_figure(ev)
+    try:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        labels = [t for ax in fig.axes for t in ax.texts if t.get_text().startswith("t=")]
+        assert sorted(t.get_text().split(" s:")[0] for t in labels) == [
+            "t=300", "t=362", "t=424"]
+        # The text's own box (an Annotation's extent also spans its arrow).
+        boxes = [matplotlib.text.Text.get_window_extent(t, renderer) for t in labels]
+        for i, a in enumerate(boxes):
+            assert all(not _overlap(a, b) for b in boxes[i + 1:])
     finally:
         import matplotlib.pyplot as plt
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import warnings
 
 import msgpack
 import numpy as np
@@ -116,7 +117,7 @@ def test_offline_replay_of_a_simulation_scores_the_crossing(simulated, tmp_path)
     assert ev.summary["gospa"]["mean"]["distance"] < 100
 
 
-def test_truncated_recording_replays_up_to_the_cut(simulated, tmp_path):
+def test_truncated_recording_replays_up_to_the_cut(simulated, tmp_path, capsys):
     data = simulated.read_bytes()
     cut = tmp_path / "cut.bzrec"
     cut.write_bytes(data[: len(data) * 2 // 3])
@@ -135,10 +136,16 @@ def test_truncated_recording_replays_up_to_the_cut(simulated, tmp_path):
     status = read_result(tmp_path / "r.bzres", show_progress=False).status
     assert status["source_report"]["status"] == "truncated"
     assert status["source_report"]["frames"] == report.frames
-    # And the command line says where it stopped, with a non-zero exit status.
-    with pytest.warns(RecordingWarning):
+    # And the command line says where it stopped, once and as a sentence (not also as
+    # Python's warning), with a non-zero exit status.
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RecordingWarning)
         rc = main(["replay", str(cut), "--offline", "--out", str(tmp_path / "c.bzres")])
     assert rc == 1
+    err = capsys.readouterr().err
+    assert f"{cut}: truncated after {report.frames} whole frames" in err
+    assert f"{cut}: {cut}:" not in err and "covers only the readable part" in err
 
 
 def test_cli_simulate_replay_eval_and_baseline(tiny, tmp_path, capsys, scenario_file):

@@ -96,3 +96,22 @@ def test_example_config_holds_every_setting_at_its_default():
     for f in (*dataclasses.fields(ServiceConfig), *dataclasses.fields(TrackerConfig),
               *dataclasses.fields(LivenessConfig)):
         assert re.search(rf"^{f.name} = ", text, re.M), f"{f.name} missing from the example"
+
+
+@pytest.mark.slow
+def test_the_worked_example_runs_as_the_doc_says(tmp_path):
+    # docs/SCENARIOS.md: simulate, replay --offline, eval --report, as written.
+    import shlex
+    import shutil
+
+    from tests.replay.clihelp import run_cli
+
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    block = re.search(r"Run it end to end, with no sockets:\n\n```\n(.*?)```", DOC, re.S)
+    lines = [shlex.split(line) for line in block.group(1).splitlines() if line.strip()]
+    assert [argv[1] for argv in lines] == ["simulate", "replay", "eval"]
+    for argv in lines:
+        proc = run_cli(*argv[1:], cwd=tmp_path, timeout=120.0)
+        assert proc.returncode == 0, proc.stderr
+        assert "Traceback" not in proc.stderr and "Warning" not in proc.stderr, proc.stderr
+    assert (tmp_path / "lonlat.png").read_bytes()[:4] == b"\x89PNG"

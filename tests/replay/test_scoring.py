@@ -227,3 +227,25 @@ def test_truth_loitering_follows_the_rule_and_matches_loitering_alerts():
     s = score_kind("loitering", events, alerts, lambda k, t: {101: 1, 102: 2}[k])
     assert (s.n_true, s.n_false, s.recall) == (1, 1, 1.0)
     np.testing.assert_allclose(s.latencies, [2.0])
+
+
+def test_lost_inside_alerts_are_true_when_the_lost_track_s_target_was_inside():
+    # As eval scores them: the lost track is looked up by its last association, however
+    # long before the alert; the alert is true when that target was inside the zone
+    # (within an incursion's window) at the alert's time. Truth cannot say a track
+    # should have been lost, so there is no recall.
+    from replay.scoring.metrics import incursion_events, score_kind
+
+    # Track 101 followed target 1 until t=14, track 104 target 3 until t=20.
+    last_seen = AssociationTable([(t, 1, 101) for t in range(0, 15)]
+                                 + [(t, 3, 104) for t in range(0, 21)])
+    alerts = [
+        _alert("L1", 18.0, 101, kind="lost_inside"),  # target 1 inside (10..30): true
+        _alert("L2", 21.0, 104, kind="lost_inside"),  # target 3 enters zone-b at 40: false
+        _alert("L3", 22.0, 103, kind="lost_inside"),  # a track of no target: false
+    ]
+    s = score_kind("lost_inside", incursion_events(INCURSIONS, 2.0), alerts, last_seen,
+                   count_recall=False)
+    assert (s.n_opened, s.n_true, s.n_false, s.n_truth) == (3, 1, 2, 0)
+    assert math.isnan(s.recall) and s.precision == pytest.approx(1 / 3)
+    assert [m.outcome for m in s.alerts] == ["true", "false", "false"]
