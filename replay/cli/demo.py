@@ -228,6 +228,10 @@ def run_demo(args: argparse.Namespace) -> int:
                         speed,
                         "--truth-out",
                         str(work / "truth.npz"),
+                        # Faster than the tracker follows, the feed ends with batches
+                        # still queued; the default 2 s would throw that tail away.
+                        "--linger",
+                        "60",
                         *extra["sensors"],
                     ],
                     env=env,
