@@ -197,6 +197,10 @@ def publish(
         stats.stopped = stop.is_set()
         log.info("%s after %d messages (%s)", "stopped" if stats.stopped else "feed done",
                  stats.sent, ", ".join(f"{k}: {v}" for k, v in sorted(stats.per_prefix.items())))
+        # Sent means queued: a subscriber slower than the feed still has the tail to
+        # take, and whatever it has not taken when the linger runs out is lost.
+        log.info("closing: up to %.1f s (--linger) for subscribers to take what is still "
+                 "queued", linger_ms / 1000.0)
     return stats
 
 

@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from replay.cli.common import (
     CommandError,
+    add_scenario_argument,
     load_scenario_checked,
     parse_endpoint,
     parse_lonlat,
+    scenario_of,
 )
 
 if TYPE_CHECKING:
@@ -45,8 +47,8 @@ def _add_picture_options(p: argparse.ArgumentParser) -> None:
                    help="the service's PUB endpoint (alerts, tracks, status)")
     p.add_argument("--snapshot", metavar="ENDPOINT", type=parse_endpoint,
                    help="the service's snapshot endpoint (to start with the open alerts)")
-    p.add_argument("--scenario", metavar="SCENARIO",
-                   help="zones and sensors from this scenario (default: the embedded one)")
+    add_scenario_argument(p, "zones and sensors from this scenario (default: the embedded "
+                          "one)", required=False)
     p.add_argument("--zones", metavar="GEOJSON", help="zones from a GeoJSON file instead "
                    "(lon/lat; needs --origin)")
     p.add_argument("--origin", type=parse_lonlat, metavar="LON,LAT",
@@ -112,10 +114,11 @@ def layers_of(args: argparse.Namespace) -> Layers:
     from fusion.geo import ImplausibleCoordinates, check_near_origin, geojson_lonlat
     from replay.ops.layers import Layers
 
+    scenario = scenario_of(args)
     if args.zones:
         if not args.origin:
             raise CommandError("--zones needs --origin LON,LAT (the service's frame)")
-        if args.scenario:
+        if scenario:
             raise CommandError("give either --scenario or --zones, not both")
         try:
             doc = json.loads(Path(args.zones).read_text(encoding="utf-8"))
@@ -125,7 +128,7 @@ def layers_of(args: argparse.Namespace) -> Layers:
             raise CommandError(f"cannot use zones from {args.zones}: {exc}") from None
     if args.origin:
         raise CommandError("--origin goes with --zones (a scenario has its own origin)")
-    return Layers.from_scenario(load_scenario_checked(args.scenario or "default"))
+    return Layers.from_scenario(load_scenario_checked(scenario or "default"))
 
 
 def _curve(args: argparse.Namespace) -> Any:

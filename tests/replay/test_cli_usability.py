@@ -282,6 +282,18 @@ def test_scenario_positional_or_option(tmp_path, tiny_toml):
     assert_refused(proc, "two scenarios given")
 
 
+def test_ui_and_cot_take_the_scenario_either_way(tiny_toml):
+    from replay.cli.ops import layers_of
+
+    zones = set()
+    for command in (["ui", str(tiny_toml)],
+                    ["cot", "--scenario", str(tiny_toml), "--to", "udp://127.0.0.1:9"]):
+        args = build_parser().parse_args([*command, "--connect", "tcp://127.0.0.1:1"])
+        zones.add(json.dumps(layers_of(args).zones, sort_keys=True))
+    default = build_parser().parse_args(["ui", "--connect", "tcp://127.0.0.1:1"])
+    assert len(zones) == 1 and json.dumps(layers_of(default).zones, sort_keys=True) not in zones
+
+
 def test_ticker_draws_one_line_on_a_terminal_only():
     drawn = threading.Event()
     calls = []
