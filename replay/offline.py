@@ -391,6 +391,9 @@ def replay_offline(
             "rules": rules or ("evidence bundle" if rule_set is not rules else "default"),
             "source": Path(recording).name,
             "scenario": scenario_meta,
+            # The zones the rules ran on (--zones may differ from the scenario's): eval
+            # warns when the truth's incursions are into zones the alerts never knew.
+            "alert_zones": sorted(zones[0].names) if zones is not None else [],
         }
         with (
             RecordingWriter(out, metadata, t_start=header.t_start, overwrite=overwrite) as writer,

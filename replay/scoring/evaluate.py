@@ -286,6 +286,18 @@ class Evaluation:
     zones: list[tuple[str, Any]]
 
 
+def _zone_mismatch(alert_zones: list[str] | None, incursions: list[dict[str, Any]]) -> list[str]:
+    """A warning when the truth's incursions are into zones the replay's rules never had."""
+    if alert_zones is None:  # a result from before the field: nothing to compare
+        return []
+    unknown = sorted({str(e["zone"]) for e in incursions} - set(alert_zones))
+    if not unknown:
+        return []
+    return [f"the truth's incursions are into zone(s) {', '.join(unknown)}, which this "
+            f"result's rules did not have (they ran on {', '.join(alert_zones) or 'none'}; "
+            "replayed with --zones?): those incursions all score as missed"]
+
+
 def _finite(v: Any) -> Any:
     """NaN and inf as None, so the JSON is standard."""
     if isinstance(v, float) and not math.isfinite(v):
@@ -413,6 +425,7 @@ def evaluate(
     else:
         t0, t1 = float(times[0]), float(times[-1])
         scored = [e for e in truth.incursions if t0 <= e["t_enter"] <= t1 - end_grace]
+        summary["warnings"] += _zone_mismatch(result.metadata.get("alert_zones"), scored)
         table = AssociationTable(records, max_gap=2 * step)
         scores = score_alerts(
             scored,

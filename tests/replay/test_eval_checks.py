@@ -124,6 +124,23 @@ def test_truth_from_another_scenario_is_warned_about(files, tmp_path):
     assert "WARNING: only" in proc.stdout  # and the tracks do not line up with it
 
 
+def test_incursions_into_zones_the_replay_did_not_have_are_warned_about(files, tmp_path):
+    # Replayed with other zones (--zones): the truth's incursions are into a zone the
+    # rules never knew, so every one would score as missed without a word.
+    tiny = Scenario.loads(TINY, source="tiny")
+    doc = tiny.zones_geojson()
+    for feature in doc["features"]:
+        feature["properties"]["name"] = "renamed"
+        feature.pop("id", None)
+    zones = (ZoneSet.from_geojson(doc, tiny.frame), tiny.frame)
+    replay_offline(files / "t.bzrec", tmp_path / "z.bzres", zones=zones, show_progress=False)
+    proc = run_cli("eval", "z.bzres", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "which this result's rules did not have (they ran on renamed" in proc.stdout
+    same = run_cli("eval", str(files / "t.bzres"), cwd=tmp_path)
+    assert same.returncode == 0 and "rules did not have" not in same.stdout
+
+
 def test_truth_for_a_live_recording_without_a_scenario_is_warned_about(files, tmp_path):
     # A live recording made without --scenario: no name, no zones, no truth frames.
     tiny = Scenario.loads(TINY, source="tiny")
