@@ -363,7 +363,10 @@ class _Watch:
         self.thread = threading.Thread(target=self._run, name="alerts-watch", daemon=True)
 
     def _say(self, text: str) -> None:
-        print(f"bufferzone alerts: {text}", file=sys.stderr, flush=True)
+        # One write: print() sends the newline apart, and another process's log line
+        # on the same terminal could land in between.
+        sys.stderr.write(f"bufferzone alerts: {text}\n")
+        sys.stderr.flush()
 
     def _run(self) -> None:
         import zmq
