@@ -176,3 +176,52 @@ def test_an_old_track_updated_in_the_new_tracks_own_second_is_still_superseded()
     far = (np.array([[300.0, 0.0, -5.0, 0.0]]), *new[1:])  # another target, 300 m off
     k, _ = supersede(far, old, now=100.0, max_gap=5.0, velocity_std=15.0, accel_var=4.0)
     assert k.size == 0
+
+
+def test_the_supersede_prefilter_keeps_every_pair_the_exact_gate_accepts():
+    # The pre-filter may only drop pairs outside supersede's gate. Random old tracks
+    # (coasting for up to 4 s, some velocities fast) and young tracks placed around
+    # them at distances spanning the gate edge: every pair whose exact 2-dof distance
+    # (restart at the last hit, predict to now, as supersede does) is inside the gate
+    # must be kept, and far pairs must go (the filter must do its job).
+    from fusion.tracking import kalman
+    from fusion.tracking.continuity import RESTART_MIN_SPAN, _gate_2dof, _may_gate
+    from fusion.tracking.gating import gate_threshold
+
+    rng = np.random.default_rng(11)
+    cfg = TrackerConfig()
+    accel_var = cfg.accel_std**2
+    gamma = _gate_2dof(cfg.supersede_probability)
+    assert gamma == gate_threshold(cfg.supersede_probability, dof=2)
+    inside = kept_inside = dropped = 0
+    for _ in range(20):
+        m, now = 200, 100.0
+        tracks = TrackTable()
+        x_o = np.vstack([rng.uniform(-5e3, 5e3, (2, m)), rng.normal(0.0, 10.0, (2, m))])
+        A = rng.normal(0.0, 1.0, (m, 4, 4)) * [3.0, 3.0, 1.0, 1.0]
+        P_o = (A @ A.transpose(0, 2, 1) + np.eye(4) * [25.0, 25.0, 4.0, 4.0]).transpose(1, 2, 0)
+        tracks.add(x_o, P_o, now - 1.0)
+        old = np.arange(m)
+        tracks.t_hit[old] = now - 1.0 - rng.uniform(0.0, 4.0, m)
+        k = 30
+        at = rng.integers(0, m, k)
+        x_n = np.zeros((k, 4))
+        x_n[:, :2] = x_o[:2, at].T + rng.normal(0.0, 1.0, (k, 2)) * rng.uniform(1.0, 300.0, (k, 1))
+        P_n = np.broadcast_to(np.diag([400.0, 400.0, 100.0, 100.0]), (k, 4, 4)).copy()
+        keep = _may_gate(x_n, P_n, tracks, old, now, cfg, accel_var)
+        # The exact test, written out: restart at the hit, predict to now.
+        t_hit, t = tracks.t_hit[old], tracks.t[old]
+        xo, Po = kalman.predict(x_o.T, P_o.transpose(2, 0, 1), t_hit - t, accel_var)
+        xo[:, 2:] = 0.0
+        Po[:, 2:, :] = Po[:, :, 2:] = 0.0
+        Po[:, 2, 2] = Po[:, 3, 3] = cfg.init_velocity_std**2
+        xo, Po = kalman.predict(xo, Po, np.maximum(now - t_hit, RESTART_MIN_SPAN), accel_var)
+        y = x_n[:, None, :2] - xo[None, :, :2]  # (K, M, 2)
+        S = P_n[:, None, :2, :2] + Po[None, :, :2, :2]
+        d2 = np.einsum("kmi,kmi->km", y, np.linalg.solve(S, y[..., None])[..., 0])
+        gated = (d2 <= gamma).any(axis=0)
+        inside += int(gated.sum())
+        kept_inside += int((gated & keep).sum())
+        dropped += int((~keep).sum())
+    assert inside > 100 and kept_inside == inside
+    assert dropped > 0.8 * 20 * 200 - inside
