@@ -8,9 +8,11 @@ inter-quartile range, calls and detections per second, the filterpy-loop baselin
 of the same group and size, the speed-up and the target where the brief sets one,
 then the alert engine's time per scan against the tracker's on the same scans (the
 ratio of medians; target <= 0.5), the 1e3-track scan with the IMM on against off (the
-ratio of medians; target <= 1.2), followed by the memory figures and the machine. The
-issue 14 figures (drone frame, IMM on/off and their ratio, 1e4 and 1e5 scans) are
-printed last, each with its target.
+ratio of medians; target <= 1.2), today's default tracker against the tracker before
+issue 14 (commit 32d0123, rebuilt from history by :mod:`benchmarks.pre14`) on the same
+1e3-track scans interleaved round by round (target <= 1.2), followed by the memory
+figures and the machine. The issue 14 figures (drone frame, IMM on/off and their
+ratio, against pre-14, 1e4 and 1e5 scans) are printed last, each with its target.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import scipy
+
+from benchmarks.pre14 import PRE14_LABEL
 
 RESULTS = Path(__file__).parent / "results"
 JSON_PATH = RESULTS / "hot_path.json"
@@ -42,6 +46,9 @@ GROUP_ORDER = ["predict", "update", "gating", "assignment", "tracker", "small ba
 ENGINE_RATIO_TARGET = 0.5
 # 1e3-track scan with the IMM on / the same scans with it off: at most this.
 IMM_RATIO_TARGET = 1.2
+# 1e3-track scan, today's default tracker / the tracker before issue 14, same scans
+# interleaved: at most this (issue 14's speed target).
+PRE14_RATIO_TARGET = 1.2
 
 
 def cpu_model() -> str:
@@ -159,6 +166,52 @@ def imm_lines(benchmarks: list[dict]) -> list[str]:
         "same scans, run one after the other:", IMM_RATIO_TARGET)
 
 
+def pre14_lines(benchmarks: list[dict]) -> list[str]:
+    """Today's default tracker against the tracker before issue 14, same scans, interleaved.
+
+    One row per case of ``test_tracker_vs_pre14``: each timed one tracker with the
+    benchmark and the other on the same scan in its setup
+    (``extra_info["paired_median"]``), the two cases in either order. The last line is
+    the verdict: met when both cases' ratios are within the target.
+    """
+    cases = {b["extra_info"].get("role"): b for b in benchmarks
+             if b["group"] == "tracker vs pre-14"}
+    rows: list[str] = []
+    ratios: list[str] = []
+    met: list[bool] = []
+    counts = (0, 0)
+    for timed, other, label in (("current", "pre14", "current timed, pre-14 in its setup"),
+                                ("pre14", "current", "pre-14 timed, current in its setup")):
+        case = cases.get(timed)
+        if case is None or not case["extra_info"].get("paired_median"):
+            continue  # not run, or run with benchmarks off (no timings)
+        times = {timed: case["stats"]["median"], other: case["extra_info"]["paired_median"]}
+        ratio = times["current"] / times["pre14"]
+        ratios.append(f"{ratio:.2f} ({timed.replace('pre14', 'pre-14')} timed)")
+        counts = (case["extra_info"]["confirmed_current"], case["extra_info"]["confirmed_pre14"])
+        rows.append(f"| {label} | {fmt_ms(times['current'])} | {fmt_ms(times['pre14'])} "
+                    f"| {ratio:.2f} | <= {PRE14_RATIO_TARGET} "
+                    f"| {'yes' if ratio <= PRE14_RATIO_TARGET else 'no'} |")
+        met.append(ratio <= PRE14_RATIO_TARGET)
+    if not rows:
+        return []
+    return [
+        f"Tracker.process at 1e3 tracks, current default (score lifecycle + IMM) against "
+        f"{PRE14_LABEL}, same scans, interleaved in every round "
+        "(`test_tracker_vs_pre14`; the old tracker is rebuilt from git history):",
+        "",
+        "| case | current median ms | pre-14 median ms | current / pre-14 | target | met? |",
+        "|---|---:|---:|---:|---:|---|",
+        *rows,
+        "",
+        f"Confirmed tracks after the warm-up scans (1,000 targets): current {counts[0]:,}, "
+        f"pre-14 {counts[1]:,} (M-of-N confirmation).",
+        "1e3 scan, current / pre-14 (32d0123), interleaved: "
+        + ", ".join(ratios)
+        + f" (target <= {PRE14_RATIO_TARGET}: {'yes' if all(met) else 'no'}).",
+    ]
+
+
 def summary_lines(benchmarks: list[dict]) -> list[str]:
     """The issue 14 figures, one line each with its target."""
     medians = {
@@ -178,7 +231,7 @@ def summary_lines(benchmarks: list[dict]) -> list[str]:
         target = TARGETS_MS.get((group, n))
         met = "yes" if target and median * 1e3 <= target else "no"
         lines.append(f"{label}: {median * 1e3:.3f} ms (target <= {target:g} ms: {met})")
-    return lines + imm_lines(benchmarks)[-1:]
+    return lines + imm_lines(benchmarks)[-1:] + pre14_lines(benchmarks)[-1:]
 
 
 def memory_lines(benchmarks: list[dict]) -> list[str]:
@@ -227,6 +280,8 @@ def write_report(command: list[str]) -> None:
         *engine_lines(benchmarks),
         "",
         *imm_lines(benchmarks),
+        "",
+        *pre14_lines(benchmarks),
         "",
         "Memory:",
         "",

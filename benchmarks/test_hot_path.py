@@ -3,10 +3,13 @@
 Groups (``benchmark.group``): ``predict``, ``update``, ``gating``, ``assignment``,
 ``tracker`` (``Tracker.process`` per scan in steady state), ``imm vs cv`` (the same
 1e3-track scans with the IMM on, the default, and off, timed one after the other),
-``small batch`` (a 10-detection drone frame against 1e3 live tracks) and ``memory``.
+``tracker vs pre-14`` (today's default tracker against the tracker before issue 14,
+commit 32d0123, on the same 1e3-track scans, interleaved in every round), ``small
+batch`` (a 10-detection drone frame against 1e3 live tracks) and ``memory``.
 Each case records ``extra_info``: ``role`` (``bufferzone`` or ``baseline``; ``imm`` or
-``cv`` in ``imm vs cv``), nominal ``n`` and the detections per call, which
-:mod:`benchmarks.run` turns into the results table.
+``cv`` in ``imm vs cv``; ``current`` or ``pre14`` in ``tracker vs pre-14``), nominal
+``n`` and the detections per call, which :mod:`benchmarks.run` turns into the results
+table.
 
 The baselines are the one-``filterpy.kalman.KalmanFilter``-per-track loop
 (:mod:`replay.baseline`) up to N = 1e4. Its gating and assignment are
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import resource
+import time
 import tracemalloc
 
 import numpy as np
@@ -30,6 +34,7 @@ from filterpy.common import Q_discrete_white_noise
 from filterpy.kalman import KalmanFilter
 from scipy.optimize import linear_sum_assignment
 
+from benchmarks.pre14 import BaselineUnavailable, WarmBoth, load_pre14, to_pre14_batch
 from benchmarks.scenario import steady_tracker
 from fusion import Tracker, TrackerConfig
 from fusion.tracking import kalman
@@ -219,6 +224,59 @@ def test_tracker_imm_vs_cv(benchmark, size, imm):
     tracker, scene = steady_tracker(size(n), seed=2, make=lambda: Tracker(TrackerConfig(imm=imm)))
     tag(benchmark, "imm vs cv", "imm" if imm else "cv", n, int(len(copy.copy(scene).scan())))
     bench_scans(benchmark, tracker, scene, rounds=40)
+
+
+@pytest.mark.parametrize("timed", ["current", "pre14"])
+def test_tracker_vs_pre14(benchmark, size, timed):
+    """Today's default tracker against the tracker before issue 14, same scans, interleaved.
+
+    Issue 14: ``Tracker.process`` at 1e3 tracks no slower than 1.2x the tracker as it was
+    when the issue was filed (commit 32d0123, rebuilt from git history by
+    :mod:`benchmarks.pre14`; the case skips where there is no history). Both trackers
+    are warmed on the same scans, then every round puts one fresh scan through both:
+    the untimed setup runs the other tracker on it, timed with ``perf_counter``
+    (median in ``extra_info["paired_median"]``), and the benchmark times ``timed``'s
+    ``process`` on it right after. So load on the machine hits both halves of a pair
+    alike; the two cases swap which tracker goes first, so neither always finds the
+    caches warmed by the other. ``extra_info["ratio"]`` is current / pre-14 of the
+    medians (target <= 1.2), and ``confirmed_current``/``confirmed_pre14`` count the
+    confirmed tracks after the warm-up, to show both do the same job.
+    """
+    try:
+        pre14 = load_pre14()
+    except BaselineUnavailable as exc:
+        pytest.skip(str(exc))
+    n = 1_000
+    both, scene = steady_tracker(size(n), seed=2, make=lambda: WarmBoth(Tracker(), pre14))
+    benchmark.extra_info["confirmed_current"] = len(both.current.confirmed())
+    benchmark.extra_info["confirmed_pre14"] = len(both.old.confirmed())
+    tag(benchmark, "tracker vs pre-14", timed, n, int(len(copy.copy(scene).scan())))
+    # Each tracker with the batch class it was written for (same arrays).
+    current = (both.current, lambda batch: batch)
+    old = (both.old, lambda batch: to_pre14_batch(batch, pre14))
+    (timed_tracker, timed_batch), (untimed_tracker, untimed_batch) = (
+        (current, old) if timed == "current" else (old, current)
+    )
+    untimed_s: list[float] = []
+
+    def untimed_then_scan():
+        batch = scene.scan()
+        # Both conversions happen here, outside either clock.
+        timed_input, untimed_input = timed_batch(batch), untimed_batch(batch)
+        start = time.perf_counter()
+        untimed_tracker.process(untimed_input)
+        untimed_s.append(time.perf_counter() - start)
+        return (timed_input,), {}
+
+    benchmark.pedantic(timed_tracker.process, setup=untimed_then_scan, rounds=100, warmup_rounds=2)
+    untimed_median = float(np.median(untimed_s[2:])) if untimed_s[2:] else None  # past warm-up
+    benchmark.extra_info["paired_median"] = untimed_median
+    if untimed_median is not None and benchmark.stats is not None:  # None: benchmarks off
+        timed_median = benchmark.stats.stats.median
+        current_s, old_s = (
+            (timed_median, untimed_median) if timed == "current" else (untimed_median, timed_median)
+        )
+        benchmark.extra_info["ratio"] = current_s / old_s
 
 
 @pytest.mark.parametrize("n", [1_000])
