@@ -118,3 +118,29 @@ def _solve(
         row, col = min_weight_full_bipartite_matching(graph)
     real = col < m
     return involved[row[real]].astype(np.intp), candidates[col[real]].astype(np.intp)
+
+
+def miss_cost(P_pos: np.ndarray, R: np.ndarray, gamma: float) -> np.ndarray:
+    """Cost of a track taking no detection, shape (V,): the same for every track.
+
+    It is the gate ``gamma`` at the vaguest track's typical innovation covariance, so
+    that any gated pair beats a miss, while ``ln |S|`` still decides between a precise
+    and a vague track competing for one detection (a per-track miss cost would cancel
+    that term out of every comparison).
+
+    Parameters
+    ----------
+    P_pos : ndarray, shape (V, 2, 2)
+        Predicted position covariance of each visible track.
+    R : ndarray, shape (M, 2, 2)
+        The batch's detection covariances.
+    gamma : float
+        Chi-square gate of the association.
+    """
+    if R.shape[0] == 0 or P_pos.shape[0] == 0:
+        return np.zeros(P_pos.shape[0])
+    R_mean = R.mean(axis=0)
+    # S = P_pos + mean R, kept as its three distinct entries per track
+    det = (P_pos[:, 0, 0] + R_mean[0, 0]) * (P_pos[:, 1, 1] + R_mean[1, 1])
+    det -= (P_pos[:, 0, 1] + R_mean[0, 1]) ** 2
+    return np.full(P_pos.shape[0], gamma + np.log(det.max()))

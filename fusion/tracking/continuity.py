@@ -1,19 +1,11 @@
 r"""Track continuity: a new track that continues an older one's target takes its id.
 
 A target missed a few times in a row, or one that left every sensor's coverage for
-longer than its prediction was useful, loses its track; when it is found again a new
-track starts on it. To an operator that is the same target under a new id. The lost
-tracks of the last ``window`` seconds are kept here (state, covariance, time: a few
-hundred rows at most, bounded by ``capacity``) and every newly confirmed track is
-tested against them by track-to-track association on the full kinematic state
-(Bar-Shalom, Willett, Tian, *Tracking and Data Fusion*, 2011, sec. 9.2):
-
-.. math:: d^2 = (x_n - \hat x_l)' (P_n + \hat P_l)^{-1} (x_n - \hat x_l) \le \gamma_4,
-
-with ``\hat x_l, \hat P_l`` the lost track predicted to the new track's time (the two
-estimates are treated as independent: the new track uses none of the lost one's
-detections). Pairs inside the chi-square gate (4 degrees of freedom) are settled one to
-one by the same global assignment as detections, on ``d^2 + ln |S|``.
+longer than its prediction was useful, loses its track; to an operator a new track on
+it is the same target under a new id. Lost tracks come back through
+``fusion.tracking.lost`` (revived by a detection, or claimed by a newly confirmed
+track: :func:`continue_ids`). Two confirmed tracks on one target are merged
+(:func:`duplicates`).
 
 A target that turns sharply is often picked up by a new track before its old track,
 still coasting on the old course, is deleted; :func:`supersede` matches the two while
@@ -30,108 +22,10 @@ from fusion.tracking import kalman
 from fusion.tracking.association import assign
 from fusion.tracking.config import TrackerConfig
 from fusion.tracking.gating import gate, gate_threshold
+from fusion.tracking.lost import LostTracks, Revived
 from fusion.tracking.track_table import CONFIRMED, TrackTable
 
-
-class LostTracks:
-    """Recently deleted confirmed tracks, batch-first arrays.
-
-    Parameters
-    ----------
-    probability : float
-        Gate probability of the 4-dof chi-square test of :meth:`claim`.
-    capacity : int
-        At most this many are kept; the oldest losses go first.
-    """
-
-    def __init__(self, probability: float = 0.999, capacity: int = 4096):
-        self.capacity = capacity
-        self.gamma = gate_threshold(probability, dof=4)
-        self.id = np.empty(0, dtype=np.int64)
-        self.x = np.empty((0, 4))
-        self.P = np.empty((0, 4, 4))
-        self.t = np.empty(0)
-
-    def __len__(self) -> int:
-        return int(self.id.shape[0])
-
-    def add(self, ids: np.ndarray, x: np.ndarray, P: np.ndarray, t: np.ndarray) -> None:
-        """Remember deleted tracks: ids (K,), x (K, 4), P (K, 4, 4), state times t (K,)."""
-        if ids.size == 0:
-            return
-        self.id = np.concatenate([self.id, ids])[-self.capacity :]
-        self.x = np.concatenate([self.x, x])[-self.capacity :]
-        self.P = np.concatenate([self.P, P])[-self.capacity :]
-        self.t = np.concatenate([self.t, t])[-self.capacity :]
-
-    def _keep(self, keep: np.ndarray) -> None:
-        self.id, self.x, self.P, self.t = self.id[keep], self.x[keep], self.P[keep], self.t[keep]
-
-    def expire(self, now: float, window: float) -> None:
-        """Forget tracks whose state is more than ``window`` seconds older than ``now``."""
-        if self.t.size and self.t.min() < now - window:
-            self._keep(self.t >= now - window)
-
-    def claim(
-        self, x: np.ndarray, P: np.ndarray, t: float, accel_var: float
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Match new tracks to lost ones; the matched lost tracks are forgotten.
-
-        Parameters
-        ----------
-        x : ndarray, shape (K, 4)
-        P : ndarray, shape (K, 4, 4)
-            The newly confirmed tracks, at time ``t``.
-        t : float
-        accel_var : float
-            Process noise of the prediction of the lost tracks, (m/s^2)^2.
-
-        Returns
-        -------
-        new, old_ids : ndarray, shape (A,)
-            Index into the K new tracks, and the id each one takes back.
-        """
-        empty = np.empty(0, dtype=np.intp)
-        if len(self) == 0 or x.shape[0] == 0:
-            return empty, np.empty(0, dtype=np.int64)
-        x_l, P_l = kalman.predict(self.x, self.P, t - self.t, accel_var)
-        # Position pre-gate (it has the spatial index), then the exact 4-dof test.
-        gamma = self.gamma
-        near = gate(x[:, :2], P[:, :2, :2], x_l[:, :2], P_l[:, :2, :2], gamma)
-        if len(near) == 0:
-            return empty, np.empty(0, dtype=np.int64)
-        y = x[near.track] - x_l[near.detection]  # (G, 4)
-        S = P[near.track] + P_l[near.detection]  # (G, 4, 4)
-        d2 = np.einsum("gi,gi->g", y, np.linalg.solve(S, y[..., None])[..., 0])  # y' S^-1 y
-        _, log_det_S = np.linalg.slogdet(S)
-        inside = d2 <= gamma
-        if not inside.any():
-            return empty, np.empty(0, dtype=np.int64)
-        cost = (d2 + log_det_S)[inside]
-        new, lost = assign(
-            x.shape[0], len(self), near.track[inside], near.detection[inside], cost,
-            np.full(x.shape[0], cost.max() + 1.0),
-        )
-        old_ids = self.id[lost].copy()
-        keep = np.ones(len(self), dtype=bool)
-        keep[lost] = False
-        self._keep(keep)
-        return new, old_ids
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {"lost_id": self.id.copy(), "lost_x": self.x.copy(),
-                "lost_P": self.P.copy(), "lost_t": self.t.copy()}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore from :meth:`state_dict`; a state without lost tracks leaves none."""
-        if "lost_id" not in state:
-            return
-        self.id = np.asarray(state["lost_id"], dtype=np.int64).copy()
-        self.x = np.asarray(state["lost_x"], dtype=float).reshape(-1, 4).copy()
-        self.P = np.asarray(state["lost_P"], dtype=float).reshape(-1, 4, 4).copy()
-        self.t = np.asarray(state["lost_t"], dtype=float).copy()
-        # Rows a state editor padded with zeros (no id, no covariance) are no tracks.
-        self._keep((self.id > 0) & (self.P[:, 0, 0] > 0) & (self.P[:, 1, 1] > 0))
+__all__ = ["LostTracks", "Revived", "continue_ids", "duplicates", "supersede", "superseded_rows"]
 
 
 @functools.lru_cache(maxsize=8)

@@ -30,12 +30,13 @@ import numpy as np
 
 from fusion.messages import CLASSES, DetectionBatch
 from fusion.tracking import existence, kalman, lifecycle, motion
-from fusion.tracking.association import assign
+from fusion.tracking.association import assign, miss_cost
 from fusion.tracking.clutter import ClutterEstimator, footprint_area
 from fusion.tracking.config import TrackerConfig
-from fusion.tracking.continuity import LostTracks, continue_ids, duplicates
+from fusion.tracking.continuity import continue_ids, duplicates
 from fusion.tracking.coverage import rows_in_polygon
 from fusion.tracking.gating import GatedPairs, gate, gate_threshold
+from fusion.tracking.lost import LostTracks, revive_into
 from fusion.tracking.track_table import CONFIRMED, TENTATIVE, TrackTable
 
 # Coasting and uncertainty of tracks out of every coverage are checked this often (s of
@@ -169,7 +170,7 @@ class Tracker:
             pairs.track,
             pairs.detection,
             pairs.d2 + pairs.log_det_S,
-            self._miss_cost(P_pos, batch.R),
+            miss_cost(P_pos, batch.R, self._gamma),
         )
         self._update(rows, late, track, detection, batch, oosm)
         hit = np.zeros(rows.size, dtype=bool)
@@ -199,7 +200,9 @@ class Tracker:
         self.stats.update({"reacquired": reacquired, "superseded": self._superseded.size})
         updated = np.sort(self.tracks.id[rows[track]])
         confirmed = self.tracks.id[promoted].copy()
-        initiated = self._initiate(batch, rows, wide, detection, clutter)
+        revived, initiated = self._initiate(batch, rows, wide, detection, pd, clutter, confirm_at)
+        confirmed = np.concatenate([confirmed, revived])
+        self.lost.charge_misses(t, batch.coverage, pd, self.config.gate_probability)
         deleted = self._delete(rows)
         self.tracks.sort_by_id()
         self.stats["batches"] += 1
@@ -279,22 +282,6 @@ class Tracker:
         P_pos[late] = P_b[:, :2, :2]
         return z_pred, P_pos, (x_b, P_b, P_xb)
 
-    def _miss_cost(self, P_pos: np.ndarray, R: np.ndarray) -> np.ndarray:
-        """Cost of a track taking no detection: the same for every track.
-
-        It is the gate at the vaguest track's typical innovation covariance, so that
-        any gated pair beats a miss, while ``ln |S|`` still decides between a precise
-        and a vague track competing for one detection (a per-track miss cost would
-        cancel that term out of every comparison).
-        """
-        if R.shape[0] == 0 or P_pos.shape[0] == 0:
-            return np.zeros(P_pos.shape[0])
-        R_mean = R.mean(axis=0)
-        # S = P_pos + mean R, kept as its three distinct entries per track
-        det = (P_pos[:, 0, 0] + R_mean[0, 0]) * (P_pos[:, 1, 1] + R_mean[1, 1])
-        det -= (P_pos[:, 0, 1] + R_mean[0, 1]) ** 2
-        return np.full(P_pos.shape[0], self._gamma + np.log(det.max()))
-
     def _update(
         self,
         rows: np.ndarray,
@@ -351,9 +338,10 @@ class Tracker:
 
     def _initiate(
         self, batch: DetectionBatch, rows: np.ndarray, pairs: GatedPairs, detection: np.ndarray,
-        clutter: float,
-    ) -> np.ndarray:
-        """Start tentative tracks on detections that no confirmed track claims.
+        pd: float, clutter: float, confirm_at: float,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Bring back lost tracks and start tentative ones on the detections no confirmed
+        track claims; returns the ids revived and the ids initiated.
 
         A detection inside a confirmed track's gate but not assigned to it is more
         likely a second return of that target than a new one, so it starts nothing.
@@ -363,13 +351,17 @@ class Tracker:
         claimed = self.tracks.status[rows[pairs.track]] == CONFIRMED
         free[pairs.detection[claimed]] = False
         new = np.flatnonzero(free)
+        revived = revive_into(self.tracks, self.lost, batch, new, (pd, clutter, confirm_at),
+                              self._accel_var, self._gamma, self._thresholds.ceiling)
+        self.stats["revived"] += revived.ids.size
+        new = np.setdiff1d(new, revived.detection, assume_unique=True)
         tentative = int(np.count_nonzero(self.tracks.status[: self.tracks.n] == TENTATIVE))
         room = max(0, min(self.config.max_new_per_batch, self.config.max_tentative - tentative))
         if new.size > room:
             self.stats["initiations_refused"] += new.size - room
             new = new[:room]
         if new.size == 0:
-            return np.empty(0, dtype=np.int64)
+            return revived.ids, np.empty(0, dtype=np.int64)
         x = np.zeros((4, new.size))
         x[:2] = batch.z[new].T
         P = np.zeros((4, 4, new.size))
@@ -382,7 +374,7 @@ class Tracker:
             weight = np.ones(new.size) if batch.conf is None else batch.conf[new]
             self.tracks.class_evidence[batch.cls[new], first + np.arange(new.size)] = weight
         self.stats["initiated"] += new.size
-        return ids
+        return revived.ids, ids
 
     def _delete(self, rows: np.ndarray) -> np.ndarray:
         """Delete failed, lost and diverged tracks; return their ids (ascending).
@@ -425,6 +417,7 @@ class Tracker:
             tracks.x[:, lost].T.copy(),
             tracks.P[:, :, lost].transpose(2, 0, 1).copy(),
             tracks.t[lost].copy(),
+            tracks.score[lost].copy(),
         )
         ids = np.sort(tracks.id[reported])
         tracks.remove(dead)

@@ -51,11 +51,61 @@ def test_a_target_lost_for_a_few_scans_gets_its_old_id_back():
     for k in range(10, 14):  # obscured: four misses in coverage delete the track
         tracker.process(batch(k, float(k), np.empty((0, 2))))
     assert len(tracker.confirmed()) == 0
-    for k in range(14, 18):
+    # The first detection where the lost track predicts brings it back, confirmed and
+    # under its old id: no new tentative track waiting for a second detection.
+    result = tracker.process(batch(14, 14.0, [[140.0, 0.0]]))
+    assert result.confirmed.tolist() == [first] and result.initiated.size == 0
+    assert tracker.confirmed().ids.tolist() == [first]
+    assert tracker.stats["revived"] == 1
+    for k in range(15, 18):
         result = tracker.process(batch(k, float(k), [[10.0 * k, 0.0]]))
     assert tracker.confirmed().ids.tolist() == [first]
-    assert tracker.stats["reacquired"] == 1
     assert result.updated.tolist() == [first]
+    # It carries on with the lost track's velocity, not a standing start.
+    row = int(np.flatnonzero(tracker.tracks.id[: len(tracker)] == first)[0])
+    assert abs(tracker.tracks.x[2, row] - 10.0) < 1.0
+
+
+def test_a_lost_track_not_revived_when_its_detection_is_far_from_where_it_predicts():
+    tracker = Tracker()
+    for k in range(10):
+        tracker.process(batch(k, float(k), [[10.0 * k, 0.0]]))
+    (first,) = tracker.confirmed().ids.tolist()
+    for k in range(10, 14):
+        tracker.process(batch(k, float(k), np.empty((0, 2))))
+    result = tracker.process(batch(14, 14.0, [[140.0, 400.0]]))  # 400 m off its course
+    assert result.confirmed.size == 0 and result.initiated.size == 1
+    assert tracker.stats["revived"] == 0
+
+
+def test_a_lost_track_the_sensors_keep_not_seeing_is_not_revived():
+    """Every look that finds nothing where the lost track predicts lowers its score, as it
+    would a live track's: after many, a detection there starts a new track instead."""
+    tracker = Tracker()
+    for k in range(10):
+        tracker.process(batch(k, float(k), [[10.0 * k, 0.0]]))
+    (first,) = tracker.confirmed().ids.tolist()
+    for k in range(10, 24):  # ten more looks after the track is deleted
+        tracker.process(batch(k, float(k), np.empty((0, 2))))
+    result = tracker.process(batch(24, 24.0, [[240.0, 0.0]]))
+    assert first not in result.confirmed.tolist()
+    assert tracker.stats["revived"] == 0
+    # A look whose footprint does not hold the lost track costs it nothing.
+    hidden = Tracker()
+    for k in range(10):
+        hidden.process(batch(k, float(k), [[10.0 * k, 0.0]]))
+    for k in range(10, 14):
+        hidden.process(batch(k, float(k), np.empty((0, 2))))
+    at_loss = hidden.lost.score.tolist()
+    assert len(at_loss) == 1
+    far = np.array([[5e3, 5e3], [6e3, 5e3], [6e3, 6e3], [5e3, 6e3]])
+    for k in range(14, 24):
+        hidden.process(batch(k, float(k), np.empty((0, 2)), coverage=far))
+    assert hidden.lost.score.tolist() == at_loss
+    result = hidden.process(batch(24, 24.0, [[240.0, 0.0]]))
+    assert result.confirmed.tolist() == [first]
+
+
 
 
 def test_a_new_target_elsewhere_gets_a_new_id():
@@ -74,7 +124,8 @@ def test_a_new_target_elsewhere_gets_a_new_id():
 def test_lost_tracks_expire_and_survive_a_checkpoint():
     lost = LostTracks(capacity=3)
     P = np.broadcast_to(np.eye(4) * 10.0, (4, 4, 4)).copy()
-    lost.add(np.arange(1, 5), np.zeros((4, 4)), P, np.array([0.0, 1.0, 2.0, 3.0]))
+    lost.add(np.arange(1, 5), np.zeros((4, 4)), P, np.array([0.0, 1.0, 2.0, 3.0]),
+             np.array([1.0, 2.0, 3.0, 4.0]))
     assert lost.id.tolist() == [2, 3, 4]  # capacity: the oldest loss went
     lost.expire(now=62.0, window=60.0)
     assert lost.id.tolist() == [3, 4]
@@ -84,6 +135,12 @@ def test_lost_tracks_expire_and_survive_a_checkpoint():
     again = LostTracks()
     again.load_state_dict(state)
     assert again.id.tolist() == [3, 4]
+    assert again.score.tolist() == [3.0, 4.0]
+    # A checkpoint from before lost tracks kept a score: they can be claimed, never revived.
+    del state["lost_score"]
+    older = LostTracks()
+    older.load_state_dict(state)
+    assert older.id.tolist() == [3, 4] and np.all(np.isneginf(older.score))
 
 
 def test_table_rows_stay_in_id_order_after_an_id_is_given_back():
