@@ -12,7 +12,8 @@ the configured default for the sensor kind.
 from __future__ import annotations
 
 import numpy as np
-import shapely
+
+from fusion.tracking.coverage import polygon_area
 
 # Forgetting factor per batch: about the last 50 batches count.
 FORGET = 0.98
@@ -27,9 +28,10 @@ def footprint_area(z: np.ndarray, coverage: np.ndarray | None) -> float:
     """Area a batch looked at, m^2: its coverage polygon's, else its detections' bounding
     box (with at least ``MIN_DETECTIONS_FOR_AREA`` of them), else NaN (unknown)."""
     if coverage is not None:
-        return float(shapely.area(shapely.Polygon(coverage)))
+        return polygon_area(coverage)
     if z.shape[0] >= MIN_DETECTIONS_FOR_AREA:
-        return float(np.prod(z.max(axis=0) - z.min(axis=0)))
+        east, north = z[:, 0], z[:, 1]  # four 1-d reductions beat two along axis 0
+        return float((east.max() - east.min()) * (north.max() - north.min()))
     return float("nan")
 
 
@@ -39,11 +41,9 @@ class ClutterEstimator:
     def __init__(self) -> None:
         self._counts: dict[str, list[float]] = {}  # sensor -> [unassigned, area]
 
-    def observe(
-        self, sensor_id: str, unassigned: int, z: np.ndarray, coverage: np.ndarray | None
-    ) -> None:
-        """Book one batch: ``unassigned`` of its detections ``z`` (M, 2) went to no track."""
-        area = footprint_area(z, coverage)
+    def observe(self, sensor_id: str, unassigned: int, area: float) -> None:
+        """Book one batch: ``unassigned`` of its detections went to no track, over a
+        footprint of ``area`` m^2 (:func:`footprint_area`; NaN when unknown)."""
         if not area > 0:  # NaN (unknown) too
             return
         counts = self._counts.pop(sensor_id, [0.0, 0.0])

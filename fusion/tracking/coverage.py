@@ -28,6 +28,7 @@ class _Footprint:
     ring: shapely.LinearRing
     lo: np.ndarray  # (2,) bounding box corners
     hi: np.ndarray
+    area: float  # m^2
     prepared: bool = False
 
 
@@ -41,11 +42,18 @@ def _footprint(polygon: np.ndarray) -> _Footprint:
     found = _cache.get(key)
     if found is None:
         shape = shapely.Polygon(polygon)
-        found = _Footprint(shape, shape.exterior, polygon.min(axis=0), polygon.max(axis=0))
+        found = _Footprint(
+            shape, shape.exterior, polygon.min(axis=0), polygon.max(axis=0), float(shape.area)
+        )
         if len(_cache) >= MAX_CACHED:
             del _cache[next(iter(_cache))]  # insertion order: the oldest first
         _cache[key] = found
     return found
+
+
+def polygon_area(polygon: np.ndarray) -> float:
+    """Area of one simple polygon (K, 2), m^2 (cached with its geometry)."""
+    return _footprint(polygon).area
 
 
 def rows_in_polygon(x: np.ndarray, y: np.ndarray, polygon: np.ndarray) -> np.ndarray:

@@ -175,7 +175,8 @@ class Tracker:
         self._update(rows, late, track, detection, batch, oosm)
         hit = np.zeros(rows.size, dtype=bool)
         hit[track] = True
-        pd, clutter = self._detection_model(batch, len(batch) - track.size)
+        area = footprint_area(batch.z, batch.coverage)
+        pd, clutter = self._detection_model(batch, len(batch) - track.size, area)
         delta = lifecycle.score_changes(
             pd, clutter, self.config.gate_probability, pairs, track, detection, z_pred, P_pos,
             batch.coverage,
@@ -183,7 +184,6 @@ class Tracker:
         # Candidates that could be clutter: the clutter model's count over the footprint
         # (the unassigned detections when the footprint is unknown; at start-up those
         # are mostly targets, so the model's count is preferred).
-        area = footprint_area(batch.z, batch.coverage)
         candidates = clutter * area if area > 0 else len(batch) - track.size
         confirm_at = existence.confirm_threshold(
             self._thresholds, self.config.false_track_rate, int(np.ceil(candidates)),
@@ -218,7 +218,9 @@ class Tracker:
 
     # -- steps ----------------------------------------------------------------------
 
-    def _detection_model(self, batch: DetectionBatch, unassigned: int) -> tuple[float, float]:
+    def _detection_model(
+        self, batch: DetectionBatch, unassigned: int, area: float
+    ) -> tuple[float, float]:
         """The batch's ``(pd, clutter density)``; what it does not declare, the tracker
         assumes: the kind's default Pd, and the larger of the kind's default clutter
         density and the one learnt from this sensor's unassigned detections."""
@@ -226,7 +228,7 @@ class Tracker:
         if batch.clutter_density:
             clutter = batch.clutter_density
         else:
-            self.clutter.observe(batch.sensor_id, unassigned, batch.z, batch.coverage)
+            self.clutter.observe(batch.sensor_id, unassigned, area)
             clutter = max(clutter, self.clutter.density(batch.sensor_id))
         return (pd if batch.pd is None else batch.pd), clutter
 

@@ -7,7 +7,7 @@ import pytest
 
 from fusion import DetectionBatch, Tracker, TrackerConfig
 from fusion.tracking import existence
-from fusion.tracking.clutter import ClutterEstimator
+from fusion.tracking.clutter import ClutterEstimator, footprint_area
 
 SQUARE = np.array([[-500.0, -500.0], [500.0, -500.0], [500.0, 500.0], [-500.0, 500.0]])
 
@@ -99,9 +99,13 @@ def test_sensor_without_a_detection_model_gets_the_kind_default_and_learnt_clutt
     rng = np.random.default_rng(1)
     for _ in range(200):  # 50 false detections a scan over 2 km x 1 km
         z = rng.uniform([0.0, 0.0], [2000.0, 1000.0], size=(50, 2))
-        estimator.observe("radar-9", 50, z, None)
+        estimator.observe("radar-9", 50, footprint_area(z, None))
     assert estimator.density("radar-9") == pytest.approx(50 / 2e6, rel=0.1)
     assert estimator.density("never-seen") == 0.0
+    # A footprint's area is its polygon's; too few detections and no polygon: unknown.
+    square = np.array([[0.0, 0.0], [2000.0, 0.0], [2000.0, 1000.0], [0.0, 1000.0]])
+    assert footprint_area(np.empty((0, 2)), square) == pytest.approx(2e6)
+    assert np.isnan(footprint_area(z[:3], None))
 
 
 def test_heavy_undeclared_clutter_does_not_fill_the_picture():
