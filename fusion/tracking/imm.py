@@ -19,7 +19,9 @@ Navigation*, 2001, sec. 11.6.6; Labbe, *Kalman and Bayesian Filters in Python*, 
 
 The numerics match ``filterpy.kalman.IMMEstimator`` over ``KalmanFilter`` modes (tests
 hold them to 1e-9). Layout as in ``fusion.tracking.kalman``: the track index is the
-last axis, modes the first: ``x`` (J, 4, N), ``P`` (J, 4, 4, N), ``mu`` (J, N).
+last axis, modes the first: ``x`` (J, 4, N), ``P`` (J, 4, 4, N), ``mu`` (J, N). Mode
+arrays are returned as mode-first views of (4, J, N) and (4, 4, J, N) memory, the
+layout the kernels run on and the track table stores (see :func:`batch_last`).
 """
 
 from __future__ import annotations
@@ -64,6 +66,29 @@ def mix(mu: np.ndarray, M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     weighted = M * mu[:, None, :]  # M_ij mu_i
     cbar = weighted.sum(axis=0)  # cbar_j = sum_i M_ij mu_i
     return cbar, weighted / cbar[None, :, :]  # omega_ij = M_ij mu_i / cbar_j
+
+
+def batch_last(a: np.ndarray) -> np.ndarray:
+    """Modes ``a`` (J, ..., N) viewed as (..., J, N), the batch shape last.
+
+    The kernels of ``fusion.tracking.kalman`` run on every mode at once with batch
+    shape (J, N). This module returns mode-first views of (..., J, N) memory, and the
+    track table stores its mode columns so (``fusion.tracking.track_table``): there this
+    view is that memory again, with the track axis contiguous, and costs nothing.
+    """
+    n = a.ndim  # np.moveaxis(a, 0, -2), without its 2 us of argument checking
+    return a.transpose((*range(1, n - 1), 0, n - 1))
+
+
+def mode_first(a: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`batch_last`: (..., J, N) viewed as (J, ..., N)."""
+    n = a.ndim  # np.moveaxis(a, -2, 0)
+    return a.transpose((n - 2, *range(n - 2), n - 1))
+
+
+def kernel_layout(a: np.ndarray) -> np.ndarray:
+    """Modes ``a`` (J, ..., N) as a C-contiguous (..., J, N) array (a copy if need be)."""
+    return np.ascontiguousarray(batch_last(a))
 
 
 def _spread(x: np.ndarray, P: np.ndarray, centre: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -115,24 +140,14 @@ def mixed_initial(
     # Two modes: every target mode j at once, w_i = omega[i] (J, N) broadcast against
     # mode i's (4, N) and (4, 4, N); the same products and sums, in the same order, as
     # one _match per target mode. The results are laid out (4, J, N) and (4, 4, J, N)
-    # in memory, as the kernels want them (see kernel_layout), and returned as views.
+    # in memory, as the kernels want them (see batch_last), and returned as views.
     w0, w1 = omega[0], omega[1]
     x0 = w0 * x[0][:, None]
     x0 += w1 * x[1][:, None]
     P0 = w0 * P[0][:, :, None]
     P0 += w1 * P[1][:, :, None]
     P0 += (w0 * w1) * dd[:, :, None]
-    return np.moveaxis(x0, -2, 0), np.moveaxis(P0, -2, 0)
-
-
-def kernel_layout(a: np.ndarray) -> np.ndarray:
-    """Modes ``a`` (J, ..., N) as a contiguous (..., J, N) array, the batch shape last.
-
-    The kernels of ``fusion.tracking.kalman`` run on every mode at once with batch
-    shape (J, N); each of their operations is fast only when its operands share one
-    contiguous layout. A view of such memory (what this module returns) costs nothing.
-    """
-    return np.ascontiguousarray(np.moveaxis(a, 0, -2))
+    return mode_first(x0), mode_first(P0)
 
 
 def combine(x: np.ndarray, P: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -176,9 +191,9 @@ def predict(
     # One kernel call for every mode: the kernel sees batch shape (J, N) on views with
     # the matrix axes first, and each mode gets its own noise through (J, 1).
     x_pred, P_pred = kalman.predict_batch_last(
-        kernel_layout(x0), kernel_layout(P0), dt, accel_vars[:, None]
+        batch_last(x0), batch_last(P0), dt, accel_vars[:, None]
     )
-    return np.moveaxis(x_pred, -2, 0), np.moveaxis(P_pred, -2, 0), cbar
+    return mode_first(x_pred), mode_first(P_pred), cbar
 
 
 def likelihood(x: np.ndarray, P: np.ndarray, z: np.ndarray, R: np.ndarray) -> np.ndarray:
@@ -219,6 +234,6 @@ def update(
     mu /= mu.sum(axis=0)
     # One kernel call for every mode (batch shape (J, N)); z and R broadcast over J.
     x_post, P_post = kalman.update_batch_last(
-        kernel_layout(x), kernel_layout(P), z[:, None], R[:, :, None]
+        batch_last(x), batch_last(P), z[:, None], R[:, :, None]
     )
-    return np.moveaxis(x_post, -2, 0), np.moveaxis(P_post, -2, 0), mu
+    return mode_first(x_post), mode_first(P_post), mu

@@ -17,25 +17,12 @@ from fusion.tracking.config import TrackerConfig
 from fusion.tracking.track_table import TrackTable
 
 
-def columns(a: np.ndarray, sel: slice | np.ndarray) -> np.ndarray:
-    """The tracks ``sel`` of a batch-last column ``a`` (..., n), kept batch-last.
+def rows_of(tracks: TrackTable, name: str, sel: slice | np.ndarray) -> np.ndarray:
+    """The tracks ``sel`` of column ``name``, shaped as the attribute (``x`` (4, K)).
 
-    A slice gives a view; an index array a copy via ``np.take``, because fancy
-    indexing on the last axis would lay the copy out batch-first in memory (and slow
-    the kernels several times over).
+    A slice gives a view; an index array a batch-last copy (``TrackTable.take``).
     """
-    return a[..., sel] if isinstance(sel, slice) else np.take(a, sel, axis=-1)
-
-
-def modes(a: np.ndarray, sel: slice | np.ndarray) -> np.ndarray:
-    """The tracks ``sel`` of a mode column ``a`` (J, ..., n), mode axis first.
-
-    Gathered rows come as a view of (..., J, K) memory, the layout the IMM kernels
-    run on (``imm.kernel_layout``), so the kernels do not copy them again.
-    """
-    if isinstance(sel, slice):
-        return a[..., sel]
-    return np.moveaxis(np.take(np.moveaxis(a, 0, -2), sel, axis=-1), -2, 0)
+    return getattr(tracks, name)[..., sel] if isinstance(sel, slice) else tracks.take(name, sel)
 
 
 @dataclass(frozen=True)
@@ -73,23 +60,21 @@ def predict_rows(
     """Predict the tracks ``sel`` to time ``t`` in the table; returns the combined
     ``x`` (4, V) and ``P`` (4, 4, V)."""
     dt = t - tracks.t[sel]
+    modes: dict[str, np.ndarray] = {}  # the IMM columns, written with x and P
     if not model.imm:
         x, P = kalman.predict_batch_last(
-            columns(tracks.x, sel), columns(tracks.P, sel), dt, float(model.accel_vars[0])
+            rows_of(tracks, "x", sel), rows_of(tracks, "P", sel), dt, float(model.accel_vars[0])
         )
     else:
         M = imm.switching_matrix(dt, model.sojourn)
         x_m, P_m, cbar = imm.predict(
-            modes(tracks.x_m, sel), modes(tracks.P_m, sel), columns(tracks.mu, sel),
+            rows_of(tracks, "x_m", sel), rows_of(tracks, "P_m", sel), rows_of(tracks, "mu", sel),
             M, dt, model.accel_vars,
         )
         x, P = imm.combine(x_m, P_m, cbar)
         # Until a detection says otherwise, the mode probabilities are the predicted ones.
-        tracks.put("x_m", sel, x_m)
-        tracks.put("P_m", sel, P_m)
-        tracks.put("mu", sel, cbar)
-    tracks.put("x", sel, x)
-    tracks.put("P", sel, P)
+        modes = {"x_m": x_m, "P_m": P_m, "mu": cbar}
+    tracks.put_rows(sel, {**modes, "x": x, "P": P})
     tracks.t[sel] = t
     return x, P
 
@@ -98,28 +83,26 @@ def update_rows(
     tracks: TrackTable, rows: np.ndarray, z: np.ndarray, R: np.ndarray, model: MotionModel
 ) -> None:
     """Update the tracks ``rows`` (K,) with detections ``z`` (2, K), ``R`` (2, 2, K)."""
+    modes: dict[str, np.ndarray] = {}  # the IMM columns, written with x and P
     if not model.imm:
         x, P = kalman.update_batch_last(
-            np.take(tracks.x, rows, axis=-1), np.take(tracks.P, rows, axis=-1), z, R
+            rows_of(tracks, "x", rows), rows_of(tracks, "P", rows), z, R
         )
     else:
         x_m, P_m, mu = imm.update(
-            modes(tracks.x_m, rows), modes(tracks.P_m, rows), np.take(tracks.mu, rows, axis=-1),
-            z, R,
+            rows_of(tracks, "x_m", rows), rows_of(tracks, "P_m", rows),
+            rows_of(tracks, "mu", rows), z, R,
         )
         x, P = imm.combine(x_m, P_m, mu)
-        tracks.put("x_m", rows, x_m)
-        tracks.put("P_m", rows, P_m)
-        tracks.put("mu", rows, mu)
-    tracks.put("x", rows, x)
-    tracks.put("P", rows, P)
+        modes = {"x_m": x_m, "P_m": P_m, "mu": mu}
+    tracks.put_rows(rows, {**modes, "x": x, "P": P})
 
 
 def reset_modes(tracks: TrackTable, rows: np.ndarray, fresh: bool = False) -> None:
     """Set every mode of ``rows`` to the combined state (after an out-of-sequence update,
     which corrects the combined state only); ``fresh`` also resets ``mu`` to uniform."""
     J = tracks.mu.shape[0]
-    tracks.put("x_m", rows, np.take(tracks.x, rows, axis=-1)[None])
-    tracks.put("P_m", rows, np.take(tracks.P, rows, axis=-1)[None])
+    tracks.put("x_m", rows, tracks.take("x", rows)[None])
+    tracks.put("P_m", rows, tracks.take("P", rows)[None])
     if fresh:
         tracks.mu[:, rows] = 1.0 / J

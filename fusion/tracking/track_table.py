@@ -9,6 +9,12 @@ The track index is the *last* axis of every column: the state column ``x`` is
 entry is then one contiguous vector over the tracks, which is what the batch-last
 Kalman kernels (:func:`fusion.tracking.kalman.predict_batch_last`) loop over. Checkpoints
 (:meth:`TrackTable.state_dict`) keep the usual batch-first shapes, (n, 4) and (n, 4, 4).
+
+The IMM mode columns ``x_m`` and ``P_m`` are stored with the mode axis next to the track
+axis, (4, J, capacity) and (4, 4, J, capacity): the (..., J, N) layout the IMM kernels
+run on, so reading and writing modes needs no reordering copy. Their attributes,
+:meth:`TrackTable.put` and checkpoints show the mode axis first, as every other
+caller expects: ``table.x_m`` is a (J, 4, n) view and a checkpoint's ``x_m`` (n, J, 4).
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ MODES = 2  # IMM modes per track: quiet and manoeuvring
 TENTATIVE = np.int8(0)
 CONFIRMED = np.int8(1)
 
-# name -> (per-track shape, dtype) of each column; stored as (*shape, capacity)
+# name -> (per-track shape, dtype) of each column; stored as (*shape, capacity), except
+# that the mode columns (MODE_FIRST) keep their mode axis, first here, next to the last.
 COLUMNS: dict[str, tuple[tuple[int, ...], type]] = {
     "id": ((), np.int64),  # never reused
     "x": ((4,), np.float64),  # east, north, v_east, v_north
@@ -40,6 +47,33 @@ COLUMNS: dict[str, tuple[tuple[int, ...], type]] = {
     "mu": ((MODES,), np.float64),
     "class_evidence": ((len(CLASSES),), np.float32),
 }
+MODE_FIRST = frozenset({"x_m", "P_m"})
+
+
+def _stored_shape(name: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The per-track shape of column ``name`` as stored: a mode axis moved to the end."""
+    return (*shape[1:], shape[0]) if name in MODE_FIRST else shape
+
+
+def _shown(name: str, a: np.ndarray) -> np.ndarray:
+    """View of stored column memory ``a`` (..., n) with the mode axis first, as shown."""
+    if name not in MODE_FIRST:
+        return a
+    n = a.ndim  # np.moveaxis(a, -2, 0), without its 2 us of argument checking
+    return a.transpose((n - 2, *range(n - 2), n - 1))
+
+
+def _to_stored(name: str, values: np.ndarray, ndim: int) -> np.ndarray:
+    """Values shaped as column ``name`` is shown (mode first), viewed as it is stored.
+
+    ``values`` may omit leading axes (broadcasting); they are put back first so the
+    mode axis is found. A view of stored memory comes back as that memory.
+    """
+    if name not in MODE_FIRST or values.ndim == 0:
+        return values
+    if values.ndim < ndim:
+        values = values.reshape((1,) * (ndim - values.ndim) + values.shape)
+    return values.transpose((*range(1, ndim - 1), 0, ndim - 1))  # np.moveaxis(values, 0, -2)
 
 
 class TrackTable:
@@ -58,7 +92,7 @@ class TrackTable:
         self.n = 0
         self.next_id = 1
         self._columns: dict[str, np.ndarray] = {
-            name: np.zeros((*shape, max(capacity, 1)), dtype=dtype)
+            name: np.zeros((*_stored_shape(name, shape), max(capacity, 1)), dtype=dtype)
             for name, (shape, dtype) in COLUMNS.items()
         }
 
@@ -67,11 +101,12 @@ class TrackTable:
         return int(self._columns["id"].shape[-1])
 
     def __getattr__(self, name: str) -> np.ndarray:
-        # Views of the live rows: table.x is (4, n), table.P is (4, 4, n), table.t is (n,)
+        # Views of the live rows: table.x is (4, n), table.P is (4, 4, n), table.t is (n,),
+        # table.x_m (J, 4, n)
         columns = self.__dict__.get("_columns")
         if columns is None or name not in columns:
             raise AttributeError(name)
-        return columns[name][..., : self.n]
+        return _shown(name, columns[name][..., : self.n])
 
     def __len__(self) -> int:
         return self.n
@@ -125,34 +160,59 @@ class TrackTable:
         c["scans"][rows] = 1
         c["misses_in_row"][rows] = 0
         c["score"][rows] = score
-        c["x_m"][..., rows] = x[None]
-        c["P_m"][..., rows] = P[None]
+        c["x_m"][..., rows] = x[:, None]  # stored (4, J, capacity)
+        c["P_m"][..., rows] = P[:, :, None]
         c["mu"][:, rows] = 1.0 / MODES
         c["class_evidence"][:, rows] = 0.0
         self.n += k
         self.next_id += k
         return ids
 
+    def take(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """Copy of the live rows ``rows`` (K,) of column ``name``, shaped as the attribute.
+
+        The copy stays batch-last in memory, (..., K) as stored (``np.take``; fancy
+        indexing on the last axis would lay it out batch-first and slow the kernels
+        several times over), and is taken from the whole column: ``np.take`` first
+        copies an operand that is not contiguous, and the live rows of a column are not
+        when the table has spare capacity.
+        """
+        return _shown(name, np.take(self._columns[name], rows, axis=-1))
+
     def put(self, name: str, rows: slice | np.ndarray, values: np.ndarray) -> None:
         """``column[..., rows] = values`` for the live rows ``rows`` of column ``name``.
-
-        For an index array this is one assignment through flat indices into the whole
-        column, (*shape, K) of them: numpy's fancy assignment on the last axis walks the
-        leading entries one by one, and took 10x longer for ``P_m`` at 1e3 rows.
 
         Parameters
         ----------
         name : str
         rows : slice or ndarray, shape (K,), intp
         values : ndarray, shape (*shape, K), or broadcastable to it
+            Laid out as the attribute shows the column (mode axis first for ``x_m``,
+            ``P_m``); a mode-first view of (..., J, K) memory is written without a copy.
         """
-        column = self._columns[name]
+        self.put_rows(rows, {name: values})
+
+    def put_rows(self, rows: slice | np.ndarray, values: dict[str, np.ndarray]) -> None:
+        """:meth:`put` for several columns (name -> values) at the same rows.
+
+        For an index array each column gets one assignment through flat indices into the
+        whole column, (*shape, K) of them: numpy's fancy assignment on the last axis
+        walks the leading entries one by one, and took 10x longer for ``P_m`` at 1e3
+        rows. Every column has the same capacity, so the indices of the widest column
+        serve the others too (their first entries), and are computed once.
+        """
         if isinstance(rows, slice):
-            column[..., : self.n][..., rows] = values
+            for name, v in values.items():
+                column = self._columns[name]
+                column[..., : self.n][..., rows] = _to_stored(name, np.asarray(v), column.ndim)
             return
-        lead = column.shape[:-1]
-        offsets = np.arange(0, column.size, column.shape[-1]).reshape(*lead, 1)
-        column.reshape(-1)[offsets + rows] = values
+        capacity = self.capacity
+        widest = max(self._columns[name].size for name in values) // capacity
+        flat = np.arange(0, widest * capacity, capacity)[:, None] + rows  # (widest, K)
+        for name, v in values.items():
+            column = self._columns[name]
+            index = flat[: column.size // capacity].reshape(*column.shape[:-1], rows.size)
+            column.reshape(-1)[index] = _to_stored(name, np.asarray(v), column.ndim)
 
     def remove(self, rows: np.ndarray) -> None:
         """Delete the given rows, keeping the remaining tracks in order.
@@ -196,7 +256,7 @@ class TrackTable:
     def state_dict(self) -> dict[str, np.ndarray | int]:
         """Copy of the live rows (batch-first, e.g. ``P`` (n, 4, 4)) and the id counter."""
         state: dict[str, np.ndarray | int] = {
-            name: np.moveaxis(column[..., : self.n], -1, 0).copy()
+            name: np.moveaxis(_shown(name, column[..., : self.n]), -1, 0).copy()
             for name, column in self._columns.items()
         }
         state["next_id"] = self.next_id
@@ -213,7 +273,8 @@ class TrackTable:
         table = cls(capacity=max(1024, n))
         for name in COLUMNS:
             if name in state:
-                table._columns[name][..., :n] = np.moveaxis(np.asarray(state[name]), 0, -1)
+                shown = _shown(name, table._columns[name][..., :n])
+                shown[...] = np.moveaxis(np.asarray(state[name]), 0, -1)
         table.n = n
         table.next_id = int(state["next_id"])  # type: ignore[arg-type]
         return table
