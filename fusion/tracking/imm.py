@@ -30,6 +30,8 @@ import numpy as np
 
 from fusion.tracking import kalman
 
+TINY = np.finfo(float).tiny  # the floor of a likelihood, as in filterpy
+
 
 def switching_matrix(dt: np.ndarray, sojourn: np.ndarray) -> np.ndarray:
     """Mode transition probabilities over ``dt`` seconds, shape (J, J, N).
@@ -196,17 +198,6 @@ def predict(
     return mode_first(x_pred), mode_first(P_pred), cbar
 
 
-def likelihood(x: np.ndarray, P: np.ndarray, z: np.ndarray, R: np.ndarray) -> np.ndarray:
-    """``N(y_j; 0, S_j)`` per mode and track, shape (J, N); ``z`` (2, N), ``R`` (2, 2, N)."""
-    y = z[None] - x[:, :2]  # y = z - H x, (J, 2, N)
-    a = P[:, 0, 0] + R[0, 0]  # S = H P H' + R, three distinct entries
-    b = P[:, 0, 1] + R[0, 1]
-    c = P[:, 1, 1] + R[1, 1]
-    det = a * c - b * b
-    d2 = (c * y[:, 0] ** 2 - 2.0 * b * y[:, 0] * y[:, 1] + a * y[:, 1] ** 2) / det
-    return np.exp(-0.5 * d2) / (2.0 * np.pi * np.sqrt(det))
-
-
 def update(
     x: np.ndarray, P: np.ndarray, cbar: np.ndarray, z: np.ndarray, R: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -228,12 +219,14 @@ def update(
     P_post : ndarray, shape (J, 4, 4, N)
     mu : ndarray, shape (J, N)
     """
+    # One kernel call for every mode (batch shape (J, N)); z and R broadcast over J. It
+    # also gives each mode's likelihood L_j = N(y_j; 0, S_j) from the S it inverts.
+    L = np.empty_like(cbar)
+    x_post, P_post = kalman.update_batch_last(
+        batch_last(x), batch_last(P), z[:, None], R[:, :, None], likelihood=L
+    )
     # mu_j ∝ cbar_j L_j; a likelihood that underflows is floored (as filterpy does)
-    L = np.maximum(likelihood(x, P, z, R), np.finfo(float).tiny)
+    np.maximum(L, TINY, out=L)
     mu = cbar * L
     mu /= mu.sum(axis=0)
-    # One kernel call for every mode (batch shape (J, N)); z and R broadcast over J.
-    x_post, P_post = kalman.update_batch_last(
-        batch_last(x), batch_last(P), z[:, None], R[:, :, None]
-    )
     return mode_first(x_post), mode_first(P_post), mu

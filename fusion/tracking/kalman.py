@@ -4,7 +4,8 @@ Pure functions over many independent filters. State is
 ``x = [east, north, v_east, v_north]``; a measurement is a position, so
 ``H = [I 0]``. The numerics follow ``filterpy.kalman.KalmanFilter`` (the reference
 oracle in the tests): same ``Q`` as ``filterpy.common.Q_discrete_white_noise(dim=2,
-block_size=2, order_by_dim=False)`` and the Joseph-form covariance update.
+block_size=2, order_by_dim=False)`` and the Joseph-form covariance update (evaluated
+two ways, see :func:`update_batch_last`).
 
 Two layouts of the same maths:
 
@@ -36,11 +37,21 @@ from __future__ import annotations
 
 import numpy as np
 
-# Filters per block in update_batch_last (all modes counted): (4, 4, 1024) float64
-# temporaries are 128 KiB, small enough for glibc's heap to keep and reuse them. At
-# 2048 (256 KiB) each call's temporaries were returned to the system and faulted back
-# in: 2x slower per filter at 1e4 filters on the 2-core EPYC of issue 14, and 4x at 2e3.
-UPDATE_BLOCK = 1024
+# Filters per block in update_batch_last (all modes counted). Its largest temporaries are
+# (4, 2) per filter, 128 KiB at 2048 filters: small enough for glibc's heap to keep and
+# reuse them. Temporaries of 256 KiB ((4, 4, 2048), from an earlier form of the update)
+# were returned to the system after each call and faulted back in: 2x slower per filter
+# at 1e4 filters on the 2-core EPYC of issue 14, 4x at 2e3, and bimodal from run to run.
+UPDATE_BLOCK = 2048
+
+# A block of filters keeps the multiplied-out Joseph form (update_batch_last) only if no
+# variance in it shrank by more than this factor in the update. Against an
+# extended-precision reference, random priors and noises, the multiplied-out form was
+# then within 3e-12 of the exact result, relative to the posterior's standard
+# deviations (the Joseph products: 1e-12); for shrink factors up to 1e5 within 3e-11,
+# and it degrades fast beyond (1e-7 up to 1e9, 0.08 past it, where long coasting meets
+# a precise fix), so such a block is redone with the products.
+SHRINK_LIMIT = 1e4
 
 
 def transition_matrix(dt: float) -> np.ndarray:
@@ -226,13 +237,139 @@ def _mm(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
 
 
 def update_batch_last(
-    x: np.ndarray, P: np.ndarray, z: np.ndarray, R: np.ndarray
+    x: np.ndarray,
+    P: np.ndarray,
+    z: np.ndarray,
+    R: np.ndarray,
+    likelihood: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`update` on batch-last arrays, Joseph form written on blocks.
 
     Joseph form ``P = (I - K H) P (I - K H)' + K R K'``: it stays symmetric
     positive-definite under round-off and for a suboptimal ``K``, which the simple
     ``(I - K H) P`` does not guarantee over thousands of updates.
+
+    It is evaluated multiplied out first. With ``L = P H'`` (the first two columns of
+    ``P``) and ``S = H P H' + R``, for any ``K``
+
+    ``(I - K H) P (I - K H)' + K R K' = P - K L' - L K' + K S K' = P - (K E' + E K') / 2``,
+    ``E = 2 L - K S``,
+
+    one product of inner dimension 2 (:func:`_mm`) for ``K E'`` besides the small
+    ``K S``, and symmetric by construction. It is still the Joseph form, first-order
+    insensitive to an error in ``K``, but computed as ``P`` minus a term nearly as
+    large, so its round-off is relative to the prior rather than the posterior: where
+    some variance shrinks by more than ``SHRINK_LIMIT`` the block is recomputed as the
+    Joseph products (:func:`_joseph_products`), whose round-off is relative to the
+    posterior. Both agree with filterpy far inside the tests' 1e-9.
+
+    Parameters
+    ----------
+    x : ndarray, shape (4, *B)
+        Predicted states; ``B`` is the batch shape, (N,) or (J, N) for IMM modes.
+    P : ndarray, shape (4, 4, *B)
+        Predicted covariances.
+    z : ndarray, shape (2, *B), or broadcastable to it
+        Measured positions; (2, 1, N) for B = (J, N) serves every mode.
+    R : ndarray, shape (2, 2, *B), or broadcastable to it
+        Measurement covariances.
+    likelihood : ndarray, shape B, optional
+        Filled with each filter's measurement likelihood ``N(y; 0, S)``, ``y = z - H x``
+        (what an IMM weighs its modes by), from the ``S`` the update inverts anyway.
+
+    Returns
+    -------
+    x_post : ndarray, shape (4, *B)
+    P_post : ndarray, shape (4, 4, *B)
+        New arrays laid out in memory like ``x`` and ``P``; the inputs are not modified.
+    """
+    x_post = np.empty_like(x)
+    P_post = np.empty_like(P)
+    # Blocks of filters at a time: the products below make (4, 2, *B) temporaries, and
+    # at n = 1e5 fresh 6 MB temporaries cost more in page faults than in arithmetic.
+    # Blocks of at most UPDATE_BLOCK filters (modes included) keep them small, reused
+    # by the allocator and in cache. The blocks are of equal size: each costs some 50
+    # numpy calls whatever its size, so a short last block (2100 filters as 2048 + 52)
+    # would cost nearly as much as a full one.
+    n = x.shape[-1]
+    blocks = -(-n * int(np.prod(x.shape[1:-1])) // UPDATE_BLOCK)  # ceil
+    step = max(1, -(-n // max(blocks, 1)))
+    for lo in range(0, n, step):  # a loop over blocks, not filters
+        b = slice(lo, lo + step)
+        _update_block(
+            x[..., b], P[..., b], z[..., b], R[..., b], x_post[..., b], P_post[..., b],
+            None if likelihood is None else likelihood[..., b],
+        )
+    return x_post, P_post
+
+
+def _update_block(
+    x: np.ndarray,
+    P: np.ndarray,
+    z: np.ndarray,
+    R: np.ndarray,
+    x_post: np.ndarray,
+    P_post: np.ndarray,
+    likelihood: np.ndarray | None,
+) -> None:
+    """The algebra of :func:`update_batch_last` on one block of filters, written into
+    ``x_post``, ``P_post`` and ``likelihood`` (views of the whole outputs)."""
+    y = z - x[:2]  # y = z - H x
+    S = P[:2, :2] + R  # S = H P H' + R
+    S_inv, det = _inv2_batch_last(S)
+    L = P[:, :2]  # P H'
+    K = _mm(L, S_inv)  # K = P H' S^-1, shape (4, 2, n)
+    np.add(x, _mm(K, y[:, None])[:, 0], out=x_post)  # x = x + K y
+    if likelihood is not None:
+        Sy = _mm(S_inv, y[:, None])[:, 0]  # S^-1 y
+        d2 = y[0] * Sy[0]
+        d2 += y[1] * Sy[1]  # y' S^-1 y
+        np.exp(-0.5 * d2, out=likelihood)
+        likelihood /= (2.0 * np.pi) * np.sqrt(det)
+
+    E = _mm(K, S)
+    np.subtract(L + L, E, out=E)  # E = 2 L - K S
+    # G = P - K E', accumulated in P_post: the largest temporary is (4, 2, n) or
+    # (2, 4, n), which is what lets a block hold UPDATE_BLOCK filters.
+    Et = E.swapaxes(0, 1)
+    np.multiply(K[:, 0, None], Et[None, 0], out=P_post)
+    for i in (0, 2):  # the two halves of the rows, not filters
+        P_post[i : i + 2] += K[i : i + 2, 1, None] * Et[None, 1]
+    np.subtract(P, P_post, out=P_post)
+    # (G + G') / 2 = P - (K E' + E K') / 2 when P is symmetric; when round-off left the
+    # prior a few ulps off, this restores symmetry exactly too (over long runs that
+    # drift compounds), a change far below 1e-9 relative.
+    _symmetrise(P_post)
+    # Filters where a variance collapsed (rare) take the products instead, each on its
+    # own, so a filter's result never depends on the others in its block. A NaN fails
+    # the comparison too, and gets the products' verdict.
+    prior, post = np.diagonal(P, axis1=0, axis2=1), np.diagonal(P_post, axis1=0, axis2=1)
+    kept = post * SHRINK_LIMIT > prior
+    if not kept.all():
+        bad = ~kept.all(axis=-1)  # shape B
+        P_post[:, :, bad] = _joseph_products(
+            P[:, :, bad], np.broadcast_to(R, S.shape)[:, :, bad], K[:, :, bad]
+        )
+
+
+def _symmetrise(P: np.ndarray) -> None:
+    """``P = (P + P') / 2`` in place for P (4, 4, *B), block by block.
+
+    The off-diagonal 2x2 block and the off-diagonal entries of the two diagonal blocks:
+    no (4, 4, *B) temporary, and the same bits as the whole-matrix expression.
+    """
+    top_right = P[:2, 2:] + P[2:, :2].swapaxes(0, 1)
+    top_right *= 0.5
+    P[:2, 2:] = top_right
+    P[2:, :2] = top_right.swapaxes(0, 1)
+    for i in (0, 2):  # the two diagonal blocks
+        off = P[i, i + 1] + P[i + 1, i]
+        off *= 0.5
+        P[i, i + 1] = P[i + 1, i] = off
+
+
+def _joseph_products(P: np.ndarray, R: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """``(I - K H) P (I - K H)' + K R K'`` as products, symmetrised.
 
     With ``H = [I 0]``, ``K = [K1; K2]`` (position and velocity rows) and
     ``M = I - K H = [[I - K1, 0], [-K2, I]]``, the first two columns of ``M`` are
@@ -245,44 +382,14 @@ def update_batch_last(
 
     Parameters
     ----------
-    x : ndarray, shape (4, *B)
-        Predicted states; ``B`` is the batch shape, (N,) or (J, N) for IMM modes.
     P : ndarray, shape (4, 4, *B)
-        Predicted covariances.
-    z : ndarray, shape (2, *B), or broadcastable to it
-        Measured positions; (2, 1, N) for B = (J, N) serves every mode.
-    R : ndarray, shape (2, 2, *B), or broadcastable to it
-        Measurement covariances.
+    R : ndarray, shape (2, 2, *B)
+    K : ndarray, shape (4, 2, *B)
 
     Returns
     -------
-    x_post : ndarray, shape (4, *B)
     P_post : ndarray, shape (4, 4, *B)
-        New arrays laid out in memory like ``x`` and ``P``; the inputs are not modified.
     """
-    x_post = np.empty_like(x)
-    P_post = np.empty_like(P)
-    # Blocks of filters at a time: the products below make (4, 4, *B) temporaries, and
-    # at n = 1e5 fresh 13 MB temporaries cost more in page faults than in arithmetic.
-    # Blocks of UPDATE_BLOCK filters (modes included) keep them small, reused by the
-    # allocator and in cache.
-    step = max(1, UPDATE_BLOCK // int(np.prod(x.shape[1:-1])))
-    for lo in range(0, x.shape[-1], step):  # a loop over blocks, not filters
-        b = slice(lo, lo + step)
-        x_post[..., b], P_post[..., b] = _joseph_update(x[..., b], P[..., b], z[..., b], R[..., b])
-    return x_post, P_post
-
-
-def _joseph_update(
-    x: np.ndarray, P: np.ndarray, z: np.ndarray, R: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The algebra of :func:`update_batch_last` on one block of filters."""
-    y = z - x[:2]  # y = z - H x
-    S = P[:2, :2] + R  # S = H P H' + R
-    S_inv = _inv2_batch_last(S)
-    K = _mm(P[:, :2], S_inv)  # K = P H' S^-1, shape (4, 2, n)
-    x_post = x + _mm(K, y[:, None])[:, 0]  # x = x + K y
-
     M0 = -K  # M_0 = [I - K1; -K2], the first two columns of M = I - K H
     M0[0, 0] += 1.0
     M0[1, 1] += 1.0
@@ -291,15 +398,13 @@ def _joseph_update(
     P_post = _mm(MP[:, :2], M0.swapaxes(0, 1))  # (M P) M' = (M P)_left M_0'
     P_post[:, 2:] += MP[:, 2:]  # + [0, (M P)_right]
     P_post += _mm(_mm(K, R), K.swapaxes(0, 1))  # + K R K'
-    # Round-off in the products leaves P a few ulps off symmetric; over long runs that
-    # drift compounds, so restore symmetry exactly (a change far below 1e-9 relative).
-    P_post += P_post.swapaxes(0, 1).copy()
-    P_post *= 0.5
-    return x_post, P_post
+    _symmetrise(P_post)  # as the multiplied-out form
+    return P_post
 
 
-def _inv2_batch_last(S: np.ndarray) -> np.ndarray:
-    """Inverse of symmetric 2x2 matrices in closed form, shape (2, 2, *B) -> (2, 2, *B)."""
+def _inv2_batch_last(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse and determinant of symmetric 2x2 matrices in closed form, shape
+    (2, 2, *B) -> (2, 2, *B) and B."""
     a, b, c = S[0, 0], S[0, 1], S[1, 1]
     det = a * c - b * b
     S_inv = np.empty_like(S)
@@ -307,7 +412,7 @@ def _inv2_batch_last(S: np.ndarray) -> np.ndarray:
     np.divide(a, det, out=S_inv[1, 1])
     np.divide(-b, det, out=S_inv[0, 1])
     S_inv[1, 0] = S_inv[0, 1]
-    return S_inv
+    return S_inv, det
 
 
 def retrodict(

@@ -9,23 +9,73 @@ from fusion.tracking.gating import gate, gate_threshold
 GAMMA = gate_threshold(0.99)
 
 
-def test_blocked_update_matches_filterpy_across_block_boundaries():
-    rng = np.random.default_rng(2)
-    n = 2 * kalman.UPDATE_BLOCK + 37  # three blocks, the last one ragged
+def filterpy_update(x, P, z, R):
+    kf = KalmanFilter(dim_x=4, dim_z=2)
+    kf.x, kf.P, kf.H = x.copy(), P.copy(), np.eye(2, 4)
+    kf.update(z, R=R)
+    return kf
+
+
+def assert_matches_filterpy(x_post, P_post, kf):
+    np.testing.assert_allclose(x_post, kf.x, rtol=1e-9, atol=1e-9 * np.abs(kf.x).max())
+    np.testing.assert_allclose(P_post, kf.P, rtol=1e-9, atol=1e-9 * np.abs(kf.P).max())
+
+
+def random_updates(rng, n):
     x = rng.normal(scale=[1000, 1000, 10, 10], size=(n, 4))
     A = rng.normal(size=(n, 4, 4))
     P = A @ A.transpose(0, 2, 1) + np.eye(4) * 25.0
     z = x[:, :2] + rng.normal(scale=20.0, size=(n, 2))
     B = rng.normal(size=(n, 2, 2)) * 10
     R = B @ B.transpose(0, 2, 1) + np.eye(2) * 100.0
+    return x, P, z, R
+
+
+def test_blocked_update_matches_filterpy_across_block_boundaries():
+    rng = np.random.default_rng(2)
+    n = 2 * kalman.UPDATE_BLOCK + 37  # three blocks of equal size
+    x, P, z, R = random_updates(rng, n)
     x_post, P_post = kalman.update(x, P, z, R)
+    step = -(-n // 3)
     # spot-check filters on both sides of each block boundary
-    for i in (0, kalman.UPDATE_BLOCK - 1, kalman.UPDATE_BLOCK, 2 * kalman.UPDATE_BLOCK, n - 1):
-        kf = KalmanFilter(dim_x=4, dim_z=2)
-        kf.x, kf.P, kf.H = x[i].copy(), P[i].copy(), np.eye(2, 4)
-        kf.update(z[i], R=R[i])
-        np.testing.assert_allclose(x_post[i], kf.x, rtol=1e-9, atol=1e-9 * np.abs(kf.x).max())
-        np.testing.assert_allclose(P_post[i], kf.P, rtol=1e-9, atol=1e-9 * np.abs(kf.P).max())
+    for i in (0, step - 1, step, 2 * step - 1, 2 * step, n - 1):
+        assert_matches_filterpy(x_post[i], P_post[i], filterpy_update(x[i], P[i], z[i], R[i]))
+
+
+def test_the_two_forms_of_the_joseph_update_agree(monkeypatch):
+    rng = np.random.default_rng(6)
+    x, P, z, R = random_updates(rng, 300)
+    x_post, P_post = kalman.update(x, P, z, R)
+    monkeypatch.setattr(kalman, "SHRINK_LIMIT", 0.0)  # every block takes the products
+    x_ref, P_ref = kalman.update(x, P, z, R)
+    np.testing.assert_array_equal(x_post, x_ref)
+    scale = np.abs(P_ref).max(axis=(1, 2))[:, None, None]
+    assert (np.abs(P_post - P_ref) / scale).max() < 1e-13
+    np.testing.assert_array_equal(P_post, P_post.transpose(0, 2, 1))
+
+
+def test_a_collapsing_variance_takes_the_joseph_products(monkeypatch):
+    """An hour of coasting meets a 10 cm fix: position variance shrinks 1e16-fold, and
+    the multiplied-out form loses the posterior to round-off (its diagonal comes out
+    zero or negative), so that filter is redone with the products; the others are
+    not, and every filter matches filterpy."""
+    calls = []
+    products = kalman._joseph_products
+    monkeypatch.setattr(
+        kalman, "_joseph_products", lambda P, *a: calls.append(P.shape[-1]) or products(P, *a)
+    )
+    rng = np.random.default_rng(3)
+    x, P, z, R = random_updates(rng, 40)
+    kalman.update(x, P, z, R)
+    assert calls == []
+    lost = np.array([[0.0, 0.0, 5.0, -3.0]])
+    lost, P_lost = kalman.predict(lost, np.diag([100.0, 100.0, 25.0, 25.0])[None], [3600.0], 4.0)
+    x[7], P[7], z[7], R[7] = lost[0], P_lost[0], lost[0, :2] + 30.0, np.eye(2) * 0.01
+    x_post, P_post = kalman.update(x, P, z, R)
+    assert calls == [1]
+    for i in (0, 7, 39):
+        assert_matches_filterpy(x_post[i], P_post[i], filterpy_update(x[i], P[i], z[i], R[i]))
+    assert np.linalg.eigvalsh(P_post[7]).min() > 0
 
 
 def test_hash_grid_with_very_wide_tracks_finds_every_pair():
