@@ -43,13 +43,20 @@ def test_a_target_crossing_a_radar_shadow_comes_back_under_its_id():
     assert len(ids) == 1
 
 
-def test_a_target_lost_for_a_few_scans_gets_its_old_id_back():
+def track_then_lose(looks: int = 4) -> tuple[Tracker, int]:
+    """A target tracked for 10 scans eastwards at 10 m/s, then ``looks`` scans that see
+    nothing (four misses in coverage delete its track); the tracker and the track's id."""
     tracker = Tracker()
     for k in range(10):
         tracker.process(batch(k, float(k), [[10.0 * k, 0.0]]))
     (first,) = tracker.confirmed().ids.tolist()
-    for k in range(10, 14):  # obscured: four misses in coverage delete the track
+    for k in range(10, 10 + looks):
         tracker.process(batch(k, float(k), np.empty((0, 2))))
+    return tracker, first
+
+
+def test_a_target_lost_for_a_few_scans_gets_its_old_id_back():
+    tracker, first = track_then_lose()  # obscured: four misses in coverage
     assert len(tracker.confirmed()) == 0
     # The first detection where the lost track predicts brings it back, confirmed and
     # under its old id: no new tentative track waiting for a second detection.
@@ -67,12 +74,7 @@ def test_a_target_lost_for_a_few_scans_gets_its_old_id_back():
 
 
 def test_a_lost_track_not_revived_when_its_detection_is_far_from_where_it_predicts():
-    tracker = Tracker()
-    for k in range(10):
-        tracker.process(batch(k, float(k), [[10.0 * k, 0.0]]))
-    (first,) = tracker.confirmed().ids.tolist()
-    for k in range(10, 14):
-        tracker.process(batch(k, float(k), np.empty((0, 2))))
+    tracker, _ = track_then_lose()
     result = tracker.process(batch(14, 14.0, [[140.0, 400.0]]))  # 400 m off its course
     assert result.confirmed.size == 0 and result.initiated.size == 1
     assert tracker.stats["revived"] == 0
@@ -81,21 +83,12 @@ def test_a_lost_track_not_revived_when_its_detection_is_far_from_where_it_predic
 def test_a_lost_track_the_sensors_keep_not_seeing_is_not_revived():
     """Every look that finds nothing where the lost track predicts lowers its score, as it
     would a live track's: after many, a detection there starts a new track instead."""
-    tracker = Tracker()
-    for k in range(10):
-        tracker.process(batch(k, float(k), [[10.0 * k, 0.0]]))
-    (first,) = tracker.confirmed().ids.tolist()
-    for k in range(10, 24):  # ten more looks after the track is deleted
-        tracker.process(batch(k, float(k), np.empty((0, 2))))
+    tracker, first = track_then_lose(looks=14)  # ten more looks after the deletion
     result = tracker.process(batch(24, 24.0, [[240.0, 0.0]]))
     assert first not in result.confirmed.tolist()
     assert tracker.stats["revived"] == 0
     # A look whose footprint does not hold the lost track costs it nothing.
-    hidden = Tracker()
-    for k in range(10):
-        hidden.process(batch(k, float(k), [[10.0 * k, 0.0]]))
-    for k in range(10, 14):
-        hidden.process(batch(k, float(k), np.empty((0, 2))))
+    hidden, first = track_then_lose()
     at_loss = hidden.lost.score.tolist()
     assert len(at_loss) == 1
     far = np.array([[5e3, 5e3], [6e3, 5e3], [6e3, 6e3], [5e3, 6e3]])
@@ -106,15 +99,8 @@ def test_a_lost_track_the_sensors_keep_not_seeing_is_not_revived():
     assert result.confirmed.tolist() == [first]
 
 
-
-
 def test_a_new_target_elsewhere_gets_a_new_id():
-    tracker = Tracker()
-    for k in range(10):
-        tracker.process(batch(k, float(k), [[10.0 * k, 0.0]]))
-    (first,) = tracker.confirmed().ids.tolist()
-    for k in range(10, 14):
-        tracker.process(batch(k, float(k), np.empty((0, 2))))
+    tracker, first = track_then_lose()
     for k in range(14, 18):  # heading the other way, 3 km off
         tracker.process(batch(k, float(k), [[-10.0 * k, 3000.0]]))
     assert tracker.confirmed().ids.tolist() != [first]
