@@ -76,6 +76,11 @@ def status(pipe: Pipeline) -> dict[str, Any]:
         "live_tracks": len(pipe.tracker),
         "confirmed_tracks": int(np.count_nonzero(pipe.tracker.tracks.status)),
         "tracks_confirmed_total": pipe.tracker.stats["confirmed"],
+        # Track continuity at work: lost tracks a detection brought back, new tracks
+        # that took a lost id, young tracks that took over a coasting one's id.
+        "ids_continued": {
+            how: pipe.tracker.stats[how] for how in ("revived", "reacquired", "superseded")
+        },
         "open_alerts": len(pipe.engine.open_alerts()),
         "alerts": dict(pipe.alerts_by_kind),
         "latency_ms": percentiles(pipe.latencies),

@@ -108,6 +108,9 @@ def summary_lines(status: dict[str, Any], wall: float) -> list[str]:
         f"batches / detections {status['batches']} / {status['detections']}",
         f"tracks confirmed     {status['tracks_confirmed_total']} "
         f"(live at end: {status['confirmed_tracks']})",
+        "track ids kept       "
+        + (", ".join(f"{how} {n}" for how, n in (status.get("ids_continued") or {}).items())
+           or "none"),
         "alerts opened        "
         + (", ".join(f"{k} {v}" for k, v in sorted(opened.items())) or "none"),
         f"alerts still open    {status['open_alerts']}",

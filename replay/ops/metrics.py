@@ -84,6 +84,15 @@ class StatusCollector(Collector):
             if _num(st.get(key)) is not None:
                 g.add_metric([], float(st[key]))
             yield g
+        continued = CounterMetricFamily(
+            "bufferzone_track_ids_continued",
+            "Track ids kept across a loss or a manoeuvre, by how (revived, reacquired, "
+            "superseded)", labels=["how"],
+        )
+        for how, n in sorted((st.get("ids_continued") or {}).items()):
+            if _num(n) is not None:
+                continued.add_metric([str(how)], float(n))
+        yield continued
         by_kind = GaugeMetricFamily(
             "bufferzone_open_alerts", "Open alerts by kind (as this subscriber holds them)",
             labels=["kind"],

@@ -187,3 +187,23 @@ def test_hostile_bytes_over_the_socket_do_not_stop_the_service(
     confirmed = service.pipeline.tracker.confirmed()
     assert len(confirmed.ids) == 1
     np.testing.assert_allclose(confirmed.x[0, :2], [0.0, -1500.0 + 20.0 * 9], atol=60.0)
+
+
+def test_status_counts_track_ids_kept_across_a_loss(engine):
+    """Four empty scans lose the crossing vehicle's track; its next detection brings the
+    track back under its id, and status says so (``ids_continued``)."""
+    emitted = []
+    pipe, clock = make_pipeline(engine, emitted, reorder_window=0.0)
+    batches = crossing_batches(30)
+    for k in range(12, 16):
+        b = batches[k]
+        batches[k] = DetectionBatch.build(b.sensor_id, "radar", b.seq, b.t, np.empty((0, 2)),
+                                          np.empty((0, 2, 2)))
+    ids = []
+    for batch in batches:
+        clock.now = batch.t
+        assert pipe.receive(frames(batch))
+        pipe.release()
+        ids.append(pipe.tracker.confirmed().ids.tolist())
+    assert ids[15] == [] and ids[11] == ids[16] == ids[-1] != []
+    assert pipe.status()["ids_continued"] == {"revived": 1, "reacquired": 0, "superseded": 0}

@@ -24,6 +24,7 @@ def test_status_becomes_bufferzone_metrics():
     status = {"type": "status", "run": "r", "batches": 10, "detections": 25, "received": 12,
               "rejected": {"decode": 2, "too_old": 1}, "gaps": {"radar-1": 4},
               "late_batches": 3, "live_tracks": 7, "confirmed_tracks": 5, "held": 0,
+              "ids_continued": {"revived": 2, "reacquired": 1, "superseded": 0},
               "alerts": {"incursion.open": 2, "incursion.close": 1},
               "latency_ms": {"p50": 1.0, "p99": 3.0, "max": 300.0},
               "latency_hist": hist.as_status(),
@@ -44,6 +45,8 @@ def test_status_becomes_bufferzone_metrics():
     assert value("bufferzone_sequence_gaps", sensor="radar-1") == 4
     assert value("bufferzone_late_batches") == 3
     assert value("bufferzone_confirmed_tracks") == 5 and value("bufferzone_live_tracks") == 7
+    assert fams["bufferzone_track_ids_continued"].type == "counter"
+    assert value("bufferzone_track_ids_continued", how="revived") == 2
     assert value("bufferzone_open_alerts", kind="sensor_silent") == 1
     assert value("bufferzone_alert_events", kind="incursion", event="open") == 2
     assert value("bufferzone_sensor_last_seen_seconds", sensor="ugs-2") == 40.0
