@@ -191,24 +191,28 @@ class LostTracks:
         """
         if len(self) == 0 or z.shape[0] == 0:
             return Revived.none()
-        x_l, P_l = kalman.predict(self.x, self.P, t - self.t, accel_var)
+        rows = self._hopeful(z, R, t, accel_var, gamma, pd, clutter, confirm_at)
+        if rows.size == 0:
+            return Revived.none()
+        x_l, P_l = kalman.predict(self.x[rows], self.P[rows], t - self.t[rows], accel_var)
         pairs = gate(x_l[:, :2], P_l[:, :2, :2], z, R, gamma)
         if len(pairs) == 0:
             return Revived.none()
-        score = self.score[pairs.track] + existence.hit_score(
+        score = self.score[rows[pairs.track]] + existence.hit_score(
             pd, clutter, pairs.d2, pairs.log_det_S
         )
         pairs = pairs.subset(score >= confirm_at)
         if len(pairs) == 0:
             return Revived.none()
         cost = pairs.d2 + pairs.log_det_S
-        lost, detection = assign(
-            len(self), z.shape[0], pairs.track, pairs.detection,
-            cost, np.full(len(self), float(cost.max()) + 1.0),
+        found, detection = assign(
+            rows.size, z.shape[0], pairs.track, pairs.detection,
+            cost, np.full(rows.size, float(cost.max()) + 1.0),
         )
         k = np.searchsorted(pairs.track * z.shape[0] + pairs.detection,
-                            lost * z.shape[0] + detection)
-        x, P = kalman.update(x_l[lost], P_l[lost], z[detection], R[detection])
+                            found * z.shape[0] + detection)
+        x, P = kalman.update(x_l[found], P_l[found], z[detection], R[detection])
+        lost = rows[found]
         revived = Revived(self.id[lost].copy(), detection, x, P,
                           self.score[lost] + existence.hit_score(
                               pd, clutter, pairs.d2[k], pairs.log_det_S[k]))
@@ -216,6 +220,42 @@ class LostTracks:
         keep[lost] = False
         self._keep(keep)
         return revived
+
+    def _hopeful(
+        self, z: np.ndarray, R: np.ndarray, t: float, accel_var: float, gamma: float,
+        pd: float, clutter: float, confirm_at: float,
+    ) -> np.ndarray:
+        """Lost tracks (indices) that some detection could revive, by two cheap bounds.
+
+        Most batches revive nothing, and the exact test (prediction, gate, likelihood)
+        costs more than the batch's own initiation. A pair can pass it only if
+
+        * the lost track's score plus the best hit any of these detections can give
+          reaches ``confirm_at``: the hit is largest at ``d^2 = 0`` and ``|S| >= |R|``
+          (``S = P + R``), so the smallest ``|R|`` bounds it; and
+        * the detection lies within the gate's reach, ``|y|^2 <= gamma tr S``
+          (``lambda_max <= trace``), with ``tr S`` of the straight-line prediction in
+          closed form (the same prediction the exact test makes).
+
+        Neither drops a pair the exact test would keep (1 % and 1 m^2 of slack for
+        rounding). The distance bound is skipped where lost tracks times detections
+        would make a large array; the exact gate has a spatial index for that.
+        """
+        det_R = R[:, 0, 0] * R[:, 1, 1] - R[:, 0, 1] * R[:, 1, 0]
+        best_hit = existence.hit_score(
+            pd, clutter, np.zeros(1), np.log(np.maximum(det_R.min(keepdims=True), 1e-300))
+        )[0]
+        rows = np.flatnonzero(self.score + best_hit >= confirm_at)
+        if rows.size == 0 or rows.size * z.shape[0] > 1_000_000:
+            return rows
+        dt = t - self.t[rows]
+        x, P = self.x[rows], self.P[rows]
+        tr_S = (P[:, 0, 0] + P[:, 1, 1] + 2.0 * dt * (P[:, 0, 2] + P[:, 1, 3])
+                + dt**2 * (P[:, 2, 2] + P[:, 3, 3]) + accel_var * dt**4 / 2.0
+                + float((R[:, 0, 0] + R[:, 1, 1]).max()))
+        east, north = x[:, 0] + x[:, 2] * dt, x[:, 1] + x[:, 3] * dt
+        d2 = (z[:, 0] - east[:, None]) ** 2 + (z[:, 1] - north[:, None]) ** 2  # (L, M)
+        return rows[(d2 <= 1.01 * gamma * tr_S[:, None] + 1.0).any(axis=1)]
 
     def charge_misses(
         self, t: float, coverage: np.ndarray | None, pd: float, gate_probability: float

@@ -9,6 +9,7 @@ from fusion.alerting.engine import AlertEngine
 from fusion.alerting.rules import load_rules
 from fusion.alerting.zones import Zone
 from fusion.geo import LocalFrame
+from fusion.tracking import existence, kalman
 from fusion.tracking.config import TrackerConfig
 from fusion.tracking.continuity import LostTracks, supersede
 from fusion.tracking.track_table import TrackTable
@@ -268,3 +269,35 @@ def test_the_supersede_prefilter_keeps_every_pair_the_exact_gate_accepts():
         dropped += int((~keep).sum())
     assert inside > 100 and kept_inside == inside
     assert dropped > 0.8 * 20 * 200 - inside
+
+
+def test_revival_pre_filter_keeps_every_lost_track_the_exact_test_could_revive():
+    """LostTracks._hopeful drops lost tracks by two bounds (best possible hit, gate
+    reach) before the exact test; it must never drop one the exact test would revive."""
+    rng = np.random.default_rng(14)
+    gamma, pd, clutter, confirm_at, accel_var = 9.21, 0.9, 1e-7, 6.9, 4.0
+    kept_any = dropped_any = False
+    for _ in range(30):
+        n, m = 40, 25
+        lost = LostTracks()
+        A = rng.normal(size=(n, 4, 4)) * rng.uniform(1.0, 30.0, (n, 1, 1))
+        P = A @ A.transpose(0, 2, 1) + np.eye(4)
+        x = np.column_stack([rng.uniform(0, 3000, (n, 2)), rng.normal(0, 10, (n, 2))])
+        lost.add(np.arange(1, n + 1), x, P, rng.uniform(0.0, 5.0, n),
+                 rng.uniform(-8.0, 4.0, n))
+        t = 6.0
+        z = rng.uniform(0, 3000, (m, 2))
+        R = np.broadcast_to(np.diag(rng.uniform(25.0, 900.0, 2)), (m, 2, 2)).copy()
+        # the exact test on every pair, written out
+        xp, Pp = kalman.predict(lost.x, lost.P, t - lost.t, accel_var)
+        y = z[None, :, :] - xp[:, None, :2]
+        S = Pp[:, None, :2, :2] + R[None]
+        d2 = np.einsum("lmi,lmi->lm", y, np.linalg.solve(S, y[..., None])[..., 0])
+        hit = existence.hit_score(pd, clutter, d2, np.linalg.slogdet(S)[1])
+        revivable = ((d2 <= gamma) & (lost.score[:, None] + hit >= confirm_at)).any(axis=1)
+        hopeful = np.zeros(n, bool)
+        hopeful[lost._hopeful(z, R, t, accel_var, gamma, pd, clutter, confirm_at)] = True
+        assert not (revivable & ~hopeful).any()
+        kept_any |= bool(revivable.any())
+        dropped_any |= bool((~hopeful).any())
+    assert kept_any and dropped_any  # the draws exercise both sides
