@@ -55,6 +55,8 @@ class Revived:
         Each lost track predicted to the batch time and updated with its detection.
     score : ndarray, shape (K,)
         Track score after that detection.
+    born : ndarray, shape (K,)
+        When each track was first started: a revived track is not a young one.
     """
 
     ids: np.ndarray
@@ -62,11 +64,12 @@ class Revived:
     x: np.ndarray
     P: np.ndarray
     score: np.ndarray
+    born: np.ndarray
 
     @classmethod
     def none(cls) -> Revived:
         return cls(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.intp),
-                   np.empty((0, 4)), np.empty((0, 4, 4)), np.empty(0))
+                   np.empty((0, 4)), np.empty((0, 4, 4)), np.empty(0), np.empty(0))
 
 
 class LostTracks:
@@ -88,15 +91,17 @@ class LostTracks:
         self.P = np.empty((0, 4, 4))
         self.t = np.empty(0)
         self.score = np.empty(0)
+        self.born = np.empty(0)
 
     def __len__(self) -> int:
         return int(self.id.shape[0])
 
     def add(
-        self, ids: np.ndarray, x: np.ndarray, P: np.ndarray, t: np.ndarray, score: np.ndarray
+        self, ids: np.ndarray, x: np.ndarray, P: np.ndarray, t: np.ndarray, score: np.ndarray,
+        born: np.ndarray | None = None,
     ) -> None:
-        """Remember deleted tracks: ids (K,), x (K, 4), P (K, 4, 4), state times t (K,)
-        and track scores at deletion (K,)."""
+        """Remember deleted tracks: ids (K,), x (K, 4), P (K, 4, 4), state times t (K,),
+        track scores at deletion (K,) and birth times (K,; default: ``t``)."""
         if ids.size == 0:
             return
         self.id = np.concatenate([self.id, ids])[-self.capacity :]
@@ -104,10 +109,11 @@ class LostTracks:
         self.P = np.concatenate([self.P, P])[-self.capacity :]
         self.t = np.concatenate([self.t, t])[-self.capacity :]
         self.score = np.concatenate([self.score, score])[-self.capacity :]
+        self.born = np.concatenate([self.born, t if born is None else born])[-self.capacity :]
 
     def _keep(self, keep: np.ndarray) -> None:
         self.id, self.x, self.P = self.id[keep], self.x[keep], self.P[keep]
-        self.t, self.score = self.t[keep], self.score[keep]
+        self.t, self.score, self.born = self.t[keep], self.score[keep], self.born[keep]
 
     def expire(self, now: float, window: float) -> None:
         """Forget tracks whose state is more than ``window`` seconds older than ``now``."""
@@ -215,7 +221,8 @@ class LostTracks:
         lost = rows[found]
         revived = Revived(self.id[lost].copy(), detection, x, P,
                           self.score[lost] + existence.hit_score(
-                              pd, clutter, pairs.d2[k], pairs.log_det_S[k]))
+                              pd, clutter, pairs.d2[k], pairs.log_det_S[k]),
+                          self.born[lost].copy())
         keep = np.ones(len(self), dtype=bool)
         keep[lost] = False
         self._keep(keep)
@@ -289,7 +296,8 @@ class LostTracks:
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {"lost_id": self.id.copy(), "lost_x": self.x.copy(),
-                "lost_P": self.P.copy(), "lost_t": self.t.copy(), "lost_score": self.score.copy()}
+                "lost_P": self.P.copy(), "lost_t": self.t.copy(), "lost_score": self.score.copy(),
+                "lost_born": self.born.copy()}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore from :meth:`state_dict`; a state without lost tracks leaves none."""
@@ -304,6 +312,8 @@ class LostTracks:
         self.score = np.asarray(
             state.get("lost_score", np.full(self.t.shape, -np.inf)), dtype=float
         ).reshape(self.t.shape).copy()
+        self.born = np.asarray(state.get("lost_born", self.t), dtype=float).reshape(
+            self.t.shape).copy()
         # Rows a state editor padded with zeros (no id, no covariance) are no tracks.
         self._keep((self.id > 0) & (self.P[:, 0, 0] > 0) & (self.P[:, 1, 1] > 0))
 
@@ -346,7 +356,8 @@ def revive_into(
     tracks.id[rows] = found.ids
     tracks.status[rows] = CONFIRMED
     tracks.score[rows] = np.minimum(found.score, ceiling)
+    tracks.t_born[rows] = found.born
     if batch.cls is not None:
         weight = np.ones(det.size) if batch.conf is None else batch.conf[det]
         tracks.class_evidence[batch.cls[det], rows] = weight
-    return Revived(found.ids, det, found.x, found.P, found.score)
+    return Revived(found.ids, det, found.x, found.P, found.score, found.born)

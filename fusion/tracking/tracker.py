@@ -420,6 +420,7 @@ class Tracker:
             tracks.P[:, :, lost].transpose(2, 0, 1).copy(),
             tracks.t[lost].copy(),
             tracks.score[lost].copy(),
+            tracks.t_born[lost].copy(),
         )
         ids = np.sort(tracks.id[reported])
         tracks.remove(dead)

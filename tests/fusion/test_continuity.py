@@ -69,9 +69,11 @@ def test_a_target_lost_for_a_few_scans_gets_its_old_id_back():
         result = tracker.process(batch(k, float(k), [[10.0 * k, 0.0]]))
     assert tracker.confirmed().ids.tolist() == [first]
     assert result.updated.tolist() == [first]
-    # It carries on with the lost track's velocity, not a standing start.
+    # It carries on with the lost track's velocity, not a standing start, and it is not a
+    # young track (supersede and the duplicate sweep treat young tracks differently).
     row = int(np.flatnonzero(tracker.tracks.id[: len(tracker)] == first)[0])
     assert abs(tracker.tracks.x[2, row] - 10.0) < 1.0
+    assert tracker.tracks.t_born[row] == 0.0
 
 
 def test_a_lost_track_not_revived_when_its_detection_is_far_from_where_it_predicts():
@@ -123,11 +125,15 @@ def test_lost_tracks_expire_and_survive_a_checkpoint():
     again.load_state_dict(state)
     assert again.id.tolist() == [3, 4]
     assert again.score.tolist() == [3.0, 4.0]
+    assert again.born.tolist() == [2.0, 3.0]  # added without birth times: their state times
     # A checkpoint from before lost tracks kept a score: they can be claimed, never revived.
     del state["lost_score"]
     older = LostTracks()
     older.load_state_dict(state)
     assert older.id.tolist() == [3, 4] and np.all(np.isneginf(older.score))
+    del state["lost_born"]
+    older.load_state_dict(state)
+    assert older.born.tolist() == [2.0, 3.0]
 
 
 def test_table_rows_stay_in_id_order_after_an_id_is_given_back():
