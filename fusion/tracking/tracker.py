@@ -353,7 +353,9 @@ class Tracker:
         claimed = self.tracks.status[rows[pairs.track]] == CONFIRMED
         free[pairs.detection[claimed]] = False
         new = np.flatnonzero(free)
-        revived = revive_into(self.tracks, self.lost, batch, new, (pd, clutter, confirm_at),
+        # Revival weighs a detection against the track score; hit counting has none.
+        scored = new if self.config.lifecycle == "score" else new[:0]
+        revived = revive_into(self.tracks, self.lost, batch, scored, (pd, clutter, confirm_at),
                               self._accel_var, self._gamma, self._thresholds.ceiling)
         self.stats["revived"] += revived.ids.size
         new = np.setdiff1d(new, revived.detection, assume_unique=True)

@@ -76,6 +76,17 @@ def test_a_target_lost_for_a_few_scans_gets_its_old_id_back():
     assert tracker.tracks.t_born[row] == 0.0
 
 
+def test_hit_counting_does_not_revive():
+    tracker = Tracker(TrackerConfig(lifecycle="m_of_n"))
+    for k in range(10):
+        tracker.process(batch(k, float(k), [[10.0 * k, 0.0]]))
+    for k in range(10, 16):  # max_misses = 5 in coverage, and 3 s silent
+        tracker.process(batch(k, float(k), np.empty((0, 2))))
+    assert len(tracker.confirmed()) == 0 and len(tracker.lost) == 1
+    result = tracker.process(batch(16, 16.0, [[160.0, 0.0]]))
+    assert result.confirmed.size == 0 and result.initiated.size == 1
+
+
 def test_a_lost_track_not_revived_when_its_detection_is_far_from_where_it_predicts():
     tracker, _ = track_then_lose()
     result = tracker.process(batch(14, 14.0, [[140.0, 400.0]]))  # 400 m off its course
