@@ -30,13 +30,13 @@ References: Bar-Shalom, Li, Kirubarajan (2001), sec. 6.3 (the CV prediction) and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
 from scipy.special import ndtr
 
-__all__ = ["BreachModel", "breach_probability", "gap_and_normal"]
+__all__ = ["BreachModel", "breach_probability", "covariance_blocks", "gap_and_normal"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,11 +51,20 @@ class BreachModel:
         White acceleration noise variance of each motion mode (quiet, manoeuvring).
     prior : ndarray, shape (J,)
         Mode probabilities used where the tracker gives none.
+    noise_reach : float
+        ``2 sqrt(accel_vars[0]) horizon^2``, the noise part of :meth:`reach`.
     """
 
     horizon: float
     accel_vars: np.ndarray
     prior: np.ndarray
+    # The reach's noise term, worked out once: numpy scalar arithmetic costs a few
+    # microseconds a call.
+    noise_reach: float = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        noise_reach = 2.0 * np.sqrt(self.accel_vars[0]) * self.horizon**2
+        object.__setattr__(self, "noise_reach", noise_reach)  # frozen
 
     @classmethod
     def from_rule(cls, rule) -> BreachModel:
@@ -70,15 +79,30 @@ class BreachModel:
     def reach(self, speed: np.ndarray) -> np.ndarray:
         """Distance (N,) beyond which the quiet mode gives a track no real chance of a
         breach: its straight-line travel plus four sigma of its acceleration noise."""
-        return speed * self.horizon + 2.0 * np.sqrt(self.accel_vars[0]) * self.horizon**2
+        return speed * self.horizon + self.noise_reach
 
     def probability(
-        self, gap: np.ndarray, normal: np.ndarray, x: np.ndarray, P: np.ndarray,
+        self,
+        gap: np.ndarray,
+        normal: np.ndarray,
+        x: np.ndarray,
+        blocks: np.ndarray,
         mu: np.ndarray | None,
     ) -> np.ndarray:
-        """:func:`breach_probability` of M tracks (``mu`` (J, M) or None: the prior)."""
-        w = np.repeat(self.prior[:, None], gap.size, axis=1) if mu is None else mu
-        return breach_probability(gap, normal, x, P, self.horizon, self.accel_vars, w)
+        """:func:`breach_probability` of M tracks from their covariance blocks.
+
+        Parameters
+        ----------
+        gap, normal, x : ndarray, shapes (M,), (M, 2), (M, 4)
+            As for :func:`breach_probability`.
+        blocks : ndarray, shape (M, 3, 2, 2)
+            Position block, velocity block, and the position-velocity cross term
+            ``P_pv + P_vp'`` of each covariance (see :func:`covariance_blocks`).
+        mu : ndarray, shape (J, M), optional
+            Mode probabilities; None: the prior.
+        """
+        w = self.prior[:, None] if mu is None else mu  # (J, 1) broadcasts over tracks
+        return _from_blocks(gap, normal, x, blocks, self.horizon, self.accel_vars, w, 4)
 
 
 def gap_and_normal(polygon: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -147,30 +171,64 @@ def breach_probability(
     -------
     p : ndarray, shape (N,), in [0, 1]
     """
+    return _from_blocks(gap, normal, x, covariance_blocks(P), horizon, accel_vars, weights, steps)
+
+
+def covariance_blocks(P: np.ndarray) -> np.ndarray:
+    """The blocks of state covariances ``P`` (N, 4, 4) the breach probability reads,
+    (N, 3, 2, 2): position, velocity, and the cross term ``P_pv + P_vp'``."""
+    blocks = np.empty((P.shape[0], 3, 2, 2))
+    blocks[:, 0] = P[:, :2, :2]
+    blocks[:, 1] = P[:, 2:, 2:]
+    np.add(P[:, :2, 2:], P[:, 2:, :2].transpose(0, 2, 1), out=blocks[:, 2])
+    return blocks
+
+
+# Fractions k / steps (k = 1..steps) of the horizon, as a column, per number of steps.
+_FRACTIONS = {steps: (np.arange(1, steps + 1) / steps)[:, None] for steps in range(1, 9)}
+
+
+def _from_blocks(
+    gap: np.ndarray,
+    normal: np.ndarray,
+    x: np.ndarray,
+    blocks: np.ndarray,
+    horizon: float | np.ndarray,
+    accel_vars: np.ndarray,
+    weights: np.ndarray | None,
+    steps: int,
+) -> np.ndarray:
+    """:func:`breach_probability` with the covariance as :func:`covariance_blocks`."""
     n = gap.shape[0]
-    # A scalar horizon (the engine's case) fills an array: broadcast_to costs more.
-    H = np.full(n, float(horizon)) if np.ndim(horizon) == 0 else np.broadcast_to(
-        np.asarray(horizon, dtype=float), gap.shape)
-    n0, n1 = normal[:, 0], normal[:, 1]
-
-    def along(block: np.ndarray) -> np.ndarray:  # n' B n for 2x2 blocks B (N, 2, 2)
-        return n0 * n0 * block[:, 0, 0] + n0 * n1 * (block[:, 0, 1] + block[:, 1, 0]) \
-            + n1 * n1 * block[:, 1, 1]
-
-    closing = n0 * x[:, 2] + n1 * x[:, 3]  # n'v, negative towards the zone
-    var_p, var_v = along(P[:, :2, :2]), along(P[:, 2:, 2:])
-    cov_pv = along(P[:, :2, 2:] + P[:, 2:, :2].transpose(0, 2, 1))
+    n0, n1 = normal[:, :1], normal[:, 1:]
+    # n' B n of the three blocks at once, (N, 3): the same products in the same order
+    # as one block at a time, so the same bits.
+    along = (
+        n0 * n0 * blocks[..., 0, 0]
+        + n0 * n1 * (blocks[..., 0, 1] + blocks[..., 1, 0])
+        + n1 * n1 * blocks[..., 1, 1]
+    )
+    var_p, var_v, cov_pv = along[:, 0], along[:, 1], along[:, 2]
+    closing = normal[:, 0] * x[:, 2] + normal[:, 1] * x[:, 3]  # n'v, negative towards the zone
     J = accel_vars.shape[0]
     w = np.full((J, n), 1.0 / J) if weights is None else weights
     # Every look-ahead time and mode in one array each, (steps, N) and (J, steps, N):
     # a few calls per step instead of a few per time and mode (the engine's arrays are
     # a few hundred tracks, where each numpy call's overhead is the cost). The same
     # element-wise operations in the same order as one time at a time, so the same bits.
-    tau = H * (np.arange(1, steps + 1) / steps)[:, None]
+    fractions = _FRACTIONS.get(steps)
+    if fractions is None:
+        fractions = (np.arange(1, steps + 1) / steps)[:, None]
+    if np.ndim(horizon) == 0:  # the engine's case: the same times for every track
+        tau = (fractions * float(horizon)).repeat(n, axis=1)
+    else:
+        tau = np.broadcast_to(np.asarray(horizon, dtype=float), gap.shape) * fractions
     margin = gap + tau * closing  # m(tau) = n'(p - q) + tau n'v
     var = var_p + tau * cov_pv + tau * tau * var_v
     noise = accel_vars[:, None, None] * tau**4 / 4.0
     sigma = np.sqrt(np.maximum(var + noise, 1e-12))
     best = ndtr(-margin / sigma).max(axis=1)
     p = (w * best).sum(axis=0)
-    return np.where(gap <= 0.0, 1.0, np.clip(p, 0.0, 1.0))
+    np.minimum(np.maximum(p, 0.0, out=p), 1.0, out=p)  # np.clip, without its wrapper
+    np.copyto(p, 1.0, where=gap <= 0.0)
+    return p

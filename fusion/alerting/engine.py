@@ -199,17 +199,22 @@ class AlertEngine:
         else:
             snap = Snapshot.checked(ids, x, P, cls, conf, mu)
         deleted = np.asarray([] if deleted_ids is None else deleted_ids, np.int64).ravel()
-        deleted = np.unique(deleted)
+        if deleted.size > 1 and not (deleted[1:] > deleted[:-1]).all():
+            deleted = np.unique(deleted)  # the tracker lists them once each, ascending
         if deleted.size and len(snap):
             snap = snap.without(deleted)
         self._snap = snap
         self._t = t
         events: list[dict[str, Any]] = []
+        # The usual step: the same confirmed tracks as the last one.
+        ring_ids = self._ring.ids
+        same = ring_ids.size == snap.sorted_ids.size and bool((ring_ids == snap.sorted_ids).all())
         # Tracks that went away: close their alerts; an open incursion becomes lost_inside.
-        gone = self._gone(snap, deleted)
+        gone = self._gone(snap, deleted, same)
         if gone.size:
             self._handle_gone(t, gone, deleted, events)
-        self._ring.keep(snap.sorted_ids)
+        if not same:
+            self._ring.keep(snap.sorted_ids)
         self.record_evidence(t, updated_ids, sensor_id)
         for zone in self.zones:
             self._step_zone(t, zone, snap, events)
@@ -218,10 +223,11 @@ class AlertEngine:
             fill_lonlat(events, self.frame)
         return events
 
-    def _gone(self, snap: Snapshot, deleted: np.ndarray) -> np.ndarray:
-        """Tracks seen last step that are deleted or missing now (ascending ids)."""
+    def _gone(self, snap: Snapshot, deleted: np.ndarray, same: bool) -> np.ndarray:
+        """Tracks seen last step that are deleted or missing now (ascending ids); ``same``:
+        the snapshot holds the same tracks as the last one."""
         ring_ids = self._ring.ids
-        if ring_ids.size == snap.sorted_ids.size and np.array_equal(ring_ids, snap.sorted_ids):
+        if same:
             # Tentative tracks the tracker deleted never reached the engine: not gone.
             k = np.minimum(ring_ids.searchsorted(deleted), max(ring_ids.size - 1, 0))
             return deleted[ring_ids[k] == deleted] if ring_ids.size else deleted[:0]
@@ -475,10 +481,10 @@ class AlertEngine:
     def _send_updates(self, t, zone, v, index, rows, severity, events) -> None:
         """One update event per row of ``index`` (whose track is in view ``v``)."""
         values = v.values_many(index.view_pos[rows])
-        for j, row in enumerate(rows.tolist()):
-            ep = index.take_evidence(row, self._ring.sensors)
-            ep.fields = fields_from_row(values[j], zone.sides)
-            ep.severity = SEVERITIES[severity[j]]
+        episodes = index.take_evidence_many(rows, self._ring.sensors)
+        for ep, row_values, level in zip(episodes, values, severity.tolist(), strict=True):
+            ep.fields = fields_from_row(row_values, zone.sides)
+            ep.severity = SEVERITIES[level]
             events.append(ep.event("update", t))
         index.fresh[rows] = False
         index.last_emit[rows] = t

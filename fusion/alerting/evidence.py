@@ -69,7 +69,7 @@ class EvidenceRing:
 
     def keep(self, ids: np.ndarray) -> None:
         """Hold rows for exactly these tracks (ascending ids); new tracks start empty."""
-        if ids.size == self.ids.size and np.array_equal(ids, self.ids):
+        if ids.size == self.ids.size and (ids == self.ids).all():
             return  # the usual step: the same confirmed tracks as last time
         idx = np.minimum(self.ids.searchsorted(ids), max(self.ids.size - 1, 0))
         found = self.ids[idx] == ids if self.ids.size else np.zeros(ids.size, bool)
@@ -104,7 +104,7 @@ class EvidenceRing:
         if rows.size == 0:
             return updated[:0]
         # The sensor's own slot if it has one, else the stalest slot.
-        slot = self.slot[:, code][rows].astype(np.intp)
+        slot = self.slot[rows, code].astype(np.intp)
         new = slot < 0
         if new.any():
             fresh = rows[new]

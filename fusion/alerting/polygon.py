@@ -3,7 +3,7 @@
 A zone boundary is held as an edge table ``(E, 4)`` with rows ``ax, ay, bx, by`` (every
 ring: exteriors and holes). The alert engine asks the same few questions of a few
 hundred track positions at every step; each is answered here for all points against all
-edges at once, in chunks that bound the ``(M, E)`` temporaries:
+edges at once, in chunks that bound the ``(E, M)`` temporaries:
 
 * :func:`nearest_on_edges` -- the nearest boundary point and its distance;
 * :func:`inside` -- strictly inside, by the even-odd crossing rule (holes and the parts
@@ -54,6 +54,8 @@ def chain_edges(chain: np.ndarray) -> np.ndarray:
 def _chunks(m: int, e: int) -> list[slice]:
     """Slices of ``m`` points, each small enough that points x ``e`` edges fit a chunk."""
     step = max(1, _CHUNK // max(e, 1))
+    if m <= step:  # the usual case: one chunk
+        return [slice(0, m)] if m else []
     return [slice(lo, min(lo + step, m)) for lo in range(0, m, step)]
 
 
@@ -82,6 +84,15 @@ class EdgeTable:
         # horizontal edge, which never straddles one (so no inf * 0 at query time).
         ey = self.ey[b]
         self.slope = np.divide(self.ex[b], ey, out=np.zeros_like(ey), where=ey != 0)
+        # The queries work on (E, M) arrays, edges down and points across, so that
+        # numpy's inner loop runs along the points (hundreds) rather than the edges (a
+        # handful): each edge quantity as an (E, 1) column, sliced once.
+        self._set_bounds = list(zip(self.splits[:-1], self.splits[1:], strict=True))
+        self._all = tuple(a[:, None] for a in (self.ax, self.ay, self.ex, self.ey, self.inv_ee))
+        self._boundary = tuple(
+            a[b, None] for a in (self.ax, self.ay, self.by, self.ex, self.ey)
+        ) + (self.slope[:, None],)
+        self._ones = np.ones(self.n_boundary, np.uint8)  # counts crossings (inside)
 
     def nearest(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         """Nearest boundary distance and point, and the nearest distance to each further set.
@@ -96,23 +107,23 @@ class EdgeTable:
         """
         m, nb = points.shape[0], self.n_boundary
         d2, q = np.empty(m), np.empty((m, 2))
-        d2_sets = [np.empty(m) for _ in self.splits[1:]]
-        bounds = list(zip([0, *self.splits[:-1]], self.splits, strict=True))
+        d2_sets = np.empty((len(self._set_bounds), m))
+        ax, ay, ex, ey, inv_ee = self._all
         for c in _chunks(m, self.edges.shape[0]):
-            px, py = points[c, :1], points[c, 1:]
+            px, py = points[c, 0], points[c, 1]
             # u = clamp((p - a) . e / |e|^2, 0, 1): where the perpendicular from p lands
-            u = ((px - self.ax) * self.ex + (py - self.ay) * self.ey) * self.inv_ee
+            u = ((px - ax) * ex + (py - ay) * ey) * inv_ee
             np.clip(u, 0.0, 1.0, out=u)
-            qx, qy = self.ax + u * self.ex, self.ay + u * self.ey
+            qx, qy = ax + u * ex, ay + u * ey
             dist2 = (px - qx) ** 2 + (py - qy) ** 2
-            # argmin and a flat gather: much cheaper than min(axis=1) on narrow rows
-            row0 = np.arange(u.shape[0]) * u.shape[1]
-            k = row0 + dist2[:, :nb].argmin(axis=1)
+            # The nearest boundary edge of each point (the first of equals), gathered flat.
+            n = u.shape[1]
+            k = dist2[:nb].argmin(axis=0) * n + np.arange(n)
             d2[c] = dist2.ravel()[k]
             q[c, 0], q[c, 1] = qx.ravel()[k], qy.ravel()[k]
-            for (lo, hi), out in zip(bounds[1:], d2_sets, strict=True):
-                out[c] = dist2.ravel()[row0 + lo + dist2[:, lo:hi].argmin(axis=1)]
-        return np.sqrt(d2), q, [np.sqrt(o) for o in d2_sets]
+            for (lo, hi), out in zip(self._set_bounds, d2_sets, strict=True):
+                dist2[lo:hi].min(axis=0, out=out[c])
+        return np.sqrt(d2, out=d2), q, list(np.sqrt(d2_sets, out=d2_sets))
 
     def inside(self, points: np.ndarray) -> np.ndarray:
         """Even-odd rule: does a ray to +east cross the boundary an odd number of times?
@@ -124,17 +135,17 @@ class EdgeTable:
             that care test the distance to the boundary too).
         """
         nb = self.n_boundary
-        ax, ay, by = self.ax[:nb], self.ay[:nb], self.by[:nb]
-        ones = np.ones(nb, np.uint8)  # counts crossings by a (M, E) x (E,) product
+        ax, ay, by, _, _, slope = self._boundary
+        ones = self._ones  # counts crossings by an (E,) x (E, M) product
         out = np.empty(points.shape[0], bool)
         for c in _chunks(points.shape[0], nb):
-            px, py = points[c, :1], points[c, 1:]
+            px, py = points[c, 0], points[c, 1]
             # The edge straddles the ray's line (half-open, so a vertex counts once) ...
             straddle = (ay > py) != (by > py)
             # ... and meets it east of the point.
-            east = px < ax + (py - ay) * self.slope
-            crossings = (straddle & east).view(np.uint8) @ ones  # mod 256: parity survives
-            out[c] = (crossings & 1).astype(bool)
+            straddle &= px < ax + (py - ay) * slope
+            crossings = ones @ straddle.view(np.uint8)  # mod 256: parity survives
+            out[c] = (crossings & 1).view(bool)
         return out
 
     def first_crossing(self, start: np.ndarray, delta: np.ndarray) -> np.ndarray:
@@ -153,11 +164,11 @@ class EdgeTable:
             Smallest ``s`` in [0, 1] with a crossing, ``inf`` where there is none.
         """
         nb = self.n_boundary
-        ax, ay, ex, ey = self.ax[:nb], self.ay[:nb], self.ex[:nb], self.ey[:nb]
+        ax, ay, _, ex, ey, _ = self._boundary
         out = np.full(start.shape[0], np.inf)
         for c in _chunks(start.shape[0], nb):
-            px, py = start[c, :1], start[c, 1:]
-            dx, dy = delta[c, :1], delta[c, 1:]
+            px, py = start[c, 0], start[c, 1]
+            dx, dy = delta[c, 0], delta[c, 1]
             denom = dx * ey - dy * ex  # cross(d, e)
             parallel = denom == 0
             denom[parallel] = 1.0  # never counted (ok below); avoids a 0/0 warning
@@ -166,7 +177,8 @@ class EdgeTable:
             u = (wx * dy - wy * dx) / denom  # cross(a - p, d) / cross(d, e)
             ok = ~parallel & (s >= 0) & (s <= 1) & (u >= 0) & (u <= 1)
             s = np.where(ok, s, np.inf)
-            out[c] = s.ravel()[np.arange(s.shape[0]) * s.shape[1] + s.argmin(axis=1)]
+            n = s.shape[1]
+            out[c] = s.ravel()[s.argmin(axis=0) * n + np.arange(n)]
         return out
 
 

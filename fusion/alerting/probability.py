@@ -21,7 +21,13 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr
 
-__all__ = ["FAR_SIGMAS", "box_distance", "halfplane_probability", "position_sigma_bound"]
+__all__ = [
+    "FAR_SIGMAS",
+    "box_distance",
+    "halfplane_probability",
+    "halfplane_probability_along",
+    "position_sigma_bound",
+]
 
 # Phi(-8) ~ 6e-16: beyond this many sigma a track's probability is exactly 0 or 1.
 FAR_SIGMAS = 8.0
@@ -55,10 +61,20 @@ def box_distance(pos: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     ndarray, shape (N,)
         A lower bound on the distance to anything inside the box.
     """
-    x0, y0, x1, y1 = bounds
-    dx = np.maximum(np.maximum(x0 - pos[:, 0], pos[:, 0] - x1), 0.0)
-    dy = np.maximum(np.maximum(y0 - pos[:, 1], pos[:, 1] - y1), 0.0)
-    return np.hypot(dx, dy)
+    x0, y0, x1, y1 = bounds.tolist()
+    east, north = pos[:, 0], pos[:, 1]
+    # Column by column: (N, 2)-shaped arithmetic runs numpy's inner loop two wide.
+    dx = np.maximum(x0 - east, east - x1)
+    dy = np.maximum(y0 - north, north - y1)
+    np.maximum(dx, 0.0, out=dx)
+    np.maximum(dy, 0.0, out=dy)
+    # hypot(d, 0) is exactly d, and most points are beside the box rather than off a
+    # corner of it, so hypot (costly per element) runs only where both are non-zero.
+    box = dx + dy
+    corner = (np.minimum(dx, dy) > 0).nonzero()[0]
+    if corner.size:
+        box[corner] = np.hypot(dx[corner], dy[corner])
+    return box
 
 
 def halfplane_probability(
@@ -85,6 +101,14 @@ def halfplane_probability(
     """
     diff = pos - q
     n = np.divide(diff, d[:, None], out=np.zeros_like(diff), where=d[:, None] > 0)
+    return halfplane_probability_along(n, d, inside, P_pos)
+
+
+def halfplane_probability_along(
+    n: np.ndarray, d: np.ndarray, inside: np.ndarray, P_pos: np.ndarray
+) -> np.ndarray:
+    """:func:`halfplane_probability` given the unit normals ``n`` (M, 2) already: ``(pos -
+    q) / d``, 0 where ``d`` is 0 (:meth:`fusion.alerting.zones.Zone.measure` has them)."""
     # sigma^2 = n' P n
     var = (
         n[:, 0] * n[:, 0] * P_pos[:, 0, 0]

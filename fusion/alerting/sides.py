@@ -126,6 +126,10 @@ def nearer_side(
     centre, normal : ndarray, shape (2,)
         The zone's centroid and the unit normal to the positive side.
     """
-    ahead = (points - centre) @ normal >= 0
-    out = np.where(d_pos < d_neg, 1, np.where(d_neg < d_pos, -1, np.where(ahead, 1, -1)))
-    return out.astype(np.int8)
+    # 1 - 0, 0 - 1, or 0 on a tie: two comparisons and a subtraction, as int8.
+    out = (d_pos < d_neg).view(np.int8) - (d_neg < d_pos).view(np.int8)
+    tie = (out == 0).nonzero()[0]
+    if tie.size:  # rare: the axis test only then
+        ahead = (points - centre) @ normal >= 0
+        out[tie] = np.where(ahead[tie], 1, -1)
+    return out

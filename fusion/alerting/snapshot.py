@@ -35,6 +35,9 @@ class Snapshot:
         IMM mode probabilities (quiet, manoeuvring), when the tracker gives them.
     order : ndarray, shape (N,), intp
         ``ids[order]`` is ascending.
+    ids_ascending : bool
+        ``ids`` is strictly ascending (the tracker's order): ``order`` is the identity,
+        ``sorted_ids`` is ``ids`` and the ids are unique.
     """
 
     ids: np.ndarray
@@ -49,7 +52,8 @@ class Snapshot:
     def __post_init__(self) -> None:
         if self.P_vel is None:
             self.P_vel = np.zeros((self.ids.size, 2, 4))
-        if self.ids.size < 2 or (self.ids[1:] > self.ids[:-1]).all():
+        self.ids_ascending = bool(self.ids.size < 2 or (self.ids[1:] > self.ids[:-1]).all())
+        if self.ids_ascending:
             # The tracker lists its tracks by id: nothing to sort, and no duplicates.
             self.order = np.arange(self.ids.size)
             self.sorted_ids = self.ids
@@ -67,7 +71,8 @@ class Snapshot:
         self.speed = self.table[:, 4]
         np.hypot(self.x[:, 2], self.x[:, 3], out=self.speed)
         # sqrt(trace P) bounds the position standard deviation in any direction.
-        self.sigma = np.sqrt(np.maximum(self.P_pos[:, 0, 0] + self.P_pos[:, 1, 1], 0.0))
+        sigma = self.P_pos[:, 0, 0] + self.P_pos[:, 1, 1]
+        self.sigma = np.sqrt(np.maximum(sigma, 0.0, out=sigma), out=sigma)
 
     @classmethod
     def empty(cls) -> Snapshot:
@@ -89,11 +94,11 @@ class Snapshot:
             On malformed shapes, duplicate ids, class codes out of range, NaN or inf.
         """
         ids = np.asarray(ids)
-        if ids.ndim != 1 or not (ids.size == 0 or np.issubdtype(ids.dtype, np.integer)):
+        if ids.ndim != 1 or not (ids.size == 0 or ids.dtype.kind in "iu"):  # signed, unsigned
             raise ValueError(f"ids must be a 1-D integer array, got {ids.dtype} {ids.shape}")
         ids = ids.astype(np.int64)
         n = ids.size
-        if any(a is None for a in (x, P, cls_, conf)):
+        if x is None or P is None or cls_ is None or conf is None:
             raise ValueError("a snapshot needs ids, x, P, cls and conf")
         x = np.asarray(x, dtype=float)
         P = np.asarray(P, dtype=float)
@@ -111,8 +116,12 @@ class Snapshot:
         signed = cls_.dtype.kind != "u"
         if n and ((signed and int(cls_.min()) < 0) or int(cls_.max()) >= len(CLASSES)):
             raise ValueError(f"cls holds indices outside 0..{len(CLASSES) - 1}")
+        # One copy of the whole covariance (a memcpy) costs a fraction of copying its
+        # position and velocity blocks apart (two strided gathers); the snapshot keeps
+        # views of the blocks it reads.
+        P = P.copy()
         Pp = P[:, :2, :2]
-        P_vel = P[:, 2:, :].copy() if P.shape[1] == 4 else None
+        P_vel = P[:, 2:, :] if P.shape[1] == 4 else None
         # A finite sum means finite entries: one sum over the whole contiguous arrays
         # usually settles it. Otherwise (or on overflow) the blocks the engine reads are
         # checked one by one, so an entry it never reads is not an error.
@@ -127,8 +136,9 @@ class Snapshot:
             mu = np.array(mu, dtype=float)
             if mu.ndim != 2 or mu.shape[1] != n or not np.isfinite(mu).all():
                 raise ValueError(f"mu must be a finite (J, {n}) array, got {mu.shape}")
-        snap = cls(ids, x, Pp.copy(), cls_.astype(np.uint8), conf, P_vel, mu)
-        if n > 1 and (snap.sorted_ids[1:] == snap.sorted_ids[:-1]).any():
+        snap = cls(ids, x, Pp, cls_.astype(np.uint8), conf, P_vel, mu)
+        # Strictly ascending ids (the usual case) are unique already.
+        if not snap.ids_ascending and (snap.sorted_ids[1:] == snap.sorted_ids[:-1]).any():
             raise ValueError("track ids in a snapshot must be unique")
         return snap
 
@@ -149,9 +159,15 @@ class Snapshot:
         )  # fmt: skip
 
     def rows_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Snapshot rows of ``ids``: (row (K,), found (K,) bool; row is 0 where not found)."""
+        """Snapshot rows of ``ids``: (row (K,), found (K,) bool).
+
+        Where an id is not found its row is some valid row (callers mask with ``found``).
+        """
         if self.ids.size == 0:
             return np.zeros(ids.shape, np.intp), np.zeros(ids.shape, bool)
+        if self.ids_ascending:  # the position among the sorted ids is the row
+            k = np.minimum(self.ids.searchsorted(ids), self.ids.size - 1)
+            return k, self.ids[k] == ids
         k = np.minimum(self.sorted_ids.searchsorted(ids), self.ids.size - 1)
         found = self.sorted_ids[k] == ids
         return np.where(found, self.order[k], 0), found

@@ -52,8 +52,9 @@ class ZoneState:
     ----------
     ids : ndarray, shape (K,), int64
         Track ids, ascending.
-    table : ndarray, shape (K, len(STATE_COLUMNS))
-        ``side_from`` (1, -1, 0 = none seen) and the timers (NaN = not running).
+    table : ndarray, shape (len(STATE_COLUMNS), K)
+        One row per column: ``side_from`` (1, -1, 0 = none seen) and the timers (NaN =
+        not running). Column-major, so that a view's columns are contiguous rows.
     """
 
     ids: np.ndarray
@@ -61,27 +62,27 @@ class ZoneState:
 
     @classmethod
     def empty(cls) -> ZoneState:
-        return cls(np.zeros(0, np.int64), np.zeros((0, len(STATE_COLUMNS))))
+        return cls(np.zeros(0, np.int64), np.zeros((len(STATE_COLUMNS), 0)))
 
     def as_columns(self) -> dict[str, np.ndarray]:
         """Checkpoint form: ``ids`` and one array per column."""
-        return {"ids": self.ids, **dict(zip(STATE_COLUMNS, self.table.T, strict=True))}
+        return {"ids": self.ids, **dict(zip(STATE_COLUMNS, self.table, strict=True))}
 
     @classmethod
     def from_columns(cls, columns: dict[str, np.ndarray]) -> ZoneState:
-        table = np.column_stack([np.asarray(columns[c], float) for c in STATE_COLUMNS])
-        return cls(np.asarray(columns["ids"], np.int64), table.reshape(-1, len(STATE_COLUMNS)))
+        table = np.array([np.asarray(columns[c], float).ravel() for c in STATE_COLUMNS])
+        return cls(np.asarray(columns["ids"], np.int64), table.reshape(len(STATE_COLUMNS), -1))
 
     def live_ids(self) -> np.ndarray:
         """Tracks with a timer running (they are evaluated wherever they are)."""
-        return self.ids[~np.isnan(self.table[:, _LIVE]).all(axis=1)]
+        return self.ids[~np.isnan(self.table[_LIVE]).all(axis=0)]
 
     def gather(self, ids: np.ndarray) -> np.ndarray:
-        """Rows for ``ids`` (defaults where there is none), shape (M, len(STATE_COLUMNS))."""
+        """Columns for ``ids`` (defaults where there is none), shape (len(STATE_COLUMNS), M)."""
         if self.ids.size == 0:
-            return np.tile(_STATE_DEFAULT, (ids.size, 1))
+            return np.repeat(_STATE_DEFAULT[:, None], ids.size, axis=1)
         k = np.minimum(self.ids.searchsorted(ids), self.ids.size - 1)
-        return np.where((self.ids[k] == ids)[:, None], self.table[k], _STATE_DEFAULT)
+        return np.where(self.ids[k] == ids, self.table[:, k], _STATE_DEFAULT[:, None])
 
     def after(self, v: ZoneView, snap: Snapshot) -> ZoneState:
         """The state for the next step: the evaluated rows that carry anything, and the
@@ -89,13 +90,14 @@ class ZoneState:
         rows, present = snap.rows_of(self.ids)
         evaluated = np.zeros(len(snap), bool)
         evaluated[v.rows] = True
-        carried = present.copy()
-        carried[present] = ~evaluated[rows[present]]
-        table = np.column_stack([v.col[c] for c in STATE_COLUMNS])
-        keep = (table[:, 0] != 0) | ~np.isnan(table[:, 1:]).all(axis=1)
+        # rows is some valid row where a track is not present (none in an empty snapshot)
+        carried = present & ~evaluated[rows] if len(snap) else present
+        table = np.array([v.col[c] for c in STATE_COLUMNS])
+        keep = (table[0] != 0) | ~np.isnan(table[1:]).all(axis=0)
         ids = np.concatenate([self.ids[carried], v.ids[keep]])
         order = np.argsort(ids, kind="stable")
-        return ZoneState(ids[order], np.vstack([self.table[carried], table[keep]])[order])
+        merged = np.concatenate([self.table[:, carried], table[:, keep]], axis=1)
+        return ZoneState(ids[order], merged[:, order])
 
 
 @dataclass
@@ -123,6 +125,8 @@ class ZoneView:
         Side now (1, -1); 0 for a track far from the zone.
     col : dict of str to ndarray, shape (M,)
         The ``STATE_COLUMNS`` of these tracks, advanced in place by the kind functions.
+    ids_ascending : bool
+        ``ids`` is ascending (a snapshot in the tracker's order): no sort to search it.
     """
 
     rows: np.ndarray
@@ -134,6 +138,7 @@ class ZoneView:
     dist: np.ndarray
     side: np.ndarray
     col: dict[str, np.ndarray]
+    ids_ascending: bool = False
 
     def __post_init__(self) -> None:
         self._by_id: np.ndarray | None = None
@@ -182,6 +187,9 @@ class ZoneView:
         """View positions of ``ids``: (position (K,), found (K,) bool)."""
         if self.ids.size == 0:
             return np.zeros(ids.shape, np.intp), np.zeros(ids.shape, bool)
+        if self.ids_ascending:
+            k = np.minimum(self.ids.searchsorted(ids), self.ids.size - 1)
+            return k, self.ids[k] == ids
         order = self.by_id()
         k = order[np.minimum(self.ids.searchsorted(ids, sorter=order), self.ids.size - 1)]
         return k, self.ids[k] == ids
@@ -219,48 +227,86 @@ def build_view(
     """
     reach = snap.speed * (horizon or 0.0)
     if breach is not None:
-        reach = np.maximum(reach, breach.reach(snap.speed))
-    margin = np.maximum(np.maximum(FAR_SIGMAS * snap.sigma, reach), band)
+        np.maximum(reach, breach.reach(snap.speed), out=reach)
+    margin = np.maximum(FAR_SIGMAS * snap.sigma, reach, out=reach)
+    np.maximum(margin, band, out=margin)
     box = box_distance(snap.x[:, :2], zone.bounds)
-    near = box <= margin + 1.0
-    active = near.copy()
-    rows, found = snap.rows_of(np.concatenate([state.live_ids(), *open_ids]))
-    active[rows[found]] = True
-    rows = active.nonzero()[0]
+    margin += 1.0
+    near = box <= margin
+    rows = near.nonzero()[0]
+    # Tracks with a timer running or an alert open are evaluated wherever they are;
+    # they are nearly always near already (then the near tracks are the view).
+    extra, found = snap.rows_of(np.concatenate([state.live_ids(), *open_ids]))
+    extra = extra[found]
+    sub = None  # view positions of the near tracks; None: all of them
+    if extra.size and not near[extra].all():
+        active = near.copy()
+        active[extra] = True
+        rows = active.nonzero()[0]
+        sub = near[rows].nonzero()[0]
+    table = snap.table[rows]
     m = rows.size
-    p_in, ttb, p_breach = np.zeros(m), np.full(m, np.inf), np.zeros(m)
-    dist, side = np.full(m, np.inf), np.zeros(m, np.int8)
-    sub = near[rows].nonzero()[0]
-    if sub.size:
-        r = rows[sub]
-        x = snap.table[r, :4]
-        got = zone.measure(x[:, :2], snap.P_pos[r], x[:, 2:], horizon or 0.0, box[r])
-        p_in[sub], dist[sub], side[sub] = got.p_inside, got.distance, got.side
-        if horizon is not None:
-            ttb[sub] = got.time_to_breach
-        if breach is not None:
-            p_breach[sub] = _breach(breach, snap, r, x, got.distance, got.normal)
+    if sub is None and m:
+        got = _measure(zone, snap, rows, table, horizon, box, breach)
+        p_in, ttb, p_breach, dist, side = got
+    else:
+        p_in, ttb, p_breach = np.zeros(m), np.full(m, np.inf), np.zeros(m)
+        dist, side = np.full(m, np.inf), np.zeros(m, np.int8)
+        if sub is not None and sub.size:
+            got = _measure(zone, snap, rows[sub], table[sub], horizon, box, breach)
+            p_in[sub], ttb[sub], p_breach[sub], dist[sub], side[sub] = got
     ids = snap.ids[rows]
-    col = dict(zip(STATE_COLUMNS, state.gather(ids).T, strict=True))
+    col = dict(zip(STATE_COLUMNS, state.gather(ids), strict=True))
     # Where the track came from: the last side it was seen on while outside.
     col["side_from"] = np.where((dist > 0) & (side != 0), side, col["side_from"])
-    return ZoneView(rows, ids, snap.table[rows], p_in, ttb, p_breach, dist, side, col)
+    return ZoneView(rows, ids, table, p_in, ttb, p_breach, dist, side, col, snap.ids_ascending)
+
+
+def _measure(
+    zone: Zone,
+    snap: Snapshot,
+    r: np.ndarray,
+    table: np.ndarray,
+    horizon: float | None,
+    box: np.ndarray,
+    breach: BreachModel | None,
+) -> tuple[np.ndarray, ...]:
+    """P(inside), time to breach, P(breach), distance and side of snapshot rows ``r``
+    (K,) near the zone, whose snapshot table rows are ``table`` (K, len(COLUMNS))."""
+    pos, vel, speed = table[:, :2], table[:, 2:4], table[:, 4]
+    got = zone.measure(pos, snap.P_pos[r], vel, horizon or 0.0, box[r], speed, snap.sigma[r])
+    ttb = got.time_to_breach if horizon is not None else np.full(r.size, np.inf)
+    if breach is None:
+        p_breach = np.zeros(r.size)
+    else:
+        p_breach = _breach(breach, snap, r, table, got.distance, got.normal)
+    return got.p_inside, ttb, p_breach, got.distance, got.side
 
 
 def _breach(
-    model: BreachModel, snap: Snapshot, r: np.ndarray, x: np.ndarray, gap: np.ndarray,
+    model: BreachModel,
+    snap: Snapshot,
+    r: np.ndarray,
+    table: np.ndarray,
+    gap: np.ndarray,
     normal: np.ndarray,
 ) -> np.ndarray:
-    """P(breach) of snapshot rows ``r`` (K,) with states ``x`` (K, 4) and their zone
-    distances and normals; 1 inside, 0 beyond the model's reach (no sums spent there)."""
-    p = np.where(gap > 0, 0.0, 1.0)
-    k = ((gap > 0) & (gap <= model.reach(snap.speed[r]))).nonzero()[0]
+    """P(breach) of snapshot rows ``r`` (K,) with table rows ``table`` (K, len(COLUMNS))
+    and their zone distances and normals; 1 inside, 0 beyond the model's reach (no
+    sums spent there)."""
+    outside = gap > 0
+    p = np.where(outside, 0.0, 1.0)
+    k = (outside & (gap <= model.reach(table[:, 4]))).nonzero()[0]
     if k.size:
         rk = r[k]
-        P = np.empty((k.size, 4, 4))
-        P[:, :2, :2] = snap.P_pos[rk]
-        P[:, 2:, :] = snap.P_vel[rk]  # type: ignore[index]
-        P[:, :2, 2:] = P[:, 2:, :2].transpose(0, 2, 1)
+        # Position, velocity, and the cross term P_pv + P_vp' = 2 P_vp' (the tracker's
+        # P is symmetric; only its velocity rows are kept).
+        blocks = np.empty((k.size, 3, 2, 2))
+        blocks[:, 0] = snap.P_pos[rk]
+        P_vel = snap.P_vel[rk]  # type: ignore[index]
+        blocks[:, 1] = P_vel[:, :, 2:]
+        vp_t = P_vel[:, :, :2].transpose(0, 2, 1)
+        np.add(vp_t, vp_t, out=blocks[:, 2])
         mu = None if snap.mu is None else snap.mu[:, rk]
-        p[k] = model.probability(gap[k], normal[k], x[k], P, mu)
+        p[k] = model.probability(gap[k], normal[k], table[k, :4], blocks, mu)
     return p

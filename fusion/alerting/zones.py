@@ -41,6 +41,7 @@ from fusion.alerting.probability import (
     FAR_SIGMAS,
     box_distance,
     halfplane_probability,
+    halfplane_probability_along,
     position_sigma_bound,
 )
 from fusion.geo import LocalFrame
@@ -376,6 +377,8 @@ class Zone:
         vel: np.ndarray,
         horizon: float,
         box: np.ndarray | None = None,
+        speed: np.ndarray | None = None,
+        sigma: np.ndarray | None = None,
     ) -> ZoneMeasures:
         """P(inside), time to breach, distance and side of M positions in one pass.
 
@@ -392,6 +395,10 @@ class Zone:
             Look-ahead for the time to breach, seconds.
         box : ndarray, shape (M,), optional
             Distance of each position to the zone's bounding box, if already known.
+        speed : ndarray, shape (M,), optional
+            ``hypot`` of ``vel``, if already known (the snapshot has it).
+        sigma : ndarray, shape (M,), optional
+            :func:`position_sigma_bound` of ``P_pos``, if already known.
 
         Returns
         -------
@@ -399,26 +406,32 @@ class Zone:
         """
         edges = self._edges  # type: ignore[attr-defined]
         d, q, (d_pos, d_neg) = edges.nearest(pos)
-        strictly = edges.inside(pos) & (d > 0)
+        off = d > 0  # not on the boundary
+        strictly = edges.inside(pos) & off
         on = strictly | (d == 0)
-        p_in = np.zeros(pos.shape[0])
         if box is None:
             box = box_distance(pos, self._bounds)  # type: ignore[attr-defined]
+        if sigma is None:
+            sigma = position_sigma_bound(P_pos)
+        if speed is None:
+            speed = np.hypot(vel[:, 0], vel[:, 1])
+        # Unit normals from the nearest boundary point, for P(inside) and breaches.
+        normal = np.divide(pos - q, d[:, None], out=np.zeros_like(pos), where=off[:, None])
+        p_in = np.zeros(pos.shape[0])
         # Beyond FAR_SIGMAS the probability is 0 (as in probability_inside).
-        close = (box <= FAR_SIGMAS * position_sigma_bound(P_pos)).nonzero()[0]
-        p_in[close] = halfplane_probability(
-            pos[close], q[close], d[close], strictly[close], P_pos[close]
+        close = (box <= FAR_SIGMAS * sigma).nonzero()[0]
+        p_in[close] = halfplane_probability_along(
+            normal[close], d[close], strictly[close], P_pos[close]
         )
-        speed = np.hypot(vel[:, 0], vel[:, 1])
         ttb = np.where(on, 0.0, np.inf)
         if horizon > 0:
             # Outside, moving, and within reach of the box: the first boundary crossing
             # along pos -> pos + vel * horizon is the entry.
             move = (~on & (speed > 0) & (box <= speed * horizon)).nonzero()[0]
-            s = self._edges.first_crossing(pos[move], vel[move] * horizon)  # type: ignore[attr-defined]
-            ttb[move] = s * horizon
+            if move.size:
+                s = edges.first_crossing(pos[move], vel[move] * horizon)
+                ttb[move] = s * horizon
         side = sides.nearer_side(pos, d_pos, d_neg, self._centre, self._normal)  # type: ignore[attr-defined]
-        normal = np.divide(pos - q, d[:, None], out=np.zeros_like(pos), where=d[:, None] > 0)
         return ZoneMeasures(p_in, ttb, np.where(on, 0.0, d), side, normal)
 
     # ------------------------------------------------------------------- GeoJSON
