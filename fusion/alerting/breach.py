@@ -219,7 +219,7 @@ def _from_blocks(
     fractions = _FRACTIONS.get(steps)
     if fractions is None:
         fractions = (np.arange(1, steps + 1) / steps)[:, None]
-    if np.ndim(horizon) == 0:  # the engine's case: the same times for every track
+    if isinstance(horizon, float) or np.ndim(horizon) == 0:  # the engine's: one for all
         tau = (fractions * float(horizon)).repeat(n, axis=1)
     else:
         tau = np.broadcast_to(np.asarray(horizon, dtype=float), gap.shape) * fractions

@@ -374,6 +374,8 @@ class AlertEngine:
 
         ``reason`` is the close reason, or ``reason(episode, position)`` giving it.
         """
+        if not at.size:
+            return []
         index = self._index[(zone.name, kind)]
         closed = []
         for i in at.tolist():
@@ -390,6 +392,8 @@ class AlertEngine:
         No alert opens on a prediction alone: a track that no sensor updated while its
         condition held (a track coasting after a restart, a ghost) waits until one does.
         """
+        if not at.size:
+            return
         rule = self.rules.for_zone(zone.name)[kind]
         for i in at.tolist():
             tid = int(v.ids[i])

@@ -160,13 +160,16 @@ def loitering(
     col["loit_n"] = np.where(restart, north, col["loit_n"])
     col["loit_t"] = np.where(restart, t, col["loit_t"])
     col["loit_t"] = np.where(in_band | is_open, col["loit_t"], np.nan)
-    moved_by = np.hypot(east - col["loit_e"], north - col["loit_n"])
-    away = (v.dist > rule.band) | (moved_by > rule.radius_close) | ~ok
+    # Distance from the anchor as it is now: 0 where it just moved to the track (the
+    # hypot of two zeros), unchanged elsewhere. The zone distance is never NaN, so
+    # ~in_band is "out of the band, or a class the rule ignores".
+    moved_by = np.where(restart, 0.0, moved_by)
+    away = ~in_band | (moved_by > rule.radius_close)
     col["loit_off"] = _since(is_open & away, col["loit_off"], t)
     close = _where(is_open & _held(col["loit_off"], t, rule.dwell_close))
-    # A new loiter needs a fresh dwell.
-    col["loit_t"][close] = np.nan
-    col["loit_off"][close] = np.nan
+    if close.size:  # a new loiter needs a fresh dwell
+        col["loit_t"][close] = np.nan
+        col["loit_off"][close] = np.nan
     open_ = _where(~is_open & in_band & _held(col["loit_t"], t, rule.time))
     return close, open_
 

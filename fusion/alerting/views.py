@@ -166,16 +166,17 @@ class ZoneView:
         ]
 
     def values_many(self, at: np.ndarray) -> list[list[float]]:
-        """:meth:`values` of several view positions ``at`` (K,), gathered column-wise."""
-        ttb = self.ttb[at]
-        columns = (
-            self.table[at, :5].T.tolist()
-            + [self.p_inside[at].tolist(), np.where(ttb == np.inf, np.nan, ttb).tolist()]
-            + [self.p_breach[at].tolist()]
-            + [self.side[at].astype(float).tolist()]
-            + self.table[at, 5:7].T.tolist()
-        )
-        return [list(row) for row in zip(*columns, strict=True)]
+        """:meth:`values` of several view positions ``at`` (K,): one (K, 11) array, one
+        ``tolist``."""
+        rows, ttb = self.table[at], self.ttb[at]
+        out = np.empty((at.size, 11))
+        out[:, :5] = rows[:, :5]
+        out[:, 5] = self.p_inside[at]
+        out[:, 6] = np.where(ttb == np.inf, np.nan, ttb)
+        out[:, 7] = self.p_breach[at]
+        out[:, 8] = self.side[at]
+        out[:, 9:] = rows[:, 5:]
+        return out.tolist()
 
     def by_id(self) -> np.ndarray:
         """View positions in ascending track id, shape (M,)."""
@@ -234,15 +235,17 @@ def build_view(
     margin += 1.0
     near = box <= margin
     rows = near.nonzero()[0]
+    ids = snap.ids[rows]
     # Tracks with a timer running or an alert open are evaluated wherever they are;
     # they are nearly always near already (then the near tracks are the view).
-    extra, found = snap.rows_of(np.concatenate([state.live_ids(), *open_ids]))
-    extra = extra[found]
+    extra_ids = np.concatenate([state.live_ids(), *open_ids])
     sub = None  # view positions of the near tracks; None: all of them
-    if extra.size and not near[extra].all():
+    if extra_ids.size and not (snap.ids_ascending and _all_in(extra_ids, ids)):
+        extra, found = snap.rows_of(extra_ids)
         active = near.copy()
-        active[extra] = True
+        active[extra[found]] = True
         rows = active.nonzero()[0]
+        ids = snap.ids[rows]
         sub = near[rows].nonzero()[0]
     table = snap.table[rows]
     m = rows.size
@@ -255,11 +258,18 @@ def build_view(
         if sub is not None and sub.size:
             got = _measure(zone, snap, rows[sub], table[sub], horizon, box, breach)
             p_in[sub], ttb[sub], p_breach[sub], dist[sub], side[sub] = got
-    ids = snap.ids[rows]
     col = dict(zip(STATE_COLUMNS, state.gather(ids), strict=True))
     # Where the track came from: the last side it was seen on while outside.
     col["side_from"] = np.where((dist > 0) & (side != 0), side, col["side_from"])
     return ZoneView(rows, ids, table, p_in, ttb, p_breach, dist, side, col, snap.ids_ascending)
+
+
+def _all_in(ids: np.ndarray, sorted_ids: np.ndarray) -> bool:
+    """Whether every one of ``ids`` is in ``sorted_ids`` (ascending)."""
+    if sorted_ids.size == 0:
+        return False
+    k = np.minimum(sorted_ids.searchsorted(ids), sorted_ids.size - 1)
+    return bool((sorted_ids[k] == ids).all())
 
 
 def _measure(
