@@ -206,15 +206,7 @@ class AlertEngine:
         self._snap = snap
         self._t = t
         events: list[dict[str, Any]] = []
-        # The usual step: the same confirmed tracks as the last one.
-        ring_ids = self._ring.ids
-        same = ring_ids.size == snap.sorted_ids.size and bool((ring_ids == snap.sorted_ids).all())
-        # Tracks that went away: close their alerts; an open incursion becomes lost_inside.
-        gone = self._gone(snap, deleted, same)
-        if gone.size:
-            self._handle_gone(t, gone, deleted, events)
-        if not same:
-            self._ring.keep(snap.sorted_ids)
+        self._retire_gone(t, snap, deleted, events)
         self.record_evidence(t, updated_ids, sensor_id)
         for zone in self.zones:
             self._step_zone(t, zone, snap, events)
@@ -223,15 +215,23 @@ class AlertEngine:
             fill_lonlat(events, self.frame)
         return events
 
-    def _gone(self, snap: Snapshot, deleted: np.ndarray, same: bool) -> np.ndarray:
-        """Tracks seen last step that are deleted or missing now (ascending ids); ``same``:
-        the snapshot holds the same tracks as the last one."""
-        ring_ids = self._ring.ids
-        if same:
+    def _retire_gone(self, t: float, snap: Snapshot, deleted: np.ndarray, events) -> None:
+        """Close the alerts of the tracks seen last step that are deleted or missing now
+        (an open incursion becomes lost_inside); evidence rows follow the snapshot."""
+        ring_ids, ids = self._ring.ids, snap.sorted_ids
+        same = ring_ids.size == ids.size and bool((ring_ids == ids).all())
+        if not same:
+            gone = np.union1d(deleted, np.setdiff1d(ring_ids, ids, True))
+        elif deleted.size and ring_ids.size:  # the usual step: the same tracks as the last
             # Tentative tracks the tracker deleted never reached the engine: not gone.
-            k = np.minimum(ring_ids.searchsorted(deleted), max(ring_ids.size - 1, 0))
-            return deleted[ring_ids[k] == deleted] if ring_ids.size else deleted[:0]
-        return np.union1d(deleted, np.setdiff1d(ring_ids, snap.sorted_ids, True))
+            k = np.minimum(ring_ids.searchsorted(deleted), ring_ids.size - 1)
+            gone = deleted[ring_ids[k] == deleted]
+        else:
+            gone = deleted[:0]
+        if gone.size:
+            self._handle_gone(t, gone, deleted, events)
+        if not same:
+            self._ring.keep(ids)
 
     def record_evidence(
         self, t: float, updated_ids: np.ndarray | None, sensor_id: str | None
@@ -427,14 +427,17 @@ class AlertEngine:
             [self._index[(zone.name, k)].tids for k in CONDITION_KINDS],
             self._breach[zone.name] if pred.enabled else None,
         )
+        inc_open = self._is_open(zone, "incursion", v)
         if inc.enabled:
-            close, open_ = kinds.incursion(v, inc, t, self._is_open(zone, "incursion", v))
+            close, open_ = kinds.incursion(v, inc, t, inc_open)
             for ep in self._close(t, zone, v, "incursion", close, "left_zone", events):
                 self._follow_on(t, ep, "exit", events)
             self._open_new(t, zone, v, "incursion", open_, v.col["inc_on"], events)
+            if close.size or open_.size:  # the open incursions changed
+                inc_open = self._is_open(zone, "incursion", v)
         else:
             self._close_all(t, zone, "incursion", events)
-        inc_open = self._is_open(zone, "incursion", v)
+            inc_open = self._is_open(zone, "incursion", v)
         if pred.enabled:
             entered = inc_open if inc.enabled else (v.dist == 0)
             is_open = self._is_open(zone, "predicted_incursion", v)

@@ -163,23 +163,31 @@ class EdgeTable:
         ndarray, shape (M,)
             Smallest ``s`` in [0, 1] with a crossing, ``inf`` where there is none.
         """
-        nb = self.n_boundary
-        ax, ay, _, ex, ey, _ = self._boundary
+        chunks = _chunks(start.shape[0], self.n_boundary)
+        if len(chunks) == 1:  # the usual case
+            return self._first_crossing(start, delta)
         out = np.full(start.shape[0], np.inf)
-        for c in _chunks(start.shape[0], nb):
-            px, py = start[c, 0], start[c, 1]
-            dx, dy = delta[c, 0], delta[c, 1]
-            denom = dx * ey - dy * ex  # cross(d, e)
-            parallel = denom == 0
-            denom[parallel] = 1.0  # never counted (ok below); avoids a 0/0 warning
-            wx, wy = ax - px, ay - py  # a - p
-            s = (wx * ey - wy * ex) / denom  # cross(a - p, e) / cross(d, e)
-            u = (wx * dy - wy * dx) / denom  # cross(a - p, d) / cross(d, e)
-            ok = ~parallel & (s >= 0) & (s <= 1) & (u >= 0) & (u <= 1)
-            s = np.where(ok, s, np.inf)
-            n = s.shape[1]
-            out[c] = s.ravel()[s.argmin(axis=0) * n + np.arange(n)]
+        for c in chunks:
+            out[c] = self._first_crossing(start[c], delta[c])
         return out
+
+    def _first_crossing(self, start: np.ndarray, delta: np.ndarray) -> np.ndarray:
+        """:meth:`first_crossing` of one chunk of segments."""
+        ax, ay, _, ex, ey, _ = self._boundary
+        px, py = start[:, 0], start[:, 1]
+        dx, dy = delta[:, 0], delta[:, 1]
+        denom = dx * ey - dy * ex  # cross(d, e)
+        parallel = denom == 0
+        denom[parallel] = 1.0  # avoids a 0/0 warning; such edges never count:
+        wx, wy = ax - px, ay - py  # a - p
+        s = (wx * ey - wy * ex) / denom  # cross(a - p, e) / cross(d, e)
+        u = (wx * dy - wy * dx) / denom  # cross(a - p, d) / cross(d, e)
+        s[parallel] = np.inf
+        # s and u both in [0, 1] (a NaN in either fails, as it would one by one)
+        ok = (np.minimum(s, u) >= 0) & (np.maximum(s, u) <= 1)
+        s = np.where(ok, s, np.inf)
+        n = s.shape[1]
+        return s.ravel()[s.argmin(axis=0) * n + np.arange(n)]
 
 
 def nearest_on_edges(points: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

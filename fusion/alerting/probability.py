@@ -26,6 +26,7 @@ __all__ = [
     "box_distance",
     "halfplane_probability",
     "halfplane_probability_along",
+    "halfplane_probability_near",
     "position_sigma_bound",
 ]
 
@@ -102,6 +103,22 @@ def halfplane_probability(
     diff = pos - q
     n = np.divide(diff, d[:, None], out=np.zeros_like(diff), where=d[:, None] > 0)
     return halfplane_probability_along(n, d, inside, P_pos)
+
+
+def halfplane_probability_near(
+    n: np.ndarray,
+    d: np.ndarray,
+    inside: np.ndarray,
+    P_pos: np.ndarray,
+    box: np.ndarray,
+    sigma: np.ndarray,
+) -> np.ndarray:
+    """:func:`halfplane_probability_along` where the bounding-box distance ``box`` (M,) is
+    within ``FAR_SIGMAS`` of :func:`position_sigma_bound` ``sigma`` (M,); 0 beyond."""
+    p = np.zeros(d.shape[0])
+    close = (box <= FAR_SIGMAS * sigma).nonzero()[0]
+    p[close] = halfplane_probability_along(n[close], d[close], inside[close], P_pos[close])
+    return p
 
 
 def halfplane_probability_along(

@@ -41,7 +41,7 @@ from fusion.alerting.probability import (
     FAR_SIGMAS,
     box_distance,
     halfplane_probability,
-    halfplane_probability_along,
+    halfplane_probability_near,
     position_sigma_bound,
 )
 from fusion.geo import LocalFrame
@@ -393,12 +393,9 @@ class Zone:
         vel : ndarray, shape (M, 2)
         horizon : float
             Look-ahead for the time to breach, seconds.
-        box : ndarray, shape (M,), optional
-            Distance of each position to the zone's bounding box, if already known.
-        speed : ndarray, shape (M,), optional
-            ``hypot`` of ``vel``, if already known (the snapshot has it).
-        sigma : ndarray, shape (M,), optional
-            :func:`position_sigma_bound` of ``P_pos``, if already known.
+        box, speed, sigma : ndarray, shape (M,), optional
+            Distance of each position to the zone's bounding box, ``hypot`` of ``vel``
+            and :func:`position_sigma_bound` of ``P_pos``, where already known.
 
         Returns
         -------
@@ -409,28 +406,19 @@ class Zone:
         off = d > 0  # not on the boundary
         strictly = edges.inside(pos) & off
         on = strictly | (d == 0)
-        if box is None:
-            box = box_distance(pos, self._bounds)  # type: ignore[attr-defined]
-        if sigma is None:
-            sigma = position_sigma_bound(P_pos)
-        if speed is None:
-            speed = np.hypot(vel[:, 0], vel[:, 1])
+        box = box_distance(pos, self._bounds) if box is None else box  # type: ignore[attr-defined]
+        sigma = position_sigma_bound(P_pos) if sigma is None else sigma
+        speed = np.hypot(vel[:, 0], vel[:, 1]) if speed is None else speed
         # Unit normals from the nearest boundary point, for P(inside) and breaches.
         normal = np.divide(pos - q, d[:, None], out=np.zeros_like(pos), where=off[:, None])
-        p_in = np.zeros(pos.shape[0])
-        # Beyond FAR_SIGMAS the probability is 0 (as in probability_inside).
-        close = (box <= FAR_SIGMAS * sigma).nonzero()[0]
-        p_in[close] = halfplane_probability_along(
-            normal[close], d[close], strictly[close], P_pos[close]
-        )
+        p_in = halfplane_probability_near(normal, d, strictly, P_pos, box, sigma)
         ttb = np.where(on, 0.0, np.inf)
         if horizon > 0:
             # Outside, moving, and within reach of the box: the first boundary crossing
             # along pos -> pos + vel * horizon is the entry.
             move = (~on & (speed > 0) & (box <= speed * horizon)).nonzero()[0]
-            if move.size:
-                s = edges.first_crossing(pos[move], vel[move] * horizon)
-                ttb[move] = s * horizon
+            s = edges.first_crossing(pos[move], vel[move] * horizon)
+            ttb[move] = s * horizon
         side = sides.nearer_side(pos, d_pos, d_neg, self._centre, self._normal)  # type: ignore[attr-defined]
         return ZoneMeasures(p_in, ttb, np.where(on, 0.0, d), side, normal)
 
