@@ -15,30 +15,7 @@ its timers are idle and stay so. Open alerts live column-wise in
 and severity changes are array operations; Python only touches the few alerts that emit
 an event in this step.
 
-Alert kinds and their lifecycle (thresholds are :mod:`fusion.alerting.rules` data):
-
-``incursion``
-    Opens when P(inside) >= ``p_open`` has held for ``dwell_open`` seconds; closes when
-    P(inside) <= ``p_close`` has held for ``dwell_close`` seconds. The gap between the
-    thresholds and the dwell times keep a track sliding along the edge from flapping.
-``exit``
-    When an incursion closes because the track left, an exit alert opens (and closes
-    after ``hold`` seconds, at once by default). It carries the incursion's id in
-    ``related_alert_id``, its side (where the track came from) and evidence.
-``predicted_incursion``
-    A track outside, faster than ``min_speed``, whose probability of entering within
-    ``horizon`` seconds (from its state, covariance and IMM mode probabilities,
-    :mod:`fusion.alerting.breach`) is >= ``p_open``, for ``dwell_open``; closes when
-    it is <= ``p_close`` for ``dwell_close``, or at once when the incursion opens.
-``loitering``
-    A track within ``band`` metres of the zone (or inside) that has stayed within
-    ``radius`` of the point where that dwell began for ``time`` seconds; closes when it
-    moves ``radius_close`` from that point or leaves the band, for ``dwell_close``.
-``lost_inside``
-    A track that is deleted (``deleted_ids``), or that vanishes from the snapshot, while
-    its incursion is open: the incursion closes (reason ``track_deleted`` or
-    ``track_gone``) and this alert opens at the last known position, closing after
-    ``hold`` seconds. Any other open alert of a vanished track closes with that reason.
+The alert kinds and their lifecycle are described in :mod:`fusion.alerting.kinds`.
 
 Every alert is one episode with a stable id ``"<zone>:<kind>:<track id>:<n>"`` (``n``
 counts that track's episodes of that kind in that zone from 0), an ``open`` event, any
@@ -337,16 +314,21 @@ class AlertEngine:
         events.append(ep.event(event, t, reason))
         self._alerts.emitted(ep, event)
 
-    def _follow_on(self, t: float, inc: Episode, kind: str, events: list) -> Episode | None:
-        """Open the exit or lost-inside alert of a closing incursion, if its rule allows."""
-        rule = self.rules.for_zone(inc.zone)[kind]
-        severity = kinds.follow_on_severity(inc, rule)
+    def _follow_on(
+        self, t: float, cause: Episode, kind: str, events: list, closest: float | None = None
+    ) -> Episode | None:
+        """Open the exit, lost-inside or probe alert of a closing episode (an incursion;
+        a predicted incursion, ``closest`` metres from the edge at most), if its rule
+        allows."""
+        rule = self.rules.for_zone(cause.zone)[kind]
+        severity = kinds.follow_on_severity(cause, rule)
         if severity is None:
             return None
         ep = self._alerts.open(
-            t, inc.zone, kind, inc.track_id, severity, inc.side, inc.evidence, inc.fields,
-            related=inc.alert_id, hold=getattr(rule, "hold", 0.0),
+            t, cause.zone, kind, cause.track_id, severity, cause.side, cause.evidence,
+            cause.fields, related=cause.alert_id, hold=getattr(rule, "hold", 0.0),
         )  # fmt: skip
+        ep.closest_approach = closest
         self._emit(ep, "open", t, events)
         return ep
 
@@ -448,7 +430,11 @@ class AlertEngine:
                     ep.related = self._index[(zone.name, "incursion")].get(ep.track_id).alert_id  # type: ignore[union-attr]
                 return kinds.predicted_close_reason(bool(entered[i]), inc.enabled)
 
-            self._close(t, zone, v, "predicted_incursion", close, reason, events)
+            closed = self._close(t, zone, v, "predicted_incursion", close, reason, events)
+            why = [ep.last_event["reason"] for ep in closed]  # type: ignore[index]
+            for k in kinds.probe_mask(v, zr.probe, close, why).nonzero()[0].tolist():
+                near = float(v.col["pred_near"][close[k]])
+                self._follow_on(t, closed[k], "probe", events, near)
             self._open_new(t, zone, v, "predicted_incursion", open_, v.col["pred_on"], events)
         else:
             self._close_all(t, zone, "predicted_incursion", events)

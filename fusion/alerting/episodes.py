@@ -27,8 +27,10 @@ Event schema (every key always present; plain Python values, msgpack- and JSON-r
     time_to_breach    float seconds, or None (no entry within the rule's horizon_close)
     p_breach          float  probability the track enters within the predicted-incursion
                              rule's horizon (1 inside; 0 far from the zone)
-    horizon           float or None  that horizon, seconds (predicted_incursion and
-                             approach alerts; None on other kinds)
+    horizon           float or None  that horizon, seconds (predicted_incursion
+                             alerts; None on other kinds)
+    closest_approach  float or None  metres from the edge at the track's closest
+                             during the warning (probe alerts; None on other kinds)
     side              str or None  side the track came from (last side seen outside;
                              the half it was in if it was never seen outside)
     side_now          str or None  side it is on at this event
@@ -42,7 +44,8 @@ Event schema (every key always present; plain Python values, msgpack- and JSON-r
                              "entered", "loiter_ended", "hold_elapsed",
                              "track_deleted", "track_gone", "rule_disabled"
     related_alert_id  str or None  the incursion an exit / lost_inside / closed
-                             predicted_incursion belongs to
+                             predicted_incursion belongs to; the predicted
+                             incursion a probe follows
 """
 
 from __future__ import annotations
@@ -141,7 +144,9 @@ class Episode:
     close_at : float or None
         When a hold-kind alert closes by itself.
     horizon : float or None
-        The look-ahead its rule predicts over (predicted_incursion, approach).
+        The look-ahead its rule predicts over (predicted_incursion).
+    closest_approach : float or None
+        Metres from the edge at the track's closest during the warning (probe).
     last_emit : float
         Time of its latest event.
     last_event : dict or None
@@ -160,6 +165,7 @@ class Episode:
     related: str | None = None
     close_at: float | None = None
     horizon: float | None = None
+    closest_approach: float | None = None
     last_emit: float = 0.0
     last_event: dict[str, Any] | None = field(default=None, repr=False)
 
@@ -181,6 +187,7 @@ class Episode:
             "time_to_breach": f["ttb"],
             "p_breach": f.get("p_breach"),
             "horizon": self.horizon,
+            "closest_approach": self.closest_approach,
             "side": self.side,
             "side_now": f["side_now"],
             "cls": f["cls"],
@@ -224,6 +231,7 @@ class Episode:
             related=ev.get("related_alert_id"),
             close_at=None if hold is None else opened_at + hold,
             horizon=ev.get("horizon"),
+            closest_approach=ev.get("closest_approach"),
             last_emit=ev["t"],
             last_event=dict(ev),
         )

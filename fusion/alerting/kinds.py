@@ -3,10 +3,42 @@
 The three condition kinds (incursion, predicted incursion, loitering) are decided for
 all the tracks of a :class:`ZoneView` at once: each function advances that kind's
 timers (the time its open or close condition started holding, NaN while it does not
-hold) and returns the view positions whose alert closes and opens this step. The two
-follow-on kinds (exit, lost inside) open from a closing incursion episode and close on a
-hold. Thresholds are :mod:`fusion.alerting.rules` data; see
-:mod:`fusion.alerting.engine` for the lifecycle in words.
+hold) and returns the view positions whose alert closes and opens this step. The
+follow-on kinds close on a hold: exit and lost inside open from a closing incursion
+episode, probe from a predicted incursion that cleared. How
+:mod:`fusion.alerting.engine` steps them is described there.
+
+Alert kinds and their lifecycle (thresholds are :mod:`fusion.alerting.rules` data):
+
+``incursion``
+    Opens when P(inside) >= ``p_open`` has held for ``dwell_open`` seconds; closes when
+    P(inside) <= ``p_close`` has held for ``dwell_close`` seconds. The gap between the
+    thresholds and the dwell times keep a track sliding along the edge from flapping.
+``exit``
+    When an incursion closes because the track left, an exit alert opens (and closes
+    after ``hold`` seconds, at once by default). It carries the incursion's id in
+    ``related_alert_id``, its side (where the track came from) and evidence.
+``predicted_incursion``
+    A track outside, faster than ``min_speed``, whose probability of entering within
+    ``horizon`` seconds (from its state, covariance and IMM mode probabilities,
+    :mod:`fusion.alerting.breach`) is >= ``p_open``, for ``dwell_open``; closes when
+    it is <= ``p_close`` for ``dwell_close``, or at once when the incursion opens.
+``loitering``
+    A track within ``band`` metres of the zone (or inside) that has stayed within
+    ``radius`` of the point where that dwell began for ``time`` seconds; closes when it
+    moves ``radius_close`` from that point or leaves the band, for ``dwell_close``.
+``lost_inside``
+    A track that is deleted (``deleted_ids``), or that vanishes from the snapshot, while
+    its incursion is open: the incursion closes (reason ``track_deleted`` or
+    ``track_gone``) and this alert opens at the last known position, closing after
+    ``hold`` seconds. Any other open alert of a vanished track closes with that reason.
+``probe``
+    A predicted incursion that clears (reason ``cleared``: the track turned back or
+    stopped short, without entering) after the track came within ``max_distance``
+    metres of the edge: the approach-and-turn-back of someone testing the line. It
+    opens when the warning closes, with the warning's side and evidence, its id in
+    ``related_alert_id`` and the closest approach in ``closest_approach``, and closes
+    after ``hold`` seconds (at once by default).
 """
 
 from __future__ import annotations
@@ -21,6 +53,7 @@ from fusion.alerting.rules import (
     IncursionRule,
     LoiteringRule,
     PredictedIncursionRule,
+    ProbeRule,
 )
 from fusion.alerting.views import ZoneView
 from fusion.messages import CLASSES
@@ -32,6 +65,7 @@ __all__ = [
     "loitering",
     "predicted_close_reason",
     "predicted_incursion",
+    "probe_mask",
     "severity_by_class",
 ]
 
@@ -125,6 +159,10 @@ def predicted_incursion(
     on = (v.dist > 0) & likely & (v.speed >= rule.min_speed) & ok & ~inc_open
     v.col["pred_on"] = _since(on, v.col["pred_on"], t)
     v.col["pred_off"] = _since((v.p_breach <= rule.p_close) | ~ok, v.col["pred_off"], t)
+    # Closest approach to the edge while the warning is pending or open: a warning that
+    # clears without an entry is a probe if the track came close (see ``probe_mask``).
+    running = ~np.isnan(v.col["pred_on"]) | is_open
+    v.col["pred_near"] = np.where(running, np.fmin(v.col["pred_near"], v.dist), np.nan)
     closing = is_open & (entered | _held(v.col["pred_off"], t, rule.dwell_close))
     opening = ~is_open & ~entered & _held(v.col["pred_on"], t, rule.dwell_open)
     return _where(closing), _where(opening)
@@ -136,6 +174,28 @@ def predicted_close_reason(entered: bool, incursion_enabled: bool) -> str:
     if entered:
         return "incursion" if incursion_enabled else "entered"
     return "cleared"
+
+
+def probe_mask(v: ZoneView, rule: ProbeRule, closed: np.ndarray, reasons: list[str]) -> np.ndarray:
+    """Which predicted incursions closing now for ``reasons`` are probes, shape (C,) bool.
+
+    A probe is a warning that cleared (no entry; not a deleted or vanished track) after
+    the track came within ``max_distance`` of the edge; the class test is the
+    follow-on's (:func:`follow_on_severity`).
+
+    Parameters
+    ----------
+    v : ZoneView
+    rule : ProbeRule
+    closed : ndarray, shape (C,), intp
+        View positions of the predicted incursions that close in this step.
+    reasons : list of str, length C
+        Their close reasons.
+    """
+    if not rule.enabled or not closed.size:
+        return np.zeros(closed.size, bool)
+    cleared = np.array([r == "cleared" for r in reasons])  # a handful of closes a step
+    return cleared & (v.col["pred_near"][closed] <= rule.max_distance)
 
 
 def loitering(

@@ -44,6 +44,7 @@ __all__ = [
     "LoiteringRule",
     "LostInsideRule",
     "PredictedIncursionRule",
+    "ProbeRule",
     "RuleSet",
     "RulesError",
     "ZoneRules",
@@ -52,7 +53,7 @@ __all__ = [
 ]
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
-KINDS = ("incursion", "predicted_incursion", "loitering", "exit", "lost_inside")
+KINDS = ("incursion", "predicted_incursion", "loitering", "exit", "lost_inside", "probe")
 
 
 def severity_rank(level: str) -> int:
@@ -323,12 +324,45 @@ class LostInsideRule(_KindRule):
             raise RulesError(f"{where}.hold", "must be >= 0")
 
 
+@dataclass(frozen=True)
+class ProbeRule(_KindRule):
+    """A track that headed for the zone and turned back: its predicted incursion
+    cleared without an entry, after it came within ``max_distance`` of the edge.
+
+    Attributes
+    ----------
+    max_distance : float
+        Metres: the closest the track came to the zone while its predicted incursion
+        was pending or open must be at most this; a warning that cleared far out says
+        little about intent.
+    hold : float
+        Seconds the probe alert stays open before it closes by itself; 0 sends its
+        ``open`` and ``close`` in the same step.
+    """
+
+    max_distance: float = 500.0
+    hold: float = 0.0
+    update_interval: float = 0.0
+    severity: SeverityTable = field(
+        default_factory=lambda: MappingProxyType(
+            {"unknown": "low", "person": "low", "vehicle": "low", "drone": "low"}
+        )
+    )
+
+    def _check(self, where: str) -> None:
+        super()._check(where)
+        for name in ("hold", "max_distance"):
+            if getattr(self, name) < 0:
+                raise RulesError(f"{where}.{name}", "must be >= 0")
+
+
 _RULE_CLASSES: dict[str, type[_KindRule]] = {
     "incursion": IncursionRule,
     "predicted_incursion": PredictedIncursionRule,
     "loitering": LoiteringRule,
     "exit": ExitRule,
     "lost_inside": LostInsideRule,
+    "probe": ProbeRule,
 }
 
 
@@ -341,6 +375,7 @@ class ZoneRules:
     loitering: LoiteringRule = field(default_factory=LoiteringRule)
     exit: ExitRule = field(default_factory=ExitRule)
     lost_inside: LostInsideRule = field(default_factory=LostInsideRule)
+    probe: ProbeRule = field(default_factory=ProbeRule)
 
     def __getitem__(self, kind: str) -> _KindRule:
         if kind not in KINDS:

@@ -33,6 +33,7 @@ STATE_COLUMNS = (
     "inc_off",
     "pred_on",
     "pred_off",
+    "pred_near",
     "loit_e",
     "loit_n",
     "loit_t",
@@ -70,8 +71,14 @@ class ZoneState:
 
     @classmethod
     def from_columns(cls, columns: dict[str, np.ndarray]) -> ZoneState:
-        table = np.array([np.asarray(columns[c], float).ravel() for c in STATE_COLUMNS])
-        return cls(np.asarray(columns["ids"], np.int64), table.reshape(len(STATE_COLUMNS), -1))
+        # A column an older checkpoint lacks starts at its default for every track.
+        ids = np.asarray(columns["ids"], np.int64)
+        table = np.array([
+            np.asarray(columns[c], float).ravel() if c in columns
+            else np.full(ids.size, default)
+            for c, default in zip(STATE_COLUMNS, _STATE_DEFAULT, strict=True)
+        ])
+        return cls(ids, table.reshape(len(STATE_COLUMNS), -1))
 
     def live_ids(self) -> np.ndarray:
         """Tracks with a timer running (they are evaluated wherever they are)."""

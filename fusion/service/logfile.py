@@ -68,7 +68,7 @@ RECORDS_V1 = CRC_BEFORE_BODY
 MAX_RECORD_BYTES = RECORDS.max_body - chain.FIXED_SIZE
 # An alert id as the engine makes them, to name the alerts in damaged bytes.
 _ALERT_ID = re.compile(rb"[\w.-]{1,64}:(?:incursion|predicted_incursion|exit|loitering|"
-                       rb"lost_inside):\d{1,12}:\d{1,6}")
+                       rb"lost_inside|probe):\d{1,12}:\d{1,6}")
 
 
 class AlertLogError(OSError):

@@ -40,7 +40,7 @@ SERVICE_DEFAULTS = {
 }
 # fusion.alerting.rules.SEVERITIES and KINDS, for the same reason (a test holds them equal).
 SEVERITIES = ("info", "low", "medium", "high", "critical")
-KINDS = ("incursion", "predicted_incursion", "loitering", "exit", "lost_inside")
+KINDS = ("incursion", "predicted_incursion", "loitering", "exit", "lost_inside", "probe")
 # fusion.service.liveness.KINDS: the service's own alerts about silent sensors, published
 # under the zone "sensors" (alert.sensors.sensor_silent).
 LIVENESS_KINDS = ("sensor_silent", "sensor_back")

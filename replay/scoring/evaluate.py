@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import shapely
 
+from fusion.alerting.rules import load_rules
 from fusion.messages import unpack_map
 from replay.offline import TrackPicture, decode_tracks
 from replay.progress import progress
@@ -43,9 +44,10 @@ from replay.scoring.metrics import (
     score_kind,
     track_metrics,
 )
+from replay.scoring.probes import probe_events
 from sensors.truth import Truth, decode_truth
 
-ALERT_KINDS = ("incursion", "predicted_incursion", "exit", "loitering", "lost_inside")
+ALERT_KINDS = ("incursion", "predicted_incursion", "exit", "loitering", "lost_inside", "probe")
 # Below this share of truth positions with a track within the cut-off, the truth and
 # the tracks almost certainly describe different runs (a working tracker holds most).
 MIN_MATCHED_SHARE = 0.2
@@ -325,6 +327,7 @@ def evaluate(
     end_grace: float = 10.0,
     exit_lag: float = 10.0,
     loiter: dict[str, float] | None = None,
+    probe: dict[str, float] | None = None,
 ) -> Evaluation:
     """Score a decoded result against truth.
 
@@ -349,6 +352,9 @@ def evaluate(
     loiter : dict, optional
         ``radius``, ``time``, ``band``, ``radius_close`` of the loitering rule the
         truth's loitering is judged by (default: the shipped rules').
+    probe : dict, optional
+        ``horizon`` (the predicted-incursion rule's) and ``max_distance`` (the probe
+        rule's) the truth's probes are judged by (default: the shipped rules').
 
     Returns
     -------
@@ -451,6 +457,14 @@ def evaluate(
             scores.by_kind["loitering"] = score_kind(
                 "loitering", loiters, result.alerts, table
             )
+            probes = probe_events(
+                times, [truth.ids[k] for k in steps_k], [truth.x[k] for k in steps_k], zones,
+                tolerance=tolerance, **{**_shipped_probe_rule(), **(probe or {})},
+            )
+            probes = [e for e in probes if e.t_ref <= t1 - end_grace]
+            scores.by_kind["probe"] = score_kind(
+                "probe", probes, result.alerts, table, overlap=False
+            )
         # A lost track is looked up by its last association, however long ago.
         last_seen = AssociationTable(records)
         scores.by_kind["lost_inside"] = score_kind(
@@ -463,7 +477,30 @@ def evaluate(
         summary["alerts"] = _alert_summary(
             scores, scored, truth.incursions, records, steps, zones, end_grace, t0, t1
         )
+        if "probe" in scores.by_kind:
+            summary["alerts"]["predicted_incursion"]["false_then_probe"] = _false_then_probe(
+                scores, result.alerts
+            )
     return Evaluation(_finite(summary), times, series, tmetrics, scores, result, truth, zones)
+
+
+def _false_then_probe(scores: AlertScores, alerts: list[dict[str, Any]]) -> int:
+    """False predicted incursions that a true probe alert followed: the warning was
+    wrong about an entry, but right that the target came for the line."""
+    probe_true = {a.alert_id for a in scores.by_kind["probe"].alerts if a.outcome == "true"}
+    followed = {
+        a.get("related_alert_id") for a in alerts
+        if a.get("kind") == "probe" and a.get("event") == "open" and a["alert_id"] in probe_true
+    }
+    pred = scores.by_kind["predicted_incursion"].alerts
+    return sum(1 for a in pred if a.outcome == "false" and a.alert_id in followed)
+
+
+def _shipped_probe_rule() -> dict[str, float]:
+    """The shipped rules' probe definition: the predicted-incursion horizon and the
+    probe rule's closest approach."""
+    rules = load_rules().default
+    return {"horizon": rules.predicted_incursion.horizon, "max_distance": rules.probe.max_distance}
 
 
 def _alert_summary(
@@ -487,7 +524,11 @@ def _alert_summary(
             "exit lag). loitering: the loitering rule's radius/time/band applied to the "
             "truth positions; latency from when the truth reached the rule's time. "
             "lost_inside: true when the lost track's last associated target was inside "
-            "the zone then (no recall: truth cannot say a track should have been lost)."
+            "the zone then (no recall: truth cannot say a track should have been lost). "
+            "probe: the truth headed for the zone (its straight path over the "
+            "predicted-incursion horizon reached it), came within the probe rule's "
+            "max_distance and did not enter; the alert must open between the first "
+            "heading-in step and the last one plus the horizon (+- tolerance)."
         ),
         "opened_by_kind": dict(scores.opened_by_kind),
     }
@@ -603,10 +644,16 @@ def format_summary(summary: dict[str, Any], limit: int = 5) -> str:
                 what = (
                     f"({miss['cls']}, from {miss['side']}) entering"
                     if miss.get("cls")
-                    else {"exit": "leaving", "loitering": "loitering from"}.get(kind, "at")
+                    else {"exit": "leaving", "loitering": "loitering from",
+                          "probe": "closest to the zone"}.get(kind, "at")
                 )
                 lines.append(
                     f"      missed: target {miss['target']} {what} at t={miss['t_enter']:.1f}"
+                )
+            if s.get("false_then_probe"):
+                lines.append(
+                    f"      of the false, {s['false_then_probe']} turned back and were "
+                    "reported as probes"
                 )
             for fa in s["false"][:limit]:
                 lines.append(

@@ -39,10 +39,11 @@ _ALERT_STYLE = {
     "exit": ("s", "tab:green"),
     "lost_inside": ("X", "black"),
     "loitering": ("o", "tab:purple"),
+    "probe": ("d", "tab:brown"),
 }
 # Kinds listed one by one in the alert table; predicted incursions are many and are
 # summed up in the scores instead.
-_TABLE_KINDS = ("incursion", "exit", "loitering", "lost_inside")
+_TABLE_KINDS = ("incursion", "exit", "loitering", "lost_inside", "probe")
 _TABLE_ROWS = 26
 _TRACK_OK = "tab:blue"
 _TRACK_FALSE = "tab:orange"
@@ -242,7 +243,7 @@ def _scores_text(ev: Evaluation) -> str:
         f"{'precision':>10}{'latency p50/max':>17}",
     ]
     alerts = s.get("alerts") or {}
-    for kind in ("incursion", "predicted_incursion", "exit", "loitering", "lost_inside"):
+    for kind in ("incursion", "predicted_incursion", "exit", "loitering", "lost_inside", "probe"):
         k = alerts.get(kind)
         if not k:
             continue
@@ -370,7 +371,7 @@ def report_figure(ev: Evaluation) -> Any:
              transform=box.transAxes)
     table = fig.add_subplot(side[1])
     table.axis("off")
-    table.set_title("Alerts opened (incursion, exit, loitering, lost inside)", loc="left",
+    table.set_title("Alerts opened (incursion, exit, loitering, lost inside, probe)", loc="left",
                     fontsize=11, fontweight="bold")
     table.text(0, 1, _table_text(rows), va="top", ha="left", family="monospace",
                fontsize=7.2, transform=table.transAxes)

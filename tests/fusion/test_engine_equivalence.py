@@ -247,10 +247,20 @@ def _same(got: dict[str, Any], want: dict[str, Any]) -> bool:
     return True
 
 
+# Kinds added after the golden lists were written: their events are left out of the
+# comparison (and tested on their own), so the lists stay the old engine's word.
+NEWER_KINDS = ("probe",)
+
+
+def _older_kinds(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in events if e["kind"] not in NEWER_KINDS]
+
+
 @pytest.mark.parametrize("case", [c[0] for c in CASES])
 def test_default_scenario_alerts_match_the_golden_list(case):
     golden = _load()[case]
     events, digest = replay_default(golden["duration"], golden["rules"])
+    events = _older_kinds(events)
     # A tracker change changes what the engine is given: that must be a decision (rewrite
     # the list, see the module docstring), never a test that quietly stops checking.
     assert digest == golden["input_digest"], (
@@ -269,7 +279,7 @@ def test_default_scenario_alerts_match_the_golden_list(case):
 @pytest.mark.parametrize("case", [c[0] for c in ENGINE_CASES])
 def test_engine_alone_matches_the_golden_list(case):
     golden = _load(ENGINE_GOLDEN)[case]
-    events = drive_engine(golden["duration"], golden["rules"])
+    events = _older_kinds(drive_engine(golden["duration"], golden["rules"]))
     mismatch = [
         (i, got, want)
         for i, (got, want) in enumerate(zip(events, golden["events"], strict=False))
@@ -304,7 +314,7 @@ if __name__ == "__main__" and "--write" in sys.argv:
             "duration": duration,
             "rules": rules,
             "input_digest": input_digest,
-            "events": evs,
+            "events": _older_kinds(evs),
         }
     GOLDEN.write_text(_dump(out), encoding="utf-8")
     print(f"wrote {sum(len(c['events']) for c in out.values())} events to {GOLDEN}")
@@ -313,7 +323,10 @@ if __name__ == "__main__" and "--write" in sys.argv:
 if __name__ == "__main__" and "--write-engine-only" in sys.argv:
     ENGINE_GOLDEN.parent.mkdir(exist_ok=True)
     out = {
-        name: {"duration": duration, "rules": rules, "events": drive_engine(duration, rules)}
+        name: {
+            "duration": duration, "rules": rules,
+            "events": _older_kinds(drive_engine(duration, rules)),
+        }
         for name, rules, duration in ENGINE_CASES
     }
     ENGINE_GOLDEN.write_text(_dump(out), encoding="utf-8")
