@@ -21,7 +21,7 @@ import numpy as np
 from fusion.tracking import kalman
 from fusion.tracking.association import assign
 from fusion.tracking.config import TrackerConfig
-from fusion.tracking.gating import gate, gate_threshold
+from fusion.tracking.gating import gate, gate_threshold, gate_within
 from fusion.tracking.lost import LostTracks, Revived
 from fusion.tracking.track_table import CONFIRMED, TrackTable
 
@@ -64,9 +64,7 @@ def duplicates(
         return np.empty(0, dtype=np.intp)
     position = x[:, :2] + x[:, 2:] * (now - t)[:, None]
     gamma = _gate_4dof(probability)
-    near = gate(position, P[:, :2, :2], position, P[:, :2, :2], gamma)
-    pair = near.track < near.detection  # each unordered pair once, no self-pairs
-    a, b = near.track[pair], near.detection[pair]
+    a, b = gate_within(position, P[:, :2, :2], gamma)  # each unordered pair once
     if a.size == 0:
         return np.empty(0, dtype=np.intp)
     rows = np.unique(np.concatenate([a, b]))

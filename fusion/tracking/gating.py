@@ -29,6 +29,9 @@ DENSE_PAIR_LIMIT = 4096
 MAX_CELLS_PER_TRACK = 64
 # Fibonacci hashing constant (2^64 / golden ratio), spreads cell keys over the slots.
 _HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
+# gate_within hands over to gate when its sweep would test more candidate pairs than
+# this per position (boxes lined up along east, a column of tracks on one road).
+SWEEP_PAIR_LIMIT = 16
 
 
 def gate_threshold(probability: float, dof: int = 2) -> float:
@@ -249,3 +252,57 @@ def gate(
             order = np.argsort(key, kind="stable")
             ti, dj, inside = ti[order], dj[order], inside[order]
     return GatedPairs(ti, dj, d2[inside], np.log(det[inside]))
+
+
+def gate_within(
+    z: np.ndarray, P_pos: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of one set of positions inside each other's gate, each pair once.
+
+    The pairs ``a < b`` that :func:`gate` ``(z, P_pos, z, P_pos, threshold)`` passes,
+    with ``d^2`` evaluated by the same expression, found by a sweep over east instead
+    of the spatial hash: a self-join of well separated tracks (duplicate search) has
+    almost no candidates, and the sweep costs a sort and a few whole-array calls.
+
+    ``d^2 <= gamma`` implies ``|y| <= sqrt(gamma lambda_max(P_a + P_b)) <= r_a + r_b``
+    with ``r = sqrt(gamma lambda_max(P))``, so only pairs whose boxes of half-width
+    ``r`` overlap are tested. When the boxes line up along east so that the candidates
+    outnumber ``SWEEP_PAIR_LIMIT`` per position, :func:`gate` does the work instead.
+
+    Parameters
+    ----------
+    z : ndarray, shape (N, 2)
+    P_pos : ndarray, shape (N, 2, 2)
+    threshold : float
+
+    Returns
+    -------
+    a, b : ndarray, shape (G,), intp
+        Indices into the N positions, ``a < b``.
+    """
+    n = z.shape[0]
+    # A relative margin over the bound keeps round-off from dropping a pair on it.
+    r = np.sqrt(threshold * _max_eigenvalue(P_pos)) * (1.0 + 1e-6)
+    lo = z[:, 0] - r
+    order = np.argsort(lo, kind="stable")
+    end = np.searchsorted(lo[order], (z[:, 0] + r)[order], side="right")
+    count = np.maximum(end - np.arange(1, n + 1), 0)  # later boxes starting before this ends
+    if count.sum() > SWEEP_PAIR_LIMIT * max(n, 1):
+        near = gate(z, P_pos, z, P_pos, threshold)
+        pair = near.track < near.detection
+        return near.track[pair], near.detection[pair]
+    parent, rank = _expand(count)
+    i, j = order[parent], order[parent + 1 + rank]
+    overlap = np.abs(z[i, 1] - z[j, 1]) <= r[i] + r[j]
+    i, j = i[overlap], j[overlap]
+    ti, dj = np.minimum(i, j), np.maximum(i, j)
+    # As in gate, with the track ti and the detection dj
+    y0 = z[dj, 0] - z[ti, 0]
+    y1 = z[dj, 1] - z[ti, 1]
+    a = P_pos[:, 0, 0][ti] + P_pos[:, 0, 0][dj]
+    b = P_pos[:, 0, 1][ti] + P_pos[:, 0, 1][dj]
+    c = P_pos[:, 1, 1][ti] + P_pos[:, 1, 1][dj]
+    det = a * c - b * b
+    d2 = (c * y0 * y0 - 2.0 * b * y0 * y1 + a * y1 * y1) / det  # y' S^-1 y
+    inside = d2 <= threshold
+    return ti[inside], dj[inside]
