@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
+from fusion.tracking import gating
 from fusion.tracking.association import assign
 from fusion.tracking.coverage import points_in_polygon
-from fusion.tracking.gating import gate, gate_threshold
+from fusion.tracking.gating import gate, gate_threshold, gate_within
 
 GAMMA = gate_threshold(0.99)
 EYE = np.eye(2)
@@ -105,6 +106,40 @@ def test_spatial_pregate_finds_the_same_pairs_as_testing_all():
     np.testing.assert_array_equal(fast.track, full.track)
     np.testing.assert_array_equal(fast.detection, full.detection)
     np.testing.assert_allclose(fast.d2, full.d2)
+
+
+def _correlated(rng, n, lo, hi):
+    """Random position covariances (n, 2, 2) with variances in [lo, hi] and correlation."""
+    sx, sy = np.sqrt(rng.uniform(lo, hi, (2, n)))
+    rho = rng.uniform(-0.9, 0.9, n)
+    return np.stack([sx**2, rho * sx * sy, rho * sx * sy, sy**2], axis=1).reshape(n, 2, 2)
+
+
+@pytest.mark.parametrize("layout", ["scattered", "clustered", "one_road"])
+def test_self_gate_sweep_finds_the_pairs_gate_finds(layout, monkeypatch):
+    # The duplicate search's self-join: every pair a < b that gate(z, P, z, P) passes,
+    # no more, whether the sweep does it (scattered, clustered) or hands over to gate
+    # (a north-south road: every box overlaps every other along east).
+    rng = np.random.default_rng({"scattered": 1, "clustered": 2, "one_road": 3}[layout])
+    n = 600
+    if layout == "scattered":  # a third of them near-duplicates of another
+        z = rng.uniform(0, 60_000, (n, 2))
+        z[::3] = z[1::3] + rng.normal(0, 20, (n // 3, 2))
+    elif layout == "clustered":
+        z = rng.uniform(0, 60_000, (n // 3, 2)).repeat(3, axis=0) + rng.normal(0, 30, (n, 2))
+    else:
+        z = np.column_stack([rng.normal(0, 5, n), rng.uniform(0, 50_000, n)])
+    P_pos = _correlated(rng, n, 25.0, 2500.0)
+    handed_over = []
+    monkeypatch.setattr(gating, "gate", lambda *a, **k: handed_over.append(1) or gate(*a, **k))
+    a, b = gate_within(z, P_pos, GAMMA)
+    assert bool(handed_over) == (layout == "one_road")
+    full = gate(z, P_pos, z, P_pos, GAMMA, dense_pair_limit=10**9)
+    once = full.track < full.detection
+    want = sorted(zip(full.track[once].tolist(), full.detection[once].tolist(), strict=True))
+    assert len(want) > 20
+    assert (a < b).all()
+    assert sorted(zip(a.tolist(), b.tolist(), strict=True)) == want
 
 
 def test_large_problem_matches_dense_linear_sum_assignment():
