@@ -32,6 +32,10 @@ _HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 # gate_within hands over to gate when its sweep would test more candidate pairs than
 # this per position (boxes lined up along east, a column of tracks on one road).
 SWEEP_PAIR_LIMIT = 16
+# gate sweeps over east while its strips hold at most this many detections per track
+# (measured: 5 per track at 1e3 tracks, 1.5x faster than the hash grid; 15 per track at
+# 1e4, 1.7x slower, its gathers no longer in cache).
+SWEEP_GATE_LIMIT = 8
 
 
 def gate_threshold(probability: float, dof: int = 2) -> float:
@@ -174,14 +178,48 @@ def _grid_pairs(
     return track[near], det[near], np.flatnonzero(too_wide)
 
 
+def _sweep_pairs(
+    z_pred: np.ndarray, radius: np.ndarray, z: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Pairs whose east and north offsets are both within the track's radius, by a
+    sweep over east; None when the candidates would outnumber ``SWEEP_GATE_LIMIT``
+    per track (dense scenes, or tracks lined up along one north-south strip).
+
+    Detections are sorted by east once; each track's candidates are the run whose
+    east lies within its radius (two binary searches), and the north test keeps the
+    box. Cheaper than the hash grid when the strips hold few detections, which is the
+    usual scan: a few calls over all tracks and one over the candidates.
+
+    Returns
+    -------
+    track, detection : ndarray, shape (G,), intp
+        A superset of the pairs within the radius (the box around its circle).
+    """
+    radius = radius * (1.0 + 1e-6)  # round-off must not drop a pair on the bound
+    order = np.argsort(z[:, 0], kind="stable")
+    east = z[order, 0]
+    first = np.searchsorted(east, z_pred[:, 0] - radius, side="left")
+    count = np.searchsorted(east, z_pred[:, 0] + radius, side="right") - first
+    if count.sum() > SWEEP_GATE_LIMIT * max(z_pred.shape[0], 1):
+        return None
+    track, rank = _expand(count)
+    det = order[first[track] + rank]
+    keep = np.abs(z[det, 1] - z_pred[track, 1]) <= radius[track]
+    return track[keep], det[keep]
+
+
 def _spatial_pairs(
     z_pred: np.ndarray, radius: np.ndarray, z: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs closer than each track's radius: the hash grid, k-d trees for wide tracks.
+    """Pairs closer than each track's radius (or a superset): the east sweep when its
+    strips are sparse, else the hash grid, k-d trees for wide tracks.
 
     The cell side is twice the 90th percentile radius, so nine tracks in ten overlap
     at most 2 x 2 cells and the rest a few more.
     """
+    swept = _sweep_pairs(z_pred, radius, z)
+    if swept is not None:
+        return swept
     k = int(0.9 * (radius.size - 1))
     cell = 2.0 * float(np.partition(radius, k)[k])  # the 90th percentile, without a sort
     track, det, wide = _grid_pairs(z_pred, radius, z, max(cell, 1e-6))

@@ -94,25 +94,38 @@ def test_assignment_is_optimal_on_random_clusters(seed):
     assert chosen == pytest.approx(brute_force(cost, miss))
 
 
-def test_spatial_pregate_finds_the_same_pairs_as_testing_all():
-    rng = np.random.default_rng(5)
-    z_pred = rng.uniform(0, 5000, size=(400, 2))
-    z = rng.uniform(0, 5000, size=(300, 2))
-    P_pos = (EYE * rng.uniform(50, 5e4, size=400)[:, None, None]).copy()  # very mixed radii
-    R = np.broadcast_to(EYE * 400.0, (300, 2, 2)).copy()
-    fast = gate(z_pred, P_pos, z, R, GAMMA, dense_pair_limit=0)
-    full = gate(z_pred, P_pos, z, R, GAMMA, dense_pair_limit=10**9)
-    assert len(fast) > 100
-    np.testing.assert_array_equal(fast.track, full.track)
-    np.testing.assert_array_equal(fast.detection, full.detection)
-    np.testing.assert_allclose(fast.d2, full.d2)
-
-
 def _correlated(rng, n, lo, hi):
     """Random position covariances (n, 2, 2) with variances in [lo, hi] and correlation."""
     sx, sy = np.sqrt(rng.uniform(lo, hi, (2, n)))
     rho = rng.uniform(-0.9, 0.9, n)
     return np.stack([sx**2, rho * sx * sy, rho * sx * sy, sy**2], axis=1).reshape(n, 2, 2)
+
+
+@pytest.mark.parametrize("scene", ["sweep", "grid"])
+def test_spatial_pregate_finds_the_same_pairs_as_testing_all(scene, monkeypatch):
+    # "sweep": few detections per track's east strip, the sweep finds the pairs;
+    # "grid": very mixed radii crowd the strips, the hash grid (and trees) do.
+    rng = np.random.default_rng(5)
+    if scene == "sweep":
+        z_pred = rng.uniform(0, 40_000, size=(400, 2))
+        z = np.vstack([z_pred[:250] + rng.normal(0, 30, (250, 2)),
+                       rng.uniform(0, 40_000, size=(50, 2))])
+        P_pos = _correlated(rng, 400, 50.0, 2e3)
+    else:
+        z_pred = rng.uniform(0, 5000, size=(400, 2))
+        z = rng.uniform(0, 5000, size=(300, 2))
+        P_pos = (EYE * rng.uniform(50, 5e4, size=400)[:, None, None]).copy()
+    R = np.broadcast_to(EYE * 400.0, (300, 2, 2)).copy()
+    swept = []
+    sweep = gating._sweep_pairs
+    monkeypatch.setattr(gating, "_sweep_pairs", lambda *a: swept.append(sweep(*a)) or swept[-1])
+    fast = gate(z_pred, P_pos, z, R, GAMMA, dense_pair_limit=0)
+    assert (swept[0] is not None) == (scene == "sweep")
+    full = gate(z_pred, P_pos, z, R, GAMMA, dense_pair_limit=10**9)
+    assert len(fast) > 100
+    np.testing.assert_array_equal(fast.track, full.track)
+    np.testing.assert_array_equal(fast.detection, full.detection)
+    np.testing.assert_allclose(fast.d2, full.d2)
 
 
 @pytest.mark.parametrize("layout", ["scattered", "clustered", "one_road"])
