@@ -336,6 +336,8 @@ def format_alert(alert: dict[str, Any]) -> str:
     ]
     if ttb is not None:
         parts.append(f"breach in {ttb:.0f}s")
+    if alert.get("closest_approach") is not None:
+        parts.append(f"came within {alert['closest_approach']:.0f} m")
     parts.append("evidence=" + ",".join(alert.get("evidence", [])))
     if alert.get("snapshot"):
         parts.append("(already open)")

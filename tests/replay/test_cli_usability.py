@@ -337,3 +337,15 @@ def test_a_warning_reaches_a_command_line_user_as_one_line(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "bufferzone replay: warning: cut.bzrec: truncated after" in proc.stderr
     assert "RecordingWarning" not in proc.stderr and "for frame in" not in proc.stderr
+
+
+def test_an_alert_line_says_how_close_a_probe_came():
+    from replay.cli.service import format_alert
+
+    probe = {"kind": "probe", "event": "open", "t": 290.0, "severity": "low", "zone": "zone-a",
+             "track_id": 7, "cls": "vehicle", "conf": 1.0, "side": "north", "p_inside": 0.0,
+             "position": {"east": 10.0, "north": 900.0}, "speed": 1.2,
+             "time_to_breach": None, "closest_approach": 71.7, "evidence": ["radar-1"]}
+    line = format_alert(probe)
+    assert "probe" in line and "came within 72 m" in line and "evidence=radar-1" in line
+    assert "came within" not in format_alert({**probe, "kind": "exit", "closest_approach": None})
