@@ -35,6 +35,8 @@ in Python*, ch. 6-7.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 # Filters per block in update_batch_last (all modes counted). Its largest temporaries are
@@ -292,7 +294,7 @@ def update_batch_last(
     # numpy calls whatever its size, so a short last block (2100 filters as 2048 + 52)
     # would cost nearly as much as a full one.
     n = x.shape[-1]
-    blocks = -(-n * int(np.prod(x.shape[1:-1])) // UPDATE_BLOCK)  # ceil
+    blocks = -(-n * math.prod(x.shape[1:-1]) // UPDATE_BLOCK)  # ceil; np.prod costs 3 us
     step = max(1, -(-n // max(blocks, 1)))
     for lo in range(0, n, step):  # a loop over blocks, not filters
         b = slice(lo, lo + step)

@@ -89,7 +89,7 @@ class TrackTable:
     """
 
     def __init__(self, capacity: int = 1024):
-        self.n = 0
+        self._n = 0
         self.next_id = 1
         self._columns: dict[str, np.ndarray] = {
             name: np.zeros((*_stored_shape(name, shape), max(capacity, 1)), dtype=dtype)
@@ -97,16 +97,37 @@ class TrackTable:
         }
 
     @property
+    def n(self) -> int:
+        return self._n
+
+    @n.setter
+    def n(self, value: int) -> None:
+        self._n = value
+        self._forget_views()
+
+    @property
     def capacity(self) -> int:
         return int(self._columns["id"].shape[-1])
 
     def __getattr__(self, name: str) -> np.ndarray:
         # Views of the live rows: table.x is (4, n), table.P is (4, 4, n), table.t is (n,),
-        # table.x_m (J, 4, n)
+        # table.x_m (J, 4, n). A batch reads the columns some fifty times: the view is
+        # kept as an instance attribute, found before __getattr__, until the rows or the
+        # column memory change (_forget_views).
         columns = self.__dict__.get("_columns")
         if columns is None or name not in columns:
             raise AttributeError(name)
-        return _shown(name, columns[name][..., : self.n])
+        view = _shown(name, columns[name][..., : self._n])
+        self.__dict__[name] = view
+        return view
+
+    def _forget_views(self) -> None:
+        for name in COLUMNS:
+            self.__dict__.pop(name, None)
+
+    def __getstate__(self) -> dict:
+        # Without the cached views: a copy's views must see the copy's columns.
+        return {k: v for k, v in self.__dict__.items() if k not in COLUMNS}
 
     def __len__(self) -> int:
         return self.n
@@ -126,6 +147,7 @@ class TrackTable:
             grown = np.zeros((*column.shape[:-1], capacity), dtype=column.dtype)
             grown[..., : self.n] = column[..., : self.n]
             self._columns[name] = grown
+        self._forget_views()
 
     def add(
         self, x: np.ndarray, P: np.ndarray, t: float, score: float | np.ndarray = 0.0

@@ -336,7 +336,8 @@ class Tracker:
         tracks.t_hit[assigned] = np.maximum(tracks.t_hit[assigned], batch.t)
         if batch.cls is not None:
             weight = np.ones(detection.size) if batch.conf is None else batch.conf[detection]
-            np.add.at(tracks.class_evidence, (batch.cls[detection], assigned), weight)
+            # assigned rows are unique: += adds what np.add.at would, several times faster
+            tracks.class_evidence[batch.cls[detection], assigned] += weight
 
     def _initiate(
         self, batch: DetectionBatch, rows: np.ndarray, pairs: GatedPairs, detection: np.ndarray,
