@@ -271,9 +271,20 @@ class TrackTable:
         # end of the table to its id's place, and only the rows in between shift.
         last = first + int(np.flatnonzero(order != np.arange(order.size))[-1]) + 1
         order = order[: last - first]
+        if order[0] == order.size - 1 and np.array_equal(order[1:], np.arange(order.size - 1)):
+            # One row back to its id's place, the rest shifted up by one (the usual
+            # case: a single reacquisition): slice copies run at memcpy speed, twice as
+            # fast as the gather below.
+            for column in self._columns.values():
+                moved = column[..., last - 1].copy()
+                column[..., first + 1 : last] = column[..., first : last - 1]
+                column[..., first] = moved
+            return
         for column in self._columns.values():
-            # np.take keeps the copy batch-last (fancy indexing would not, and is slower)
-            column[..., first:last] = np.take(column[..., first:last], order, axis=-1)
+            # np.take keeps the copy batch-last (fancy indexing would not, and is
+            # slower), and takes from the whole column, which is contiguous: a slice
+            # of it would be copied first.
+            column[..., first:last] = np.take(column, order + first, axis=-1)
 
     def state_dict(self) -> dict[str, np.ndarray | int]:
         """Copy of the live rows (batch-first, e.g. ``P`` (n, 4, 4)) and the id counter."""
