@@ -57,6 +57,11 @@ def assign(
     if track.size == 0:
         empty = np.empty(0, dtype=np.intp)
         return empty, empty
+    if track.size == 1:
+        # One pair (a claim, a supersede, a lone drone detection): taken if it beats
+        # the miss, as below, without the dozen calls of the general path.
+        take = cost < miss_cost[track]
+        return track[take], detection[take]
     # A pair whose track and detection are in no other gated pair is its own
     # connected component: the only choice is to take it or not. In steady state that
     # is nearly every pair, so they are settled here and the solver only sees the
