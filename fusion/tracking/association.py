@@ -144,7 +144,7 @@ def miss_cost(P_pos: np.ndarray, R: np.ndarray, gamma: float) -> np.ndarray:
     """
     if R.shape[0] == 0 or P_pos.shape[0] == 0:
         return np.zeros(P_pos.shape[0])
-    R_mean = R.mean(axis=0)
+    R_mean = R.sum(axis=0) / R.shape[0]  # what R.mean does, without its 3 us of checks
     # S = P_pos + mean R, kept as its three distinct entries per track
     det = (P_pos[:, 0, 0] + R_mean[0, 0]) * (P_pos[:, 1, 1] + R_mean[1, 1])
     det -= (P_pos[:, 0, 1] + R_mean[0, 1]) ** 2

@@ -340,9 +340,9 @@ def superseded_rows(
         x, P = _states_at(tracks, young, now, accel_var)
         near = _near_restart(x, P, tracks.x, tracks.P, tracks.t, tracks.t_hit, now, cfg,
                              accel_var)
-        old = np.flatnonzero(silent & near)
+        old = (silent & near).nonzero()[0]
     else:
-        old = np.flatnonzero(silent)
+        old = silent.nonzero()[0]
         if old.size == 0:
             return none
         x, P = _states_at(tracks, young, now, accel_var)

@@ -92,8 +92,8 @@ def rows_in_polygon(x: np.ndarray, y: np.ndarray, polygon: np.ndarray) -> np.nda
         # A rectangular footprint (a drone camera's, often) is its own bounding box:
         # strict comparisons give shapely's answer, edge points outside, without the
         # shapely call, a tenth of a small frame's coverage test.
-        return np.flatnonzero((x > f.lo[0]) & (x < f.hi[0]) & (y > f.lo[1]) & (y < f.hi[1]))
-    rows = np.flatnonzero((x >= f.lo[0]) & (x <= f.hi[0]) & (y >= f.lo[1]) & (y <= f.hi[1]))
+        return ((x > f.lo[0]) & (x < f.hi[0]) & (y > f.lo[1]) & (y < f.hi[1])).nonzero()[0]
+    rows = ((x >= f.lo[0]) & (x <= f.hi[0]) & (y >= f.lo[1]) & (y <= f.hi[1])).nonzero()[0]
     if rows.size == 0:
         return rows
     if rows.size > PREPARE_AFTER and not f.prepared:

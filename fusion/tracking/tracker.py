@@ -202,7 +202,8 @@ class Tracker:
             self.tracks, self.lost, promoted, rows[track], self.latest_time, self.config,
             self._accel_var,
         )
-        self.stats.update({"reacquired": reacquired, "superseded": self._superseded.size})
+        self.stats["reacquired"] += reacquired
+        self.stats["superseded"] += self._superseded.size
         updated = np.sort(self.tracks.id[rows[track]])
         confirmed = self.tracks.id[promoted].copy()
         revived, initiated = self._initiate(batch, rows, wide, detection, pd, clutter, confirm_at)
@@ -274,7 +275,7 @@ class Tracker:
         free[detection] = False
         claimed = self.tracks.status[rows[pairs.track]] == CONFIRMED
         free[pairs.detection[claimed]] = False
-        new = np.flatnonzero(free)
+        new = free.nonzero()[0]
         # Revival weighs a detection against the track score; hit counting has none.
         scored = new if self.config.lifecycle == "score" else new[:0]
         revived = revive_into(self.tracks, self.lost, batch, scored, (pd, clutter, confirm_at),

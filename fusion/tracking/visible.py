@@ -103,10 +103,10 @@ def update_visible(
     else:
         is_late = late[track]
         now_rows, now_det = rows[track[~is_late]], detection[~is_late]
-    # np.take keeps the gathered copies batch-last in memory; fancy indexing on
+    # take keeps the gathered copies batch-last in memory; fancy indexing on
     # the last axis would lay them out batch-first and slow the kernel fivefold.
-    z = np.take(batch.z.T, now_det, axis=-1)
-    R = np.take(batch.R.transpose(1, 2, 0), now_det, axis=-1)
+    z = batch.z.T.take(now_det, axis=-1)
+    R = batch.R.transpose(1, 2, 0).take(now_det, axis=-1)
     if pending is not None and track.size == rows.size:
         # Every visible track took a detection (track is 0 .. V-1): update the
         # prediction in hand; the predicted state would only be overwritten.
