@@ -92,17 +92,19 @@ def test_rows_in_polygon_against_the_plain_test_and_the_cache_stays_bounded():
     assert len(coverage._cache) <= coverage.MAX_CACHED
 
 
-@pytest.mark.parametrize("moved", [1, 3])  # the one-row shift, and the general gather
-def test_sort_by_id_moves_whole_rows_as_a_stable_argsort(moved):
-    rng = np.random.default_rng(moved)
+@pytest.mark.parametrize("moved, after", [(1, 0), (1, 7), (3, 0), (2, 5)])
+def test_sort_by_id_moves_whole_rows_as_a_stable_argsort(moved, after):
+    # ``moved`` rows took back older ids (as a reacquisition does) and sit before the
+    # ``after`` newest rows: one row is the slice-shift case, more the general gather.
+    rng = np.random.default_rng(moved + 10 * after)
     table = TrackTable(capacity=700)
     table.add(rng.normal(size=(4, 600)), rng.normal(size=(4, 4, 600)), 0.0)
     table.x_m[...] = rng.normal(size=table.x_m.shape)
     table.P_m[...] = rng.normal(size=table.P_m.shape)
     table.score[:] = rng.normal(size=600)
-    # Rows at the end take back older ids (as a reacquisition does), between others.
-    table.id[600 - moved :] = np.sort(rng.choice(np.arange(0, 1200, 2), moved, replace=False)) + 1
-    table.id[: 600 - moved] = np.arange(0, 1200, 2)[: 600 - moved]
+    table.id[:] = np.arange(0, 1200, 2)[:600]
+    k = 600 - moved - after
+    table.id[k : k + moved] = np.sort(rng.choice(table.id[:k], moved, replace=False)) + 1
     order = np.argsort(table.id, kind="stable")
     want = {name: getattr(table, name)[..., order].copy() for name in ("id", "x", "P", "x_m",
                                                                       "P_m", "score", "t")}
