@@ -201,20 +201,97 @@ def _may_gate(
     -------
     keep : ndarray, shape (M,), bool
     """
-    back = tracks.t_hit[old] - tracks.t[old]  # <= 0: undo the coast
-    P_o = tracks.P
-    tr_A = P_o[0, 0, old] + P_o[1, 1, old]
-    tr_B = P_o[0, 2, old] + P_o[1, 3, old]
-    tr_C = P_o[2, 2, old] + P_o[3, 3, old]
-    span = np.maximum(now - tracks.t_hit[old], RESTART_MIN_SPAN)
-    tr_old = (tr_A + 2.0 * back * tr_B + back**2 * tr_C + accel_var * back**4 / 2.0
-              + 2.0 * cfg.init_velocity_std**2 * span**2 + accel_var * span**4 / 2.0)
-    at_hit = tracks.x[:2, old] + back * tracks.x[2:, old]  # (2, M)
-    d2 = ((x[:, :2, None] - at_hit[None]) ** 2).sum(axis=1)  # (K, M)
-    tr_new = P[:, 0, 0] + P[:, 1, 1]
-    bound = _gate_2dof(cfg.supersede_probability) * (tr_new[:, None] + tr_old[None])
+    return _near_restart(
+        x, P, tracks.take("x", old), tracks.take("P", old), tracks.t[old], tracks.t_hit[old],
+        now, cfg, accel_var,
+    )
+
+
+def _near_restart(
+    x: np.ndarray, P: np.ndarray, x_o: np.ndarray, P_o: np.ndarray, t: np.ndarray,
+    t_hit: np.ndarray, now: float, cfg: TrackerConfig, accel_var: float,
+) -> np.ndarray:
+    """:func:`_may_gate`'s bound on batch-last columns of the old tracks.
+
+    Parameters
+    ----------
+    x : ndarray, shape (K, 4)
+    P : ndarray, shape (K, 4, 4)
+        The young tracks at ``now``.
+    x_o : ndarray, shape (4, M)
+    P_o : ndarray, shape (4, 4, M)
+    t, t_hit : ndarray, shape (M,)
+        The old tracks' states, state times and last detection times: gathered rows
+        or views of the whole table (each entry a contiguous vector either way).
+
+    Returns
+    -------
+    keep : ndarray, shape (M,), bool
+    """
+    back = t_hit - t  # <= 0: undo the coast
+    b2 = back * back
+    # tr_A + 2 back tr_B + back^2 (tr_C + q back^2 / 2): the coast undone, then the
+    # restart's 2 v^2 span^2 + q span^4 / 2. Any rounding is inside the slack below.
+    tr_old = P_o[2, 2] + P_o[3, 3]
+    tr_old += (accel_var / 2.0) * b2
+    tr_old *= b2
+    tr_old += P_o[0, 0]
+    tr_old += P_o[1, 1]
+    tr_B = P_o[0, 2] + P_o[1, 3]
+    tr_B *= back + back
+    tr_old += tr_B
+    s2 = now - t_hit
+    np.maximum(s2, RESTART_MIN_SPAN, out=s2)
+    s2 *= s2  # span^2
+    restart = (accel_var / 2.0) * s2
+    restart += 2.0 * cfg.init_velocity_std**2
+    restart *= s2
+    tr_old += restart
     # 1 % and 1 m^2 of slack: rounding must never drop a pair the exact test keeps.
-    return (d2 <= 1.01 * bound + 1.0).any(axis=0)
+    slack = 1.01 * _gate_2dof(cfg.supersede_probability)
+    tr_old *= slack
+    east = x_o[2] * back
+    east += x_o[0]
+    north = x_o[3] * back
+    north += x_o[1]
+    if x.shape[0] == 1:  # one young track (the usual case): no (K, M) temporaries
+        east -= x[0, 0]
+        north -= x[0, 1]
+        d2 = east * east
+        d2 += north * north
+        tr_old += slack * (P[0, 0, 0] + P[0, 1, 1]) + 1.0
+        return d2 <= tr_old
+    d2 = (x[:, 0, None] - east) ** 2 + (x[:, 1, None] - north) ** 2  # (K, M)
+    return (d2 <= tr_old + (slack * (P[:, 0, 0] + P[:, 1, 1]) + 1.0)[:, None]).any(axis=0)
+
+
+def _states_at(
+    tracks: TrackTable, rows: np.ndarray, now: float, accel_var: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The tracks ``rows`` predicted to ``now``, batch-first.
+
+    Rows this batch predicted or updated are already at ``now`` when the batch is the
+    newest: then the prediction, whose every term is zero, is skipped (it would only
+    have turned a -0.0 into +0.0), which is most of a small batch's continuity cost.
+
+    Parameters
+    ----------
+    tracks : TrackTable
+    rows : ndarray, shape (K,), intp
+    now : float
+    accel_var : float
+        Process noise of the prediction, (m/s^2)^2.
+
+    Returns
+    -------
+    x : ndarray, shape (K, 4)
+    P : ndarray, shape (K, 4, 4)
+    """
+    x, P = tracks.take("x", rows), tracks.take("P", rows)  # batch-last copies
+    dt = now - tracks.t[rows]
+    if dt.any():
+        x, P = kalman.predict_batch_last(x, P, dt, accel_var)
+    return x.T, P.transpose(2, 0, 1)
 
 
 def superseded_rows(
@@ -254,15 +331,22 @@ def superseded_rows(
         return none
     silent = tracks.status == CONFIRMED
     silent[updated] = False
-    old = np.flatnonzero(silent)
-    old = old[tracks.t_hit[old] <= tracks.t_born[young].max()]
+    silent &= tracks.t_hit <= tracks.t_born[young].max()
+    if 4 * updated.size < tracks.n:
+        # A small batch against a large table: nearly every row is a candidate, and
+        # the bound over whole columns costs less than gathering them.
+        x, P = _states_at(tracks, young, now, accel_var)
+        near = _near_restart(x, P, tracks.x, tracks.P, tracks.t, tracks.t_hit, now, cfg,
+                             accel_var)
+        old = (silent & near).nonzero()[0]
+    else:
+        old = silent.nonzero()[0]
+        if old.size == 0:
+            return none
+        x, P = _states_at(tracks, young, now, accel_var)
+        old = old[_may_gate(x, P, tracks, old, now, cfg, accel_var)]
     if old.size == 0:
         return none
-    x, P = kalman.predict(
-        tracks.x[:, young].T, tracks.P[:, :, young].transpose(2, 0, 1),
-        now - tracks.t[young], accel_var,
-    )
-    old = old[_may_gate(x, P, tracks, old, now, cfg, accel_var)]
     k, m = supersede(
         (x, P, tracks.t_born[young]),
         (tracks.x[:, old].T, tracks.P[:, :, old].transpose(2, 0, 1), tracks.t[old],
@@ -308,10 +392,7 @@ def continue_ids(
     lost.expire(now, cfg.reacquire_window)
     reacquired = 0
     if promoted.size and len(lost):
-        x, P = kalman.predict(
-            tracks.x[:, promoted].T, tracks.P[:, :, promoted].transpose(2, 0, 1),
-            now - tracks.t[promoted], accel_var,
-        )
+        x, P = _states_at(tracks, promoted, now, accel_var)
         new, old_ids = lost.claim(x, P, now, accel_var)
         tracks.id[promoted[new]] = old_ids
         reacquired = int(new.size)

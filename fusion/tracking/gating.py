@@ -280,7 +280,7 @@ def gate(
     c = P_pos[:, 1, 1][ti] + R[:, 1, 1][dj]
     det = a * c - b * b
     d2 = (c * y0 * y0 - 2.0 * b * y0 * y1 + a * y1 * y1) / det  # y' S^-1 y
-    inside = np.flatnonzero(d2 <= threshold)
+    inside = (d2 <= threshold).nonzero()[0]  # flatnonzero, without its 1 us wrapper
     ti, dj = ti[inside], dj[inside]
     # Sort by track, then detection; the dense and grid paths are already nearly in
     # that order, so the sort only runs when some track has pairs out of order.

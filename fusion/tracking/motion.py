@@ -54,45 +54,85 @@ class MotionModel:
         )
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """Predicted tracks, not yet written to the table.
+
+    Attributes
+    ----------
+    x : ndarray, shape (4, V)
+    P : ndarray, shape (4, 4, V)
+        Combined state and covariance.
+    modes : dict
+        The IMM columns (``x_m`` (J, 4, V), ``P_m`` (J, 4, 4, V), ``mu`` (J, V)); empty
+        without the IMM.
+    """
+
+    x: np.ndarray
+    P: np.ndarray
+    modes: dict[str, np.ndarray]
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Every predicted column by name, as :meth:`TrackTable.put_rows` takes them."""
+        return {**self.modes, "x": self.x, "P": self.P}
+
+
+def predict_modes(
+    tracks: TrackTable, sel: slice | np.ndarray, t: float, model: MotionModel
+) -> Prediction:
+    """Predict the tracks ``sel`` to time ``t``, without writing them
+    (:func:`write_prediction`)."""
+    dt = t - tracks.t[sel]
+    if not model.imm:
+        x, P = kalman.predict_batch_last(
+            rows_of(tracks, "x", sel), rows_of(tracks, "P", sel), dt, float(model.accel_vars[0])
+        )
+        return Prediction(x, P, {})
+    M = imm.switching_matrix(dt, model.sojourn)
+    x_m, P_m, cbar = imm.predict(
+        rows_of(tracks, "x_m", sel), rows_of(tracks, "P_m", sel), rows_of(tracks, "mu", sel),
+        M, dt, model.accel_vars,
+    )
+    x, P = imm.combine(x_m, P_m, cbar)
+    # Until a detection says otherwise, the mode probabilities are the predicted ones.
+    return Prediction(x, P, {"x_m": x_m, "P_m": P_m, "mu": cbar})
+
+
+def write_prediction(tracks: TrackTable, sel: slice | np.ndarray, predicted: Prediction) -> None:
+    """Store :func:`predict_modes`'s result for the tracks ``sel`` (their time apart)."""
+    tracks.put_rows(sel, predicted.columns())
+
+
 def predict_rows(
     tracks: TrackTable, sel: slice | np.ndarray, t: float, model: MotionModel
 ) -> tuple[np.ndarray, np.ndarray]:
     """Predict the tracks ``sel`` to time ``t`` in the table; returns the combined
     ``x`` (4, V) and ``P`` (4, 4, V)."""
-    dt = t - tracks.t[sel]
-    modes: dict[str, np.ndarray] = {}  # the IMM columns, written with x and P
-    if not model.imm:
-        x, P = kalman.predict_batch_last(
-            rows_of(tracks, "x", sel), rows_of(tracks, "P", sel), dt, float(model.accel_vars[0])
-        )
-    else:
-        M = imm.switching_matrix(dt, model.sojourn)
-        x_m, P_m, cbar = imm.predict(
-            rows_of(tracks, "x_m", sel), rows_of(tracks, "P_m", sel), rows_of(tracks, "mu", sel),
-            M, dt, model.accel_vars,
-        )
-        x, P = imm.combine(x_m, P_m, cbar)
-        # Until a detection says otherwise, the mode probabilities are the predicted ones.
-        modes = {"x_m": x_m, "P_m": P_m, "mu": cbar}
-    tracks.put_rows(sel, {**modes, "x": x, "P": P})
+    predicted = predict_modes(tracks, sel, t, model)
+    write_prediction(tracks, sel, predicted)
     tracks.t[sel] = t
-    return x, P
+    return predicted.x, predicted.P
 
 
 def update_rows(
-    tracks: TrackTable, rows: np.ndarray, z: np.ndarray, R: np.ndarray, model: MotionModel
+    tracks: TrackTable, rows: np.ndarray, z: np.ndarray, R: np.ndarray, model: MotionModel,
+    prior: Prediction | None = None,
 ) -> None:
-    """Update the tracks ``rows`` (K,) with detections ``z`` (2, K), ``R`` (2, 2, K)."""
+    """Update the tracks ``rows`` (K,) with detections ``z`` (2, K), ``R`` (2, 2, K).
+
+    ``prior``: their prediction, when it was not written to the table (every row it
+    predicted took a detection, in order); otherwise the prior is read from the table.
+    """
+    predicted = None if prior is None else prior.columns()
+
+    def prior_of(name: str) -> np.ndarray:
+        return rows_of(tracks, name, rows) if predicted is None else predicted[name]
+
     modes: dict[str, np.ndarray] = {}  # the IMM columns, written with x and P
     if not model.imm:
-        x, P = kalman.update_batch_last(
-            rows_of(tracks, "x", rows), rows_of(tracks, "P", rows), z, R
-        )
+        x, P = kalman.update_batch_last(prior_of("x"), prior_of("P"), z, R)
     else:
-        x_m, P_m, mu = imm.update(
-            rows_of(tracks, "x_m", rows), rows_of(tracks, "P_m", rows),
-            rows_of(tracks, "mu", rows), z, R,
-        )
+        x_m, P_m, mu = imm.update(prior_of("x_m"), prior_of("P_m"), prior_of("mu"), z, R)
         x, P = imm.combine(x_m, P_m, mu)
         modes = {"x_m": x_m, "P_m": P_m, "mu": mu}
     tracks.put_rows(rows, {**modes, "x": x, "P": P})

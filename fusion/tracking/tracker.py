@@ -17,8 +17,9 @@ Per batch, the algorithm (:meth:`Tracker.process`) is
 9. delete tracks whose score fell below the threshold, and (once a second over the whole
    table) tracks that coasted too long or grew too uncertain.
 
-Every step is vectorised over tracks and detections; see ``fusion.tracking.kalman``,
-``fusion.tracking.gating``, ``fusion.tracking.association``.
+Every step is vectorised over tracks and detections; see ``fusion.tracking.visible``
+(steps 2 and 5), ``fusion.tracking.kalman``, ``fusion.tracking.gating``,
+``fusion.tracking.association``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from fusion.tracking.coverage import rows_in_polygon
 from fusion.tracking.gating import GatedPairs, gate, gate_threshold
 from fusion.tracking.lost import LostTracks, revive_into
 from fusion.tracking.track_table import CONFIRMED, TENTATIVE, TrackTable
+from fusion.tracking.visible import predict_visible, update_visible
 
 # Coasting and uncertainty of tracks out of every coverage are checked this often (s of
 # measurement time) over the whole table; everything else only over the visible rows.
@@ -159,7 +161,9 @@ class Tracker:
         self.latest_time = max(self.latest_time, t)
         rows, sel = self._visible_rows(batch)
         late = self.tracks.t[sel] > t
-        z_pred, P_pos, oosm = self._predict(rows, sel, late, t)
+        z_pred, P_pos, oosm, pending = predict_visible(
+            self.tracks, rows, sel, late, t, self._model, self._accel_var
+        )
         # One gate at the wider exclusion threshold serves both association (pairs
         # inside the real gate) and the initiation exclusion (all of them).
         wide = gate(z_pred, P_pos, batch.z, batch.R, self._gamma_exclusion)
@@ -172,7 +176,8 @@ class Tracker:
             pairs.d2 + pairs.log_det_S,
             miss_cost(P_pos, batch.R, self._gamma),
         )
-        self._update(rows, late, track, detection, batch, oosm)
+        update_visible(self.tracks, rows, late, track, detection, batch, oosm, pending,
+                       self._model, self.stats)
         hit = np.zeros(rows.size, dtype=bool)
         hit[track] = True
         area = footprint_area(batch.z, batch.coverage)
@@ -197,7 +202,8 @@ class Tracker:
             self.tracks, self.lost, promoted, rows[track], self.latest_time, self.config,
             self._accel_var,
         )
-        self.stats.update({"reacquired": reacquired, "superseded": self._superseded.size})
+        self.stats["reacquired"] += reacquired
+        self.stats["superseded"] += self._superseded.size
         updated = np.sort(self.tracks.id[rows[track]])
         confirmed = self.tracks.id[promoted].copy()
         revived, initiated = self._initiate(batch, rows, wide, detection, pd, clutter, confirm_at)
@@ -255,89 +261,6 @@ class Tracker:
             rows = rows[-dt[rows] <= self.config.max_oosm_lag]
         return rows, (slice(0, tracks.n) if rows.size == tracks.n else rows)
 
-    def _predict(
-        self, rows: np.ndarray, sel: slice | np.ndarray, late: np.ndarray, t: float
-    ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
-        """Predict on-time tracks to ``t`` (kept) and retrodict late ones (not kept).
-
-        Returns the predicted measurement (V, 2) and position covariance (V, 2, 2) of
-        every visible track (views of batch-last arrays), and the retrodiction
-        ``(x_b, P_b, P_xb)`` (batch-first) of the late ones, or None when none is late.
-        """
-        tracks = self.tracks
-        if not late.any():
-            x, P = motion.predict_rows(tracks, sel, t, self._model)
-            return x[:2].T, P[:2, :2].transpose(2, 0, 1), None
-        # Out-of-sequence batch (rare): the general path.
-        motion.predict_rows(tracks, rows[~late], t, self._model)
-        back = rows[late]
-        x_b, P_b, P_xb = kalman.retrodict(
-            tracks.x[:, back].T,
-            tracks.P[:, :, back].transpose(2, 0, 1),
-            tracks.t[back] - t,
-            self._accel_var,
-        )
-        # Visible tracks keep their row order; late ones read the retrodicted state.
-        z_pred = tracks.x[:2, rows].T.copy()
-        P_pos = tracks.P[:2, :2, rows].transpose(2, 0, 1).copy()
-        z_pred[late] = x_b[:, :2]
-        P_pos[late] = P_b[:, :2, :2]
-        return z_pred, P_pos, (x_b, P_b, P_xb)
-
-    def _update(
-        self,
-        rows: np.ndarray,
-        late: np.ndarray,
-        track: np.ndarray,
-        detection: np.ndarray,
-        batch: DetectionBatch,
-        oosm: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
-    ) -> None:
-        tracks = self.tracks
-        if oosm is None:
-            now_rows, now_det = rows[track], detection
-        else:
-            is_late = late[track]
-            now_rows, now_det = rows[track[~is_late]], detection[~is_late]
-        # np.take keeps the gathered copies batch-last in memory; fancy indexing on
-        # the last axis would lay them out batch-first and slow the kernel fivefold.
-        motion.update_rows(
-            tracks,
-            now_rows,
-            np.take(batch.z.T, now_det, axis=-1),
-            np.take(batch.R.transpose(1, 2, 0), now_det, axis=-1),
-            self._model,
-        )
-        if oosm is not None and is_late.any():
-            # position of each assigned late track within the retrodicted arrays
-            late_index = np.cumsum(late) - 1
-            k = late_index[track[is_late]]
-            back_rows = rows[track[is_late]]
-            back_det = detection[is_late]
-            x_b, P_b, P_xb = (a[k] for a in oosm)
-            x, P = kalman.update_out_of_sequence(
-                tracks.x[:, back_rows].T,
-                tracks.P[:, :, back_rows].transpose(2, 0, 1),
-                x_b,
-                P_b,
-                P_xb,
-                batch.z[back_det],
-                batch.R[back_det],
-            )
-            # The one-lag approximation can lose definiteness on long lags; such an
-            # update is dropped (and counted) rather than corrupting the track.
-            ok = np.linalg.eigvalsh(P).min(axis=1) > 0
-            tracks.x[:, back_rows[ok]] = x[ok].T
-            tracks.P[:, :, back_rows[ok]] = P[ok].transpose(1, 2, 0)
-            motion.reset_modes(tracks, back_rows[ok])
-            self.stats["oosm_updates"] += int(ok.sum())
-            self.stats["oosm_rejected"] += int((~ok).sum())
-        assigned = rows[track]
-        tracks.t_hit[assigned] = np.maximum(tracks.t_hit[assigned], batch.t)
-        if batch.cls is not None:
-            weight = np.ones(detection.size) if batch.conf is None else batch.conf[detection]
-            np.add.at(tracks.class_evidence, (batch.cls[detection], assigned), weight)
-
     def _initiate(
         self, batch: DetectionBatch, rows: np.ndarray, pairs: GatedPairs, detection: np.ndarray,
         pd: float, clutter: float, confirm_at: float,
@@ -352,13 +275,14 @@ class Tracker:
         free[detection] = False
         claimed = self.tracks.status[rows[pairs.track]] == CONFIRMED
         free[pairs.detection[claimed]] = False
-        new = np.flatnonzero(free)
+        new = free.nonzero()[0]
         # Revival weighs a detection against the track score; hit counting has none.
         scored = new if self.config.lifecycle == "score" else new[:0]
         revived = revive_into(self.tracks, self.lost, batch, scored, (pd, clutter, confirm_at),
                               self._accel_var, self._gamma, self._thresholds.ceiling)
         self.stats["revived"] += revived.ids.size
-        new = np.setdiff1d(new, revived.detection, assume_unique=True)
+        if revived.detection.size:  # setdiff1d costs 10 us even with nothing to remove
+            new = np.setdiff1d(new, revived.detection, assume_unique=True)
         tentative = int(np.count_nonzero(self.tracks.status[: self.tracks.n] == TENTATIVE))
         room = max(0, min(self.config.max_new_per_batch, self.config.max_tentative - tentative))
         if new.size > room:

@@ -90,3 +90,41 @@ def test_rows_in_polygon_against_the_plain_test_and_the_cache_stays_bounded():
     for i in range(coverage.MAX_CACHED + 10):
         coverage.rows_in_polygon(xy[:5, 0], xy[:5, 1], u_shape + i)
     assert len(coverage._cache) <= coverage.MAX_CACHED
+
+
+@pytest.mark.parametrize("moved, after", [(1, 0), (1, 7), (3, 0), (2, 5)])
+def test_sort_by_id_moves_whole_rows_as_a_stable_argsort(moved, after):
+    # ``moved`` rows took back older ids (as a reacquisition does) and sit before the
+    # ``after`` newest rows: one row is the slice-shift case, more the general gather.
+    rng = np.random.default_rng(moved + 10 * after)
+    table = TrackTable(capacity=700)
+    table.add(rng.normal(size=(4, 600)), rng.normal(size=(4, 4, 600)), 0.0)
+    table.x_m[...] = rng.normal(size=table.x_m.shape)
+    table.P_m[...] = rng.normal(size=table.P_m.shape)
+    table.score[:] = rng.normal(size=600)
+    table.id[:] = np.arange(0, 1200, 2)[:600]
+    k = 600 - moved - after
+    table.id[k : k + moved] = np.sort(rng.choice(table.id[:k], moved, replace=False)) + 1
+    order = np.argsort(table.id, kind="stable")
+    want = {name: getattr(table, name)[..., order].copy() for name in ("id", "x", "P", "x_m",
+                                                                      "P_m", "score", "t")}
+    table.sort_by_id()
+    for name, values in want.items():
+        np.testing.assert_array_equal(getattr(table, name), values)
+
+
+def test_rows_in_a_rectangle_as_shapely_says_edge_points_outside():
+    rng = np.random.default_rng(9)
+    lo, hi = np.array([-30.0, 10.0]), np.array([40.0, 55.0])
+    # Points inside, outside and exactly on every edge and corner.
+    xy = rng.uniform(-60.0, 80.0, size=(3000, 2))
+    xy[:400, 0] = rng.choice([lo[0], hi[0]], 400)
+    xy[400:800, 1] = rng.choice([lo[1], hi[1]], 400)
+    xy[800:810] = [lo[0], lo[1]]
+    for box in (np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]]),
+                np.array([[lo[0], hi[1]], [hi[0], hi[1]], [hi[0], lo[1]], [lo[0], lo[1]]])):
+        want = np.flatnonzero(shapely.contains_xy(shapely.Polygon(box), xy[:, 0], xy[:, 1]))
+        assert coverage._footprint(box).box
+        np.testing.assert_array_equal(coverage.rows_in_polygon(xy[:, 0], xy[:, 1], box), want)
+    bowtie = np.array([[lo[0], lo[1]], [hi[0], hi[1]], [hi[0], lo[1]], [lo[0], hi[1]]])
+    assert not coverage._footprint(bowtie).box
