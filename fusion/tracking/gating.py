@@ -195,12 +195,18 @@ def _sweep_pairs(
     track, detection : ndarray, shape (G,), intp
         A superset of the pairs within the radius (the box around its circle).
     """
+    n, m = z_pred.shape[0], z.shape[0]
+    # Detections per strip if they were spread evenly along east: a dense scene goes
+    # to the grid before paying for the sort.
+    extent = float(z[:, 0].max() - z[:, 0].min())
+    if 2.0 * float(radius.mean()) * m > SWEEP_GATE_LIMIT * extent:
+        return None
     radius = radius * (1.0 + 1e-6)  # round-off must not drop a pair on the bound
     order = np.argsort(z[:, 0], kind="stable")
     east = z[order, 0]
     first = np.searchsorted(east, z_pred[:, 0] - radius, side="left")
     count = np.searchsorted(east, z_pred[:, 0] + radius, side="right") - first
-    if count.sum() > SWEEP_GATE_LIMIT * max(z_pred.shape[0], 1):
+    if count.sum() > SWEEP_GATE_LIMIT * max(n, 1):
         return None
     track, rank = _expand(count)
     det = order[first[track] + rank]
