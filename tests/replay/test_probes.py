@@ -73,3 +73,29 @@ def test_two_approaches_are_two_probes_and_targets_are_kept_apart():
     assert sorted((e.target, round(e.info["closest"], -1)) for e in events) == [
         (7, 150.0), (7, 200.0), (9, 300.0)
     ]
+
+
+def test_eval_counts_the_false_warnings_a_true_probe_followed():
+    from replay.scoring.evaluate import _false_then_probe
+    from replay.scoring.metrics import AlertScores, TruthEvent, score_kind
+
+    def alert(alert_id, kind, t, track, related=None):
+        return {"alert_id": alert_id, "kind": kind, "event": "open", "zone": "zone-a",
+                "track_id": track, "t": t, "related_alert_id": related}
+
+    alerts = [
+        alert("p1", "predicted_incursion", 10.0, 1),   # target 1 turns back: a probe
+        alert("p2", "predicted_incursion", 12.0, 2),   # target 2 turns back, no probe alert
+        alert("p3", "predicted_incursion", 14.0, 3),   # followed by a probe of no truth probe
+        alert("b1", "probe", 40.0, 1, related="p1"),
+        alert("b3", "probe", 45.0, 3, related="p3"),
+    ]
+    truth_probes = [TruthEvent(1, "zone-a", 30.0, 5.0, 80.0)]  # only target 1 probed
+    track_to_truth = lambda track, t: track  # noqa: E731 (track k follows target k)
+    scores = AlertScores("", {
+        "predicted_incursion": score_kind("predicted_incursion", [], alerts, track_to_truth),
+        "probe": score_kind("probe", truth_probes, alerts, track_to_truth, overlap=False),
+    })
+    assert [a.outcome for a in scores["probe"].alerts] == ["true", "false"]
+    # p2 and p3 are false warnings too, but only p1 was followed by a true probe.
+    assert _false_then_probe(scores, alerts) == 1
