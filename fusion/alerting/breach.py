@@ -61,10 +61,13 @@ class BreachModel:
     # The reach's noise term, worked out once: numpy scalar arithmetic costs a few
     # microseconds a call.
     noise_reach: float = field(init=False, repr=False)
+    # The look-ahead times and their noise, the same for every track: see _times.
+    _times: tuple[np.ndarray, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         noise_reach = 2.0 * np.sqrt(self.accel_vars[0]) * self.horizon**2
         object.__setattr__(self, "noise_reach", noise_reach)  # frozen
+        object.__setattr__(self, "_times", _times(float(self.horizon), 4, self.accel_vars))
 
     @classmethod
     def from_rule(cls, rule) -> BreachModel:
@@ -102,7 +105,7 @@ class BreachModel:
             Mode probabilities; None: the prior.
         """
         w = self.prior[:, None] if mu is None else mu  # (J, 1) broadcasts over tracks
-        return _from_blocks(gap, normal, x, blocks, self.horizon, self.accel_vars, w, 4)
+        return _from_blocks(gap, normal, x, blocks, self._times, w)
 
 
 def gap_and_normal(polygon: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -171,7 +174,10 @@ def breach_probability(
     -------
     p : ndarray, shape (N,), in [0, 1]
     """
-    return _from_blocks(gap, normal, x, covariance_blocks(P), horizon, accel_vars, weights, steps)
+    J = accel_vars.shape[0]
+    w = np.full((J, gap.shape[0]), 1.0 / J) if weights is None else weights
+    times = _times(np.broadcast_to(np.asarray(horizon, dtype=float), gap.shape), steps, accel_vars)
+    return _from_blocks(gap, normal, x, covariance_blocks(P), times, w)
 
 
 def covariance_blocks(P: np.ndarray) -> np.ndarray:
@@ -184,8 +190,19 @@ def covariance_blocks(P: np.ndarray) -> np.ndarray:
     return blocks
 
 
-# Fractions k / steps (k = 1..steps) of the horizon, as a column, per number of steps.
-_FRACTIONS = {steps: (np.arange(1, steps + 1) / steps)[:, None] for steps in range(1, 9)}
+def _times(
+    horizon: float | np.ndarray, steps: int, accel_vars: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The look-ahead times ``tau = H k / steps`` (k = 1..steps), ``tau^2``, and each
+    mode's noise variance ``q_j tau^4 / 4`` there: shapes (steps, 1) or (steps, N) as
+    ``horizon`` is one number or one per track (N,), and (J, steps, 1 or N).
+
+    One horizon gives the same times for every track, so a model works them out once
+    and they broadcast over its tracks: the same products as per track, so the same
+    bits, without a few calls per evaluation.
+    """
+    tau = np.arange(1, steps + 1)[:, None] / steps * horizon
+    return tau, tau * tau, accel_vars[:, None, None] * tau**4 / 4.0
 
 
 def _from_blocks(
@@ -193,13 +210,11 @@ def _from_blocks(
     normal: np.ndarray,
     x: np.ndarray,
     blocks: np.ndarray,
-    horizon: float | np.ndarray,
-    accel_vars: np.ndarray,
-    weights: np.ndarray | None,
-    steps: int,
+    times: tuple[np.ndarray, np.ndarray, np.ndarray],
+    w: np.ndarray,
 ) -> np.ndarray:
-    """:func:`breach_probability` with the covariance as :func:`covariance_blocks`."""
-    n = gap.shape[0]
+    """:func:`breach_probability` with the covariance as :func:`covariance_blocks`, the
+    look-ahead times as :func:`_times` and the mode weights ``w`` (J, N) or (J, 1)."""
     n0, n1 = normal[:, :1], normal[:, 1:]
     # n' B n of the three blocks at once, (N, 3): the same products in the same order
     # as one block at a time, so the same bits.
@@ -210,22 +225,13 @@ def _from_blocks(
     )
     var_p, var_v, cov_pv = along[:, 0], along[:, 1], along[:, 2]
     closing = normal[:, 0] * x[:, 2] + normal[:, 1] * x[:, 3]  # n'v, negative towards the zone
-    J = accel_vars.shape[0]
-    w = np.full((J, n), 1.0 / J) if weights is None else weights
     # Every look-ahead time and mode in one array each, (steps, N) and (J, steps, N):
     # a few calls per step instead of a few per time and mode (the engine's arrays are
     # a few hundred tracks, where each numpy call's overhead is the cost). The same
     # element-wise operations in the same order as one time at a time, so the same bits.
-    fractions = _FRACTIONS.get(steps)
-    if fractions is None:
-        fractions = (np.arange(1, steps + 1) / steps)[:, None]
-    if isinstance(horizon, float) or np.ndim(horizon) == 0:  # the engine's: one for all
-        tau = (fractions * float(horizon)).repeat(n, axis=1)
-    else:
-        tau = np.broadcast_to(np.asarray(horizon, dtype=float), gap.shape) * fractions
+    tau, tau2, noise = times
     margin = gap + tau * closing  # m(tau) = n'(p - q) + tau n'v
-    var = var_p + tau * cov_pv + tau * tau * var_v
-    noise = accel_vars[:, None, None] * tau**4 / 4.0
+    var = var_p + tau * cov_pv + tau2 * var_v
     sigma = np.sqrt(np.maximum(var + noise, 1e-12))
     best = ndtr(-margin / sigma).max(axis=1)
     p = (w * best).sum(axis=0)

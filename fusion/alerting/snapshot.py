@@ -33,6 +33,10 @@ class Snapshot:
         when the tracker gave position covariances only. Breach probabilities use it.
     mu : ndarray, shape (J, N), optional
         IMM mode probabilities (quiet, manoeuvring), when the tracker gives them.
+    P_rows : ndarray, shape (N, 16), optional
+        Each state covariance as one row (row-major 4 x 4), so that the breach
+        probability gathers every block it reads in one call; built from ``P_pos`` and
+        ``P_vel`` (the rest 0) where not given.
     order : ndarray, shape (N,), intp
         ``ids[order]`` is ascending.
     ids_ascending : bool
@@ -47,11 +51,17 @@ class Snapshot:
     conf: np.ndarray
     P_vel: np.ndarray | None = None
     mu: np.ndarray | None = None
+    P_rows: np.ndarray | None = field(default=None, repr=False)
     order: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.P_vel is None:
             self.P_vel = np.zeros((self.ids.size, 2, 4))
+        if self.P_rows is None:  # a checkpoint's or a position-only snapshot
+            full = np.zeros((self.ids.size, 4, 4))
+            full[:, :2, :2] = self.P_pos
+            full[:, 2:, :] = self.P_vel
+            self.P_rows = full.reshape(-1, 16)
         self.ids_ascending = bool(self.ids.size < 2 or (self.ids[1:] > self.ids[:-1]).all())
         if self.ids_ascending:
             # The tracker lists its tracks by id: nothing to sort, and no duplicates.
@@ -136,7 +146,8 @@ class Snapshot:
             mu = np.array(mu, dtype=float)
             if mu.ndim != 2 or mu.shape[1] != n or not np.isfinite(mu).all():
                 raise ValueError(f"mu must be a finite (J, {n}) array, got {mu.shape}")
-        snap = cls(ids, x, Pp, cls_.astype(np.uint8), conf, P_vel, mu)
+        P_rows = P.reshape(n, 16) if P_vel is not None else None
+        snap = cls(ids, x, Pp, cls_.astype(np.uint8), conf, P_vel, mu, P_rows)
         # Strictly ascending ids (the usual case) are unique already.
         if not snap.ids_ascending and (snap.sorted_ids[1:] == snap.sorted_ids[:-1]).any():
             raise ValueError("track ids in a snapshot must be unique")
@@ -155,7 +166,7 @@ class Snapshot:
         return Snapshot(
             self.ids[keep], self.x[keep], self.P_pos[keep], self.cls[keep], self.conf[keep],
             None if self.P_vel is None else self.P_vel[keep],
-            None if self.mu is None else self.mu[:, keep],
+            None if self.mu is None else self.mu[:, keep], self.P_rows[keep],  # type: ignore[index]
         )  # fmt: skip
 
     def rows_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -41,6 +41,9 @@ STATE_COLUMNS = (
 )
 # Value of each state column for a track without a row: no side seen, no timer.
 _STATE_DEFAULT = np.array([0.0] + [np.nan] * (len(STATE_COLUMNS) - 1))
+# Entries of a row-major 4 x 4 covariance that make the breach probability's blocks:
+# the position block, the velocity block, and P_vp' (P[2 + j, i] at [i, j]).
+_BLOCK_ENTRIES = np.array([0, 1, 4, 5, 10, 11, 14, 15, 8, 12, 9, 13])
 # Timers whose running means the track must be evaluated even far from the zone.
 _LIVE = [STATE_COLUMNS.index(c) for c in ("inc_on", "pred_on", "loit_t")]
 
@@ -317,13 +320,10 @@ def _breach(
     if k.size:
         rk = r[k]
         # Position, velocity, and the cross term P_pv + P_vp' = 2 P_vp' (the tracker's
-        # P is symmetric; only its velocity rows are kept).
-        blocks = np.empty((k.size, 3, 2, 2))
-        blocks[:, 0] = snap.P_pos[rk]
-        P_vel = snap.P_vel[rk]  # type: ignore[index]
-        blocks[:, 1] = P_vel[:, :, 2:]
-        vp_t = P_vel[:, :, :2].transpose(0, 2, 1)
-        np.add(vp_t, vp_t, out=blocks[:, 2])
+        # P is symmetric; only its velocity rows are read): one gather, one doubling.
+        blocks = snap.P_rows[rk[:, None], _BLOCK_ENTRIES].reshape(k.size, 3, 2, 2)  # type: ignore[index]
+        cross = blocks[:, 2]
+        np.add(cross, cross, out=cross)
         mu = None if snap.mu is None else snap.mu[:, rk]
         p[k] = model.probability(gap[k], normal[k], table[k, :4], blocks, mu)
     return p

@@ -92,3 +92,27 @@ def test_snapshot_accepts_what_it_never_reads_and_checks_signed_classes():
         Snapshot.checked(ids, x, P, np.array([0, 1, -1, 2, 3]), conf)
     with pytest.raises(ValueError, match="indices outside"):
         Snapshot.checked(ids, x, P, np.array([0, 1, 9, 2, 3], np.uint8), conf)
+
+
+def test_breach_blocks_gathered_from_snapshot_rows_match_covariance_blocks():
+    """The view gathers the breach's covariance blocks from ``Snapshot.P_rows`` (the
+    tracker's P as it came, or rebuilt from a checkpoint's blocks): the same bits as
+    :func:`covariance_blocks` of the full P."""
+    from fusion.alerting.breach import BreachModel, covariance_blocks
+    from fusion.alerting.rules import load_rules
+    from fusion.alerting.views import _breach
+
+    rng = np.random.default_rng(11)
+    n = 50
+    ids, x, P, cls, conf = _arrays(n)
+    gap = rng.uniform(1.0, 500.0, n)
+    angle = rng.uniform(0.0, 2 * np.pi, n)
+    normal = np.c_[np.cos(angle), np.sin(angle)]
+    model = BreachModel.from_rule(load_rules().for_zone("*").predicted_incursion)
+    want = model.probability(gap, normal, x, covariance_blocks(P), None)
+    snap = Snapshot.checked(ids, x, P, cls, conf)
+    restored = Snapshot(**snap.as_state())
+    rows = np.arange(n)
+    for s in (snap, restored):
+        got = _breach(model, s, rows, s.table, gap, normal)
+        assert got.tobytes() == want.tobytes()
