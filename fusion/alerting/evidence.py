@@ -103,8 +103,9 @@ class EvidenceRing:
             rows = np.unique(rows)  # the tracker lists each track once, in id order
         if rows.size == 0:
             return updated[:0]
-        # The sensor's own slot if it has one, else the stalest slot.
-        slot = self.slot[rows, code].astype(np.intp)
+        # The sensor's own slot if it has one, else the stalest slot (int8 indexes as
+        # well as intp: no conversion; the column first, then the rows: one gather).
+        slot = self.slot[:, code][rows]
         new = slot < 0
         if new.any():
             fresh = rows[new]

@@ -176,17 +176,20 @@ class ZoneView:
         ]
 
     def values_many(self, at: np.ndarray) -> list[list[float]]:
-        """:meth:`values` of several view positions ``at`` (K,): one (K, 11) array, one
-        ``tolist``."""
-        rows, ttb = self.table[at], self.ttb[at]
-        out = np.empty((at.size, 11))
-        out[:, :5] = rows[:, :5]
-        out[:, 5] = self.p_inside[at]
-        out[:, 6] = np.where(ttb == np.inf, np.nan, ttb)
-        out[:, 7] = self.p_breach[at]
-        out[:, 8] = self.side[at]
-        out[:, 9:] = rows[:, 5:]
-        return out.tolist()
+        """:meth:`values` of several view positions ``at`` (K,), as K lists."""
+        # Column gathers and Python lists: fewer numpy calls than filling a (K, 11) array.
+        nan, inf = np.nan, np.inf
+        return [
+            [east, north, ve, vn, speed, p_in, nan if ttb == inf else ttb, p_b, side, cls, conf]
+            for (east, north, ve, vn, speed, cls, conf), p_in, ttb, p_b, side in zip(
+                self.table[at].tolist(),
+                self.p_inside[at].tolist(),
+                self.ttb[at].tolist(),
+                self.p_breach[at].tolist(),
+                self.side[at].tolist(),
+                strict=True,
+            )
+        ]
 
     def by_id(self) -> np.ndarray:
         """View positions in ascending track id, shape (M,)."""
