@@ -3,7 +3,7 @@
 import numpy as np
 from filterpy.kalman import KalmanFilter
 
-from fusion.tracking import kalman
+from fusion.tracking import kalman, kalman_update
 from fusion.tracking.gating import gate, gate_threshold
 
 GAMMA = gate_threshold(0.99)
@@ -46,7 +46,7 @@ def test_the_two_forms_of_the_joseph_update_agree(monkeypatch):
     rng = np.random.default_rng(6)
     x, P, z, R = random_updates(rng, 300)
     x_post, P_post = kalman.update(x, P, z, R)
-    monkeypatch.setattr(kalman, "SHRINK_LIMIT", 0.0)  # every block takes the products
+    monkeypatch.setattr(kalman_update, "SHRINK_LIMIT", 0.0)  # every block takes the products
     x_ref, P_ref = kalman.update(x, P, z, R)
     np.testing.assert_array_equal(x_post, x_ref)
     scale = np.abs(P_ref).max(axis=(1, 2))[:, None, None]
@@ -60,9 +60,11 @@ def test_a_collapsing_variance_takes_the_joseph_products(monkeypatch):
     zero or negative), so that filter is redone with the products; the others are
     not, and every filter matches filterpy."""
     calls = []
-    products = kalman._joseph_products
+    products = kalman_update._joseph_products
     monkeypatch.setattr(
-        kalman, "_joseph_products", lambda P, *a: calls.append(P.shape[-1]) or products(P, *a)
+        kalman_update,
+        "_joseph_products",
+        lambda P, *a: calls.append(P.shape[-1]) or products(P, *a),
     )
     rng = np.random.default_rng(3)
     x, P, z, R = random_updates(rng, 40)
