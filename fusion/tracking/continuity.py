@@ -265,6 +265,64 @@ def _near_restart(
     return (d2 <= tr_old + (slack * (P[:, 0, 0] + P[:, 1, 1]) + 1.0)[:, None]).any(axis=0)
 
 
+def _within_reach(
+    x: np.ndarray, P: np.ndarray, tracks: TrackTable, now: float, cfg: TrackerConfig,
+    accel_var: float,
+) -> np.ndarray | None:
+    r"""A coarser :func:`_near_restart` over the whole table, for one young track.
+
+    The distance is the exact bound's (the old track where it was last detected); the
+    reach is one radius for every row, from the largest terms of the table: with
+    :math:`|P_{02}| \le \sqrt{P_{00} P_{22}}` (a covariance), :math:`2 |b| |P_{02}|
+    \le P_{00} + b^2 P_{22}`, so the coast undone adds at most :math:`2 \operatorname{tr}
+    A + 2 b^2 \operatorname{tr} C + q b^4 / 2` with :math:`b` the longest coast, and the
+    restart is longest for the oldest hit. A row outside it is outside the exact bound
+    (1 % of extra slack for rounding); the bound costs half the exact one's whole-column
+    operations, and in a large picture leaves no row or a handful.
+
+    Parameters
+    ----------
+    x : ndarray, shape (1, 4)
+    P : ndarray, shape (1, 4, 4)
+        The young track at ``now``.
+    tracks : TrackTable
+    now : float
+    cfg : TrackerConfig
+    accel_var : float
+
+    Returns
+    -------
+    keep : ndarray, shape (n,), bool, or None
+        Rows that may pass the exact bound; None when the table holds a non-finite
+        term (the radius would say nothing), for the exact bound to decide.
+    """
+    back = tracks.t_hit - tracks.t
+    x_o, P_o = tracks.x, tracks.P
+    # The exact bound's distance, to the bit (same expressions, same order).
+    east = x_o[2] * back
+    east += x_o[0]
+    north = x_o[3] * back
+    north += x_o[1]
+    east -= x[0, 0]
+    north -= x[0, 1]
+    d2 = east * east
+    d2 += north * north
+    # Reductions cost twice an elementwise pass: the four variances in one (a strided
+    # (n, 4) view of the diagonals), and the ufuncs' own reduce, without ndarray.max's
+    # Python layer.
+    var = np.maximum.reduce(P_o.diagonal(0, 0, 1), axis=0)
+    b2 = max(float(np.minimum.reduce(back)) ** 2, float(np.maximum.reduce(back)) ** 2)
+    s2 = max(now - float(np.minimum.reduce(tracks.t_hit)), RESTART_MIN_SPAN) ** 2
+    tr_A, tr_C = float(var[0] + var[1]), float(var[2] + var[3])
+    worst = (2.0 * (tr_A + b2 * tr_C) + (accel_var / 2.0) * b2 * b2
+             + ((accel_var / 2.0) * s2 + 2.0 * cfg.init_velocity_std**2) * s2)
+    slack = 1.01 * _gate_2dof(cfg.supersede_probability)
+    reach = 1.01 * (slack * (worst + float(P[0, 0, 0] + P[0, 1, 1])) + 1.0)
+    if not np.isfinite(reach):
+        return None
+    return d2 <= reach
+
+
 def _states_at(
     tracks: TrackTable, rows: np.ndarray, now: float, accel_var: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -334,11 +392,17 @@ def superseded_rows(
     silent &= tracks.t_hit <= tracks.t_born[young].max()
     if 4 * updated.size < tracks.n:
         # A small batch against a large table: nearly every row is a candidate, and
-        # the bound over whole columns costs less than gathering them.
+        # the bound over whole columns costs less than gathering them; with one young
+        # track a coarser one goes first, and the exact bound only sees the few left.
         x, P = _states_at(tracks, young, now, accel_var)
-        near = _near_restart(x, P, tracks.x, tracks.P, tracks.t, tracks.t_hit, now, cfg,
-                             accel_var)
-        old = (silent & near).nonzero()[0]
+        reach = _within_reach(x, P, tracks, now, cfg, accel_var) if young.size == 1 else None
+        if reach is not None:
+            old = (silent & reach).nonzero()[0]
+            old = old[_may_gate(x, P, tracks, old, now, cfg, accel_var)] if old.size else old
+        else:
+            near = _near_restart(x, P, tracks.x, tracks.P, tracks.t, tracks.t_hit, now, cfg,
+                                 accel_var)
+            old = (silent & near).nonzero()[0]
     else:
         old = silent.nonzero()[0]
         if old.size == 0:

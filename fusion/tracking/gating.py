@@ -70,7 +70,10 @@ class GatedPairs:
         return int(self.track.shape[0])
 
     def subset(self, keep: np.ndarray) -> GatedPairs:
-        """The pairs selected by a boolean mask, shape (G,)."""
+        """The pairs selected by a boolean mask, shape (G,) (these pairs when it keeps
+        all: the arrays are never written in place)."""
+        if keep.all():
+            return self
         return GatedPairs(
             self.track[keep], self.detection[keep], self.d2[keep], self.log_det_S[keep]
         )
@@ -271,23 +274,32 @@ def gate(
         return GatedPairs(empty, empty, np.empty(0), np.empty(0))
     dense = n * m <= dense_pair_limit
     if dense:
-        pair = np.arange(n * m)
-        ti, dj = pair // m, pair % m
+        # Every pair, as (N, M) broadcasts in pair order (track-major): no pair index
+        # to gather through; only the pairs inside get their indices. Each entry is
+        # the same expression as on the gathered path.
+        y0 = z[:, 0] - z_pred[:, 0, None]
+        y1 = z[:, 1] - z_pred[:, 1, None]
+        a = P_pos[:, 0, 0, None] + R[:, 0, 0]
+        b = P_pos[:, 0, 1, None] + R[:, 0, 1]
+        c = P_pos[:, 1, 1, None] + R[:, 1, 1]
     else:
         # d^2 <= gamma implies |y|^2 <= gamma * lambda_max(S), and
         # lambda_max(P + R) <= lambda_max(P) + max_j lambda_max(R_j).
         radius = np.sqrt(threshold * (_max_eigenvalue(P_pos) + _max_eigenvalue(R).max()))
         ti, dj = _spatial_pairs(z_pred, radius, z)
-    y0 = z[dj, 0] - z_pred[ti, 0]
-    y1 = z[dj, 1] - z_pred[ti, 1]
-    # S = H P H' + R per pair, kept as its three distinct entries
-    a = P_pos[:, 0, 0][ti] + R[:, 0, 0][dj]
-    b = P_pos[:, 0, 1][ti] + R[:, 0, 1][dj]
-    c = P_pos[:, 1, 1][ti] + R[:, 1, 1][dj]
-    det = a * c - b * b
-    d2 = (c * y0 * y0 - 2.0 * b * y0 * y1 + a * y1 * y1) / det  # y' S^-1 y
+        y0 = z[dj, 0] - z_pred[ti, 0]
+        y1 = z[dj, 1] - z_pred[ti, 1]
+        # S = H P H' + R per pair, kept as its three distinct entries
+        a = P_pos[:, 0, 0][ti] + R[:, 0, 0][dj]
+        b = P_pos[:, 0, 1][ti] + R[:, 0, 1][dj]
+        c = P_pos[:, 1, 1][ti] + R[:, 1, 1][dj]
+    det = (a * c - b * b).ravel()
+    d2 = ((c * y0 * y0 - 2.0 * b * y0 * y1 + a * y1 * y1).ravel() / det)  # y' S^-1 y
     inside = (d2 <= threshold).nonzero()[0]  # flatnonzero, without its 1 us wrapper
-    ti, dj = ti[inside], dj[inside]
+    if dense:
+        ti, dj = np.divmod(inside, m)  # the pair index is track * M + detection
+    else:
+        ti, dj = ti[inside], dj[inside]
     # Sort by track, then detection; the dense and grid paths are already nearly in
     # that order, so the sort only runs when some track has pairs out of order.
     if not dense:

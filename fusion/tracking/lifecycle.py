@@ -48,10 +48,17 @@ def score_changes(
     delta : ndarray, shape (V,)
     """
     delta = np.empty(z_pred.shape[0])
-    m = int(detection.max()) + 1 if detection.size else 1
-    m = max(m, int(pairs.detection.max()) + 1 if len(pairs) else 1)
-    k = np.searchsorted(pairs.track * m + pairs.detection, track * m + detection)
-    delta[track] = existence.hit_score(pd, clutter, pairs.d2[k], pairs.log_det_S[k])
+    if track.size == len(pairs):
+        # Every gated pair was assigned (a small batch, usually): the assigned pairs
+        # are all of them, in the same (track) order, so no search is needed.
+        delta[track] = existence.hit_score(pd, clutter, pairs.d2, pairs.log_det_S)
+    else:
+        m = int(detection.max()) + 1 if detection.size else 1
+        m = max(m, int(pairs.detection.max()) + 1 if len(pairs) else 1)
+        k = np.searchsorted(pairs.track * m + pairs.detection, track * m + detection)
+        delta[track] = existence.hit_score(pd, clutter, pairs.d2[k], pairs.log_det_S[k])
+    if track.size == z_pred.shape[0]:
+        return delta  # every visible track took a detection
     missed = np.ones(z_pred.shape[0], dtype=bool)
     missed[track] = False
     p_cover: float | np.ndarray = 1.0

@@ -142,7 +142,12 @@ class LostTracks:
         empty = np.empty(0, dtype=np.intp)
         if len(self) == 0 or x.shape[0] == 0:
             return empty, np.empty(0, dtype=np.int64)
-        x_l, P_l = kalman.predict(self.x, self.P, t - self.t, accel_var)
+        # kalman.predict's kernel on transposed views: its batch-first copies back are
+        # not needed for the few rows read below (the same numbers, to the bit).
+        x_l, P_l = kalman.predict_batch_last(
+            self.x.T, self.P.transpose(1, 2, 0), t - self.t, accel_var
+        )
+        x_l, P_l = x_l.T, P_l.transpose(2, 0, 1)
         # Position pre-gate (it has the spatial index), then the exact 4-dof test.
         gamma = self.gamma
         near = gate(x[:, :2], P[:, :2, :2], x_l[:, :2], P_l[:, :2, :2], gamma)

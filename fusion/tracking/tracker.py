@@ -276,20 +276,25 @@ class Tracker:
         claimed = self.tracks.status[rows[pairs.track]] == CONFIRMED
         free[pairs.detection[claimed]] = False
         new = free.nonzero()[0]
+        none = np.empty(0, dtype=np.int64)
         # Revival weighs a detection against the track score; hit counting has none.
-        scored = new if self.config.lifecycle == "score" else new[:0]
-        revived = revive_into(self.tracks, self.lost, batch, scored, (pd, clutter, confirm_at),
-                              self._accel_var, self._gamma, self._thresholds.ceiling)
-        self.stats["revived"] += revived.ids.size
-        if revived.detection.size:  # setdiff1d costs 10 us even with nothing to remove
-            new = np.setdiff1d(new, revived.detection, assume_unique=True)
+        revived_ids = none
+        if new.size and len(self.lost) and self.config.lifecycle == "score":
+            revived = revive_into(self.tracks, self.lost, batch, new, (pd, clutter, confirm_at),
+                                  self._accel_var, self._gamma, self._thresholds.ceiling)
+            revived_ids = revived.ids
+            if revived.detection.size:  # setdiff1d costs 10 us even with nothing to remove
+                new = np.setdiff1d(new, revived.detection, assume_unique=True)
+        self.stats["revived"] += revived_ids.size
+        if new.size == 0:  # (every detection taken: the tentative count is not needed)
+            return revived_ids, none
         tentative = int(np.count_nonzero(self.tracks.status[: self.tracks.n] == TENTATIVE))
         room = max(0, min(self.config.max_new_per_batch, self.config.max_tentative - tentative))
         if new.size > room:
             self.stats["initiations_refused"] += new.size - room
             new = new[:room]
         if new.size == 0:
-            return revived.ids, np.empty(0, dtype=np.int64)
+            return revived_ids, none
         x = np.zeros((4, new.size))
         x[:2] = batch.z[new].T
         P = np.zeros((4, 4, new.size))
@@ -302,7 +307,7 @@ class Tracker:
             weight = np.ones(new.size) if batch.conf is None else batch.conf[new]
             self.tracks.class_evidence[batch.cls[new], first + np.arange(new.size)] = weight
         self.stats["initiated"] += new.size
-        return revived.ids, ids
+        return revived_ids, ids
 
     def _delete(self, rows: np.ndarray) -> np.ndarray:
         """Delete failed, lost and diverged tracks; return their ids (ascending).
@@ -312,10 +317,14 @@ class Tracker:
         ``SWEEP_INTERVAL``, so a small drone frame does not scan every track.
         """
         tracks, cfg, now = self.tracks, self.config, self.latest_time
-        reasons = {
-            name: rows[mask]
-            for name, mask in lifecycle.failed(tracks, rows, cfg, self._thresholds, now).items()
-        }
+        failed = lifecycle.failed(tracks, rows, cfg, self._thresholds, now)
+        if (self._superseded.size == 0 and now - self._last_sweep < SWEEP_INTERVAL
+                and now - self._last_merge < MERGE_INTERVAL
+                and not any(mask.any() for mask in failed.values())):
+            for name in failed:  # nothing to delete (most small batches): counted as 0
+                self.stats[f"deleted_{name}"] += 0
+            return np.empty(0, dtype=np.int64)
+        reasons = {name: rows[mask] for name, mask in failed.items()}
         if now - self._last_sweep >= SWEEP_INTERVAL:
             self._last_sweep = now
             stale = lifecycle.stale(tracks, cfg, self._accel_var, now)

@@ -120,7 +120,9 @@ def update_visible(
     assigned = rows[track]
     tracks.t_hit[assigned] = np.maximum(tracks.t_hit[assigned], batch.t)
     if batch.cls is not None:
-        weight = np.ones(detection.size) if batch.conf is None else batch.conf[detection]
+        # 1.0 each without confidences: a scalar adds the same float32 sums as an
+        # array of ones (the exact sum, rounded once), without building one.
+        weight = 1.0 if batch.conf is None else batch.conf[detection]
         # assigned rows are unique: += adds what np.add.at would, several times faster
         tracks.class_evidence[batch.cls[detection], assigned] += weight
 

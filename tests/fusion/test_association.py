@@ -185,3 +185,40 @@ def test_points_in_polygon_concave_and_outside_bbox():
     np.testing.assert_array_equal(
         points_in_polygon(points, u_shape), [True, False, True, False, False, True]
     )
+
+
+def test_uncontested_pairs_come_back_in_track_order_whatever_their_input_order():
+    # Every pair isolated: assign settles them without the solver, and must still
+    # return them sorted by track when the caller's pairs were not.
+    track, det = np.array([2, 0, 3, 1]), np.array([0, 2, 3, 1])
+    cost = np.array([1.0, 2.0, 50.0, 3.0])
+    got = assign(4, 4, track, det, cost, np.full(4, 10.0))  # pair (3, 3) loses to its miss
+    np.testing.assert_array_equal(got[0], [0, 1, 2])
+    np.testing.assert_array_equal(got[1], [2, 1, 0])
+    sorted_in = assign(4, 4, np.sort(track), det[np.argsort(track)], cost[np.argsort(track)],
+                       np.full(4, 10.0))
+    np.testing.assert_array_equal(sorted_in[0], got[0])
+    np.testing.assert_array_equal(sorted_in[1], got[1])
+
+
+def test_dense_gate_matches_every_pair_written_out():
+    # The dense path (all pairs as (N, M) broadcasts) against the formula per pair.
+    rng = np.random.default_rng(8)
+    z_pred = rng.uniform(0.0, 300.0, (7, 2))
+    z = rng.uniform(0.0, 300.0, (9, 2))
+    A = rng.normal(size=(7, 2, 2)) * 20.0
+    P_pos = A @ A.transpose(0, 2, 1) + np.eye(2) * 50.0
+    R = np.broadcast_to(np.diag([100.0, 60.0]), (9, 2, 2)).copy()
+    got = gate(z_pred, P_pos, z, R, 9.21)
+    want = []
+    for i, j in itertools.product(range(7), range(9)):
+        S = P_pos[i] + R[j]
+        y = z[j] - z_pred[i]
+        d2 = float(y @ np.linalg.solve(S, y))
+        if d2 <= 9.21:
+            want.append((i, j, d2, np.log(np.linalg.det(S))))
+    assert 5 < len(want) < 63
+    np.testing.assert_array_equal(got.track, [w[0] for w in want])
+    np.testing.assert_array_equal(got.detection, [w[1] for w in want])
+    np.testing.assert_allclose(got.d2, [w[2] for w in want], rtol=1e-9)
+    np.testing.assert_allclose(got.log_det_S, [w[3] for w in want], rtol=1e-9)

@@ -318,3 +318,93 @@ def test_revival_pre_filter_keeps_every_lost_track_the_exact_test_could_revive()
         kept_any |= bool(revivable.any())
         dropped_any |= bool((~hopeful).any())
     assert kept_any and dropped_any  # the draws exercise both sides
+
+
+def test_the_coarse_supersede_reach_keeps_every_row_the_exact_bound_keeps():
+    # continuity._within_reach (one young track, whole table) goes before the exact
+    # bound on a small batch: any row the exact bound keeps must be inside its reach,
+    # whatever the coasts (back up to 6 s, both signs of the covariance terms), and it
+    # must still drop most far rows; a non-finite covariance hands over (None).
+    from fusion.tracking.continuity import _near_restart, _within_reach
+
+    rng = np.random.default_rng(23)
+    cfg = TrackerConfig()
+    accel_var = cfg.accel_std**2
+    kept = dropped = 0
+    for _ in range(40):
+        m, now = 300, 50.0
+        tracks = TrackTable()
+        x_o = np.vstack([rng.uniform(-4e3, 4e3, (2, m)), rng.normal(0.0, 15.0, (2, m))])
+        A = rng.normal(0.0, 1.0, (m, 4, 4)) * rng.uniform(0.5, 8.0, (m, 1, 1))
+        P_o = (A @ A.transpose(0, 2, 1) + np.eye(4) * [25.0, 25.0, 4.0, 4.0]).transpose(1, 2, 0)
+        tracks.add(x_o, P_o, now)
+        tracks.t[:] = now - rng.uniform(0.0, 2.0, m)
+        tracks.t_hit[:] = tracks.t - rng.uniform(0.0, 6.0, m) * (rng.random(m) < 0.7)
+        x = np.zeros((1, 4))
+        x[0, :2] = x_o[:2, rng.integers(m)] + rng.normal(0.0, 150.0, 2)
+        P = np.diag([400.0, 400.0, 100.0, 100.0])[None]
+        exact = _near_restart(x, P, tracks.x, tracks.P, tracks.t, tracks.t_hit, now, cfg,
+                              accel_var)
+        reach = _within_reach(x, P, tracks, now, cfg, accel_var)
+        assert not (exact & ~reach).any()
+        kept += int(exact.sum())
+        dropped += int((~reach).sum())
+    assert kept > 40 and dropped > 0.8 * 40 * 300
+    # Where the bound is tight: every row coasted 3 s with the same covariance,
+    # position and velocity fully anti-correlated and P_00 = 3^2 P_22, so the coast
+    # undone adds exactly 2 tr A + 2 b^2 tr C; rows fill a disc reaching past the gate.
+    m, b, c = 3000, 3.0, 500.0
+    a = b * b * c
+    block = np.array([[a, 0, -np.sqrt(a * c), 0], [0, a, 0, -np.sqrt(a * c)],
+                      [-np.sqrt(a * c), 0, c, 0], [0, -np.sqrt(a * c), 0, c]])
+    tracks = TrackTable()
+    radius, angle = 1000.0 * np.sqrt(rng.random(m)), rng.uniform(0, 2 * np.pi, m)
+    x_o = np.vstack([radius * np.cos(angle), radius * np.sin(angle), np.zeros((2, m))])
+    tracks.add(x_o, np.broadcast_to(block[..., None], (4, 4, m)), now)
+    tracks.t_hit[:] = now - b
+    x, P = np.zeros((1, 4)), np.diag([1.0, 1.0, 1.0, 1.0])[None]
+    exact = _near_restart(x, P, tracks.x, tracks.P, tracks.t, tracks.t_hit, now, cfg, accel_var)
+    reach = _within_reach(x, P, tracks, now, cfg, accel_var)
+    assert 100 < exact.sum() < m - 100 and not (exact & ~reach).any()
+    tracks.P[0, 0, 5] = np.nan
+    assert _within_reach(x, P, tracks, now, cfg, accel_var) is None
+
+
+def test_a_small_batch_supersedes_through_the_coarse_reach_as_through_the_exact_bound():
+    # One young track against a large table: superseded_rows takes the coarse reach,
+    # then the exact bound on the rows left; with the reach disabled (None) it runs the
+    # exact bound over every row. Both must match the same old track.
+    from unittest import mock
+
+    from fusion.tracking import continuity
+
+    cfg = TrackerConfig()
+    accel_var = cfg.accel_std**2
+    rng = np.random.default_rng(5)
+    m = 400
+    tracks = TrackTable()
+    x_o = np.vstack([rng.uniform(-2e4, 2e4, (2, m)), rng.normal(0.0, 5.0, (2, m))])
+    P_o = np.broadcast_to((np.eye(4) * [30.0, 30.0, 4.0, 4.0])[..., None], (4, 4, m))
+    tracks.add(x_o, P_o, 10.0)
+    tracks.status[:] = 1  # CONFIRMED
+    tracks.t_born[:] = 0.0
+    tracks.t_hit[:m] = 10.0
+    # The old track 17 stopped being detected at 8.0; a young one starts near its
+    # last hit, going the other way.
+    tracks.t_hit[17] = 8.0
+    young_x = np.array([[x_o[0, 17] + 2 * x_o[2, 17] + 30.0, x_o[1, 17] + 2 * x_o[3, 17],
+                         -x_o[2, 17], -x_o[3, 17]]]).T
+    tracks.add(young_x, np.diag([100.0, 100.0, 50.0, 50.0])[..., None], 9.0)
+    young = tracks.n - 1
+    tracks.status[young] = 1
+    tracks.t[young] = tracks.t_hit[young] = 10.0
+    for rows in (np.array([young]), np.array([young, 3, 4])):
+        state = tracks.state_dict()
+        with mock.patch.object(continuity, "_within_reach", wraps=continuity._within_reach) as spy:
+            got = continuity.superseded_rows(tracks, rows, 10.0, cfg, accel_var)
+        assert spy.call_count == 1  # one young track either way: the coarse reach ran
+        table = TrackTable.from_state_dict(state)
+        with mock.patch.object(continuity, "_within_reach", return_value=None):
+            want = continuity.superseded_rows(table, rows, 10.0, cfg, accel_var)
+        np.testing.assert_array_equal(got, want)
+        assert 17 in got

@@ -133,3 +133,28 @@ def test_a_checkpoint_without_scores_or_modes_still_loads():
     result = restored.process(scan(8, [[40.0, 0.0]]))
     assert result.updated.tolist() == tracker.confirmed().ids.tolist()
     assert result.deleted.size == 0 and result.initiated.size == 0
+
+
+def test_score_changes_when_every_gated_pair_is_assigned_use_each_pairs_own_distance():
+    # The short cut (assigned pairs == all pairs, no search) against the general path.
+    from fusion.tracking.gating import GatedPairs
+    from fusion.tracking.lifecycle import score_changes
+
+    pairs = GatedPairs(np.array([0, 2, 3]), np.array([4, 0, 1]), np.array([1.0, 5.0, 2.5]),
+                       np.array([7.0, 8.0, 9.0]))
+    z_pred, P_pos = np.zeros((4, 2)), np.broadcast_to(np.eye(2) * 100.0, (4, 2, 2))
+    got = score_changes(0.9, 1e-7, 0.99, pairs, pairs.track, pairs.detection, z_pred, P_pos, None)
+    hit = existence.hit_score(0.9, 1e-7, pairs.d2, pairs.log_det_S)
+    np.testing.assert_array_equal(got[[0, 2, 3]], hit)
+    assert got[1] == existence.miss_score(0.9, 0.99, 1.0)
+    # One more gated pair, not assigned: the general path, the same numbers.
+    more = GatedPairs(np.array([0, 0, 2, 3]), np.array([3, 4, 0, 1]),
+                      np.array([0.5, 1.0, 5.0, 2.5]), np.array([1.0, 7.0, 8.0, 9.0]))
+    again = score_changes(0.9, 1e-7, 0.99, more, pairs.track, pairs.detection, z_pred, P_pos,
+                          None)
+    np.testing.assert_array_equal(again, got)
+    # Every visible track assigned: no miss is charged.
+    three = GatedPairs(np.arange(3), pairs.detection, pairs.d2, pairs.log_det_S)
+    all_hit = score_changes(0.9, 1e-7, 0.99, three, three.track, three.detection,
+                            z_pred[:3], P_pos[:3], None)
+    np.testing.assert_array_equal(all_hit, hit)
