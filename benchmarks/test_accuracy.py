@@ -32,3 +32,10 @@ def test_multi_sensor_scene_has_gaps_and_a_late_satellite():
     scores = accuracy.run(scans, 0.05, stonesoup=False)
     table = accuracy.table("smoke", scores, multi=True)
     assert "gaps held" in table and "bufferzone" in table
+
+
+def test_seeds_table_lists_each_seed_and_the_spread():
+    text = accuracy.seeds_table(30, 8, [1, 2])
+    rows = [line for line in text.splitlines() if line.startswith(("| 1 ", "| 2 "))]
+    assert len(rows) == 2
+    assert "over 2 seeds: mean" in text and "range" in text
