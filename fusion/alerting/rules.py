@@ -274,24 +274,25 @@ class LoiteringRule(_KindRule):
             raise RulesError(f"{where}.band", "must be >= 0")
 
 
+def _same_severity(level: str) -> Mapping[str, str]:
+    """A severity table with ``level`` for every class."""
+    return MappingProxyType(dict.fromkeys(CLASSES, level))
+
+
 @dataclass(frozen=True)
-class ExitRule(_KindRule):
-    """A track whose incursion was open leaves the zone (the incursion closes too).
+class _FollowOnRule(_KindRule):
+    """A kind that follows another alert's close and closes on a hold.
 
     Attributes
     ----------
     hold : float
-        Seconds the exit alert stays open before it closes by itself; 0 sends its
-        ``open`` and ``close`` in the same step.
+        Seconds the alert stays open before it closes by itself; 0 sends its ``open``
+        and ``close`` in the same step.
     """
 
     hold: float = 0.0
     update_interval: float = 0.0
-    severity: SeverityTable = field(
-        default_factory=lambda: MappingProxyType(
-            {"unknown": "low", "person": "low", "vehicle": "low", "drone": "low"}
-        )
-    )
+    severity: SeverityTable = field(default_factory=lambda: _same_severity("low"))
 
     def _check(self, where: str) -> None:
         super()._check(where)
@@ -300,32 +301,21 @@ class ExitRule(_KindRule):
 
 
 @dataclass(frozen=True)
-class LostInsideRule(_KindRule):
-    """A track deleted (or gone from the picture) while its incursion was open.
+class ExitRule(_FollowOnRule):
+    """A track whose incursion was open leaves the zone (the incursion closes too)."""
 
-    Attributes
-    ----------
-    hold : float
-        Seconds the alert stays open (on the board for late subscribers) before it
-        closes by itself.
-    """
+
+@dataclass(frozen=True)
+class LostInsideRule(_FollowOnRule):
+    """A track deleted (or gone from the picture) while its incursion was open; ``hold``
+    keeps it on the board for late subscribers."""
 
     hold: float = 120.0
-    update_interval: float = 0.0
-    severity: SeverityTable = field(
-        default_factory=lambda: MappingProxyType(
-            {"unknown": "high", "person": "high", "vehicle": "high", "drone": "high"}
-        )
-    )
-
-    def _check(self, where: str) -> None:
-        super()._check(where)
-        if self.hold < 0:
-            raise RulesError(f"{where}.hold", "must be >= 0")
+    severity: SeverityTable = field(default_factory=lambda: _same_severity("high"))
 
 
 @dataclass(frozen=True)
-class ProbeRule(_KindRule):
+class ProbeRule(_FollowOnRule):
     """A track that headed for the zone and turned back: its predicted incursion
     cleared without an entry, after it came within ``max_distance`` of the edge.
 
@@ -335,25 +325,14 @@ class ProbeRule(_KindRule):
         Metres: the closest the track came to the zone while its predicted incursion
         was pending or open must be at most this; a warning that cleared far out says
         little about intent.
-    hold : float
-        Seconds the probe alert stays open before it closes by itself; 0 sends its
-        ``open`` and ``close`` in the same step.
     """
 
     max_distance: float = 500.0
-    hold: float = 0.0
-    update_interval: float = 0.0
-    severity: SeverityTable = field(
-        default_factory=lambda: MappingProxyType(
-            {"unknown": "low", "person": "low", "vehicle": "low", "drone": "low"}
-        )
-    )
 
     def _check(self, where: str) -> None:
         super()._check(where)
-        for name in ("hold", "max_distance"):
-            if getattr(self, name) < 0:
-                raise RulesError(f"{where}.{name}", "must be >= 0")
+        if self.max_distance < 0:
+            raise RulesError(f"{where}.max_distance", "must be >= 0")
 
 
 _RULE_CLASSES: dict[str, type[_KindRule]] = {

@@ -602,6 +602,36 @@ def exit_events(
     ]
 
 
+def by_target(
+    times: np.ndarray, ids: Sequence[np.ndarray], values: Sequence[np.ndarray], columns: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, int]]]:
+    """Per-step truth samples flattened and ordered by target, then time.
+
+    Parameters
+    ----------
+    times : ndarray, shape (T,)
+    ids : sequence of ndarray, each shape (N_t,), int
+    values : sequence of ndarray, each shape (N_t, >= columns)
+    columns : int
+        Leading columns of ``values`` kept.
+
+    Returns
+    -------
+    t, id : ndarray, shape (S,)
+    value : ndarray, shape (S, columns)
+    runs : list of (lo, hi)
+        Each target's rows ``lo:hi``, in time order.
+    """
+    t_all = np.concatenate([np.full(len(i), t) for t, i in zip(times, ids, strict=True)])
+    id_all = np.concatenate([np.asarray(i, dtype=np.int64) for i in ids])
+    v_all = np.concatenate([np.asarray(v, dtype=float)[:, :columns] for v in values])
+    order = np.lexsort((t_all, id_all))
+    t_all, id_all, v_all = t_all[order], id_all[order], v_all[order]
+    cuts = np.flatnonzero(np.diff(id_all)) + 1
+    runs = list(zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(id_all)].tolist(), strict=True))
+    return t_all, id_all, v_all, runs
+
+
 def loiter_events(
     times: np.ndarray,
     ids: Sequence[np.ndarray],
@@ -639,16 +669,11 @@ def loiter_events(
 
     if not len(times):
         return []
-    t_all = np.concatenate([np.full(len(i), t) for t, i in zip(times, ids, strict=True)])
-    id_all = np.concatenate([np.asarray(i, dtype=np.int64) for i in ids])
-    xy_all = np.concatenate([np.asarray(p, dtype=float)[:, :2] for p in positions])
-    order = np.lexsort((t_all, id_all))
-    t_all, id_all, xy_all = t_all[order], id_all[order], xy_all[order]
-    cuts = np.flatnonzero(np.diff(id_all)) + 1
+    t_all, id_all, xy_all, runs = by_target(times, ids, positions, 2)
     out: list[TruthEvent] = []
     for name, geom in zones:
         near = shapely.distance(geom, shapely.points(xy_all)) <= band
-        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(id_all)], strict=True):
+        for lo, hi in runs:
             target = int(id_all[lo])
             anchor: np.ndarray | None = None
             t_anchor = 0.0

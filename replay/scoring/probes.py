@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import shapely
 
-from replay.scoring.metrics import TruthEvent
+from replay.scoring.metrics import TruthEvent, by_target
 
 __all__ = ["probe_events"]
 
@@ -82,17 +82,12 @@ def probe_events(
     """
     if not len(times):
         return []
-    t_all = np.concatenate([np.full(len(i), t) for t, i in zip(times, ids, strict=True)])
-    id_all = np.concatenate([np.asarray(i, dtype=np.int64) for i in ids])
-    xv_all = np.concatenate([np.asarray(s, dtype=float)[:, :4] for s in states])
-    order = np.lexsort((t_all, id_all))
-    t_all, id_all, xv_all = t_all[order], id_all[order], xv_all[order]
-    cuts = np.flatnonzero(np.diff(id_all)) + 1
+    t_all, id_all, xv_all, runs = by_target(times, ids, states, 4)
     out: list[TruthEvent] = []
     for name, geom in zones:
         dist = shapely.distance(geom, shapely.points(xv_all[:, :2]))
         heading = _heading_in(geom, xv_all, horizon)
-        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(id_all)], strict=True):
+        for lo, hi in runs:
             steps = lo + np.flatnonzero(heading[lo:hi])
             if not steps.size:
                 continue
