@@ -28,6 +28,7 @@ commit that added ``engine_only_alerts.json``)::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -256,10 +257,17 @@ def _older_kinds(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in events if e["kind"] not in NEWER_KINDS]
 
 
+@functools.cache
+def _replayed(case: str) -> tuple[list[dict[str, Any]], str]:
+    """The pipeline replay of a golden case (events, input digest), once per session."""
+    golden = _load()[case]
+    return replay_default(golden["duration"], golden["rules"])
+
+
 @pytest.mark.parametrize("case", [c[0] for c in CASES])
 def test_default_scenario_alerts_match_the_golden_list(case):
     golden = _load()[case]
-    events, digest = replay_default(golden["duration"], golden["rules"])
+    events, digest = _replayed(case)
     events = _older_kinds(events)
     # A tracker change changes what the engine is given: that must be a decision (rewrite
     # the list, see the module docstring), never a test that quietly stops checking.
@@ -274,6 +282,27 @@ def test_default_scenario_alerts_match_the_golden_list(case):
     ]
     assert not mismatch, f"first differing event #{mismatch[0][0]}: {mismatch[0][1:]}"
     assert len(events) == len(golden["events"])
+
+
+# The probes of the default case, pinned like the golden lists: a tracker or rules change
+# that moves them must be a decision.
+DEFAULT_PROBES = ["zone-a:probe:3391:0"]
+
+
+def test_the_default_scenario_probes_follow_its_cleared_warnings():
+    events, _ = _replayed("default")
+    opened = [e for e in events if e["kind"] == "probe" and e["event"] == "open"]
+    assert [e["alert_id"] for e in opened] == DEFAULT_PROBES
+    cleared = {
+        (e["alert_id"], e["t"]) for e in events
+        if e["kind"] == "predicted_incursion" and e["event"] == "close"
+        and e["reason"] == "cleared"
+    }
+    # Each opens with the close of the warning it follows, and closes in that step.
+    assert {(e["related_alert_id"], e["t"]) for e in opened} <= cleared
+    closes = {(e["alert_id"], e["t"], e["reason"]) for e in events
+              if e["kind"] == "probe" and e["event"] == "close"}
+    assert closes == {(e["alert_id"], e["t"], "hold_elapsed") for e in opened}
 
 
 @pytest.mark.parametrize("case", [c[0] for c in ENGINE_CASES])
