@@ -99,8 +99,9 @@ class TrackerConfig:
         Gate probability of that 2-dof position test.
     initiation_exclusion_probability : float
         No track starts on a detection that lies inside this (wider) gate of a
-        confirmed track: such a detection is far more likely a noisy return of that
-        target, and a second track on it would be a duplicate.
+        confirmed track that took no detection in the batch: such a detection is far
+        more likely a noisy return of that target, and a second track on it would be a
+        duplicate. A track that took one excludes only its ``gate_probability`` gate.
     max_oosm_lag : float
         Batches older than a track's state by more than this, seconds, are not fused
         into it (neither update nor miss).

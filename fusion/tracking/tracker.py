@@ -206,7 +206,7 @@ class Tracker:
         self.stats["superseded"] += self._superseded.size
         updated = np.sort(self.tracks.id[rows[track]])
         confirmed = self.tracks.id[promoted].copy()
-        revived, initiated = self._initiate(batch, rows, wide, detection, pd, clutter, confirm_at)
+        revived, initiated = self._initiate(batch, rows, wide, hit, detection, pd, clutter, confirm_at)
         confirmed = np.concatenate([confirmed, revived])
         self.lost.charge_misses(t, batch.coverage, pd, self.config.gate_probability)
         deleted = self._delete(rows)
@@ -262,18 +262,24 @@ class Tracker:
         return rows, (slice(0, tracks.n) if rows.size == tracks.n else rows)
 
     def _initiate(
-        self, batch: DetectionBatch, rows: np.ndarray, pairs: GatedPairs, detection: np.ndarray,
-        pd: float, clutter: float, confirm_at: float,
+        self, batch: DetectionBatch, rows: np.ndarray, pairs: GatedPairs, hit: np.ndarray,
+        detection: np.ndarray, pd: float, clutter: float, confirm_at: float,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Bring back lost tracks and start tentative ones on the detections no confirmed
         track claims; returns the ids revived and the ids initiated.
 
         A detection inside a confirmed track's gate but not assigned to it is more
-        likely a second return of that target than a new one, so it starts nothing.
+        likely a return of that target than a new one, so it starts nothing; a track
+        that took no detection claims the wider exclusion gate too (its own return,
+        fallen just outside the gate). A track that took one claims only its gate: a
+        sensor returns a target once per look, so a second detection beyond the gate
+        is another target (in a dense crowd, 50-150 m from its neighbour, it would
+        otherwise never get a track) or clutter, which the track score weighs.
         """
         free = np.ones(len(batch), dtype=bool)
         free[detection] = False
-        claimed = self.tracks.status[rows[pairs.track]] == CONFIRMED
+        its_return = ~hit[pairs.track] | (pairs.d2 <= self._gamma)
+        claimed = (self.tracks.status[rows[pairs.track]] == CONFIRMED) & its_return
         free[pairs.detection[claimed]] = False
         new = free.nonzero()[0]
         none = np.empty(0, dtype=np.int64)

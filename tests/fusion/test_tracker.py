@@ -226,3 +226,24 @@ def test_a_burst_of_misses_from_many_sensors_does_not_delete_a_track():
     # each ground-sensor miss costs little (Pd 0.3); radar misses (Pd 0.85) soon delete it
     deleted = [tracker.process(batch(6 + k, 6.0 + k, np.empty((0, 2)))).deleted for k in range(3)]
     assert np.concatenate(deleted).tolist() == [track_id]
+
+
+@pytest.mark.parametrize("own_return_seen", [True, False])
+def test_a_detection_just_beyond_a_tracks_gate_is_a_new_target_only_beside_its_own_return(
+    own_return_seen,
+):
+    tracker = Tracker()
+    track_id = confirmed_track(tracker)
+    ahead = tracker.confirmed(at=6.0)
+    S = ahead.P[0][:2, :2] + np.eye(2) * 100.0
+    north = np.array([0.0, 1.0])
+    # d^2 = 16: outside the 0.99 gate (9.2), inside the initiation exclusion gate (23.0)
+    beside = ahead.x[0, :2] + north * 4.0 / np.sqrt(north @ np.linalg.solve(S, north))
+    z = [ahead.x[0, :2], beside] if own_return_seen else [beside]
+    result = tracker.process(batch(6, 6.0, z))
+    if own_return_seen:
+        # the target was seen where predicted: the other detection is someone else
+        assert result.updated.tolist() == [track_id] and result.initiated.size == 1
+    else:
+        # the target was not seen: the detection beside it is its return, not a newcomer
+        assert result.updated.size == 0 and result.initiated.size == 0
