@@ -31,7 +31,12 @@ def test_multi_sensor_scene_has_gaps_and_a_late_satellite():
     assert all(b.sensor_kind != "satellite" for s in scans[:14] for b in s.batches)
     scores = accuracy.run(scans, 0.05, stonesoup=False)
     table = accuracy.table("smoke", scores, multi=True)
-    assert "gaps held" in table and "bufferzone" in table
+    assert "gaps held" in table and "bufferzone" in table and "first look" in table
+    ours = scores["bufferzone"]
+    # on scan 0 every target inside coverage is on its first look; later only some are
+    assert ours.missed_first_look[0] == ours.missed_in_coverage[0] > 0
+    assert all(f <= m for f, m in zip(ours.missed_first_look, ours.missed_in_coverage, strict=True))
+    assert sum(ours.missed_first_look[1:]) < sum(ours.missed_in_coverage[1:])
 
 
 def test_seeds_table_lists_each_seed_and_the_spread():
