@@ -206,7 +206,9 @@ class Tracker:
         self.stats["superseded"] += self._superseded.size
         updated = np.sort(self.tracks.id[rows[track]])
         confirmed = self.tracks.id[promoted].copy()
-        revived, initiated = self._initiate(batch, rows, wide, hit, detection, pd, clutter, confirm_at)
+        revived, initiated = self._initiate(
+            batch, rows, wide, hit, detection, pd, clutter, confirm_at
+        )
         confirmed = np.concatenate([confirmed, revived])
         self.lost.charge_misses(t, batch.coverage, pd, self.config.gate_probability)
         deleted = self._delete(rows)
