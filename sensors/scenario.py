@@ -107,7 +107,8 @@ class TargetGroup:
     outside the zone's edge; ``birth`` and ``lifetime`` are seconds (``lifetime`` None
     means until the behaviour ends or the scenario does; a negative ``birth`` means
     the target is already under way when the scenario starts). ``convoy`` > 1 makes each
-    target the leader of that many vehicles on the same path, ``spacing`` metres apart.
+    target the leader of that many vehicles on the same path, ``spacing`` metres apart
+    along it (they halt queued behind the leader when it halts).
     """
 
     name: str

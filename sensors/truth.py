@@ -285,14 +285,61 @@ def _plan(group: TargetGroup, zf: ZoneFrame, sides: tuple[str, str], rng: np.ran
     return path.finish(t_end)
 
 
-def _convoy_gap(times: np.ndarray, points: np.ndarray, spacing: float) -> float:
-    """Seconds between convoy vehicles so they start ``spacing`` metres apart."""
-    moving = np.flatnonzero(np.diff(times) > 0)
-    for k in moving:
-        dist = float(np.hypot(*(points[k + 1] - points[k])))
-        if dist > 0:
-            return spacing * (times[k + 1] - times[k]) / dist
-    return 1.0
+def _follower(
+    times: np.ndarray, points: np.ndarray, behind: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The plan of a vehicle ``behind`` metres back along the leader's plan.
+
+    It keeps that distance along the path at all times: it moves when the leader moves
+    and halts when the leader halts, queued behind it, as a convoy does. (Following the
+    leader's plan a fixed time later instead put every vehicle on the leader's stopping
+    point during a pause: four vehicles in one place for a quarter of a minute, which
+    no sensor could tell apart.) Before the leader has gone ``behind`` metres the
+    vehicle is on the line of the first leg, extended backwards: the convoy starts
+    lined up.
+
+    Parameters
+    ----------
+    times : ndarray, shape (W,)
+        The leader's waypoint times (increasing).
+    points : ndarray, shape (W, 2)
+    behind : float
+        Metres along the path.
+
+    Returns
+    -------
+    times, points : ndarray, shapes (W', ), (W', 2)
+        Waypoints at the leader's times and where the vehicle passes a corner.
+    """
+    if len(times) < 2 or behind == 0:
+        return times, points
+    legs = np.hypot(*np.diff(points, axis=0).T)
+    s_way = np.concatenate([[0.0], np.cumsum(legs)])  # leader's distance at each waypoint
+    moving = np.flatnonzero(legs > 0)
+    if moving.size == 0:  # a leader that never moves: the convoy stands in line
+        return times, points - [behind, 0.0]
+    first = points[moving[0] + 1] - points[moving[0]]
+    first = first / np.hypot(*first)
+    # Corners: the vehicle passes the leader's waypoint v when the leader is ``behind``
+    # metres further on, on a moving leg k (s_way[k] < target <= s_way[k + 1]).
+    target = s_way[moving + 1] + behind
+    k = np.searchsorted(s_way, target, side="left") - 1
+    inside = (k >= 0) & (k < len(times) - 1) & (target <= s_way[-1])
+    k, target = k[inside], target[inside]
+    frac = (target - s_way[k]) / np.where(legs[k] > 0, legs[k], 1.0)
+    corner_times = times[k] + frac * (times[k + 1] - times[k])
+    t_out = np.unique(np.concatenate([times, corner_times]))
+    # A corner passed at a waypoint time, give or take round-off, is that waypoint.
+    t_out = t_out[np.concatenate([[True], np.diff(t_out) > 1e-6])]
+    s_out = np.interp(t_out, times, s_way) - behind
+    # Position at distance s_out along the path (backwards along the first leg if < 0);
+    # only moving legs, so a wait's repeated point does not stall the interpolation.
+    vertices = np.concatenate([[0.0], s_way[moving + 1]])
+    path = np.vstack([points[moving[0]], points[moving + 1]])
+    p_out = np.column_stack([np.interp(s_out, vertices, path[:, i]) for i in (0, 1)])
+    before = s_out < 0
+    p_out[before] = points[moving[0]] + s_out[before, None] * first
+    return t_out, p_out
 
 
 def build_trajectories(scenario: Scenario) -> Trajectories:
@@ -313,9 +360,8 @@ def build_trajectories(scenario: Scenario) -> Trajectories:
             rng = child_rng(scenario.seed, "target", group.name, j)
             times, points = _plan(group, *frames[group.zone], rng, scenario.duration)
             if group.convoy > 1:
-                gap = _convoy_gap(times, points, group.spacing)
                 for k in range(group.convoy):
-                    plans.append((times + k * gap, points))
+                    plans.append(_follower(times, points, k * group.spacing))
                     cls.append(CLASS_INDEX[group.cls])
                     convoy.append(n_convoys)
                     movable.append(None)

@@ -100,3 +100,57 @@ def test_truth_file_round_trip(tmp_path, small):
     assert back.name == "small" and back.incursions == truth.incursions
     for name in ("times", "offsets", "ids", "x", "cls"):
         assert np.array_equal(getattr(back, name), getattr(truth, name))
+
+
+def _path_distance(points: np.ndarray, p: np.ndarray) -> float:
+    """Distance of ``p`` along the polyline ``points`` (it must lie on it)."""
+    travelled = 0.0
+    for a, b in zip(points[:-1], points[1:], strict=True):
+        leg = float(np.hypot(*(b - a)))
+        if leg == 0:
+            continue
+        along = float(np.dot(p - a, b - a)) / leg
+        across = float((b - a)[0] * (p - a)[1] - (b - a)[1] * (p - a)[0]) / leg
+        if abs(across) < 1e-6 and -1e-6 <= along <= leg + 1e-6:
+            return travelled + along
+        travelled += leg
+    raise AssertionError(f"{p} is not on the path")
+
+
+def test_convoy_vehicles_keep_their_spacing_through_a_halt_and_a_corner():
+    from sensors.truth import _follower
+
+    # East 100 m in 10 s, halt 20 s, north 100 m in 10 s.
+    times = np.array([0.0, 10.0, 30.0, 40.0])
+    points = np.array([[0.0, 0.0], [100.0, 0.0], [100.0, 0.0], [100.0, 100.0]])
+    leader_t, leader_p = _follower(times, points, 0.0)
+    assert np.array_equal(leader_t, times) and np.array_equal(leader_p, points)
+    t, p = _follower(times, points, 60.0)
+    # It queues 60 m behind the halted leader instead of joining it at the halt point,
+    # and turns where the leader turned (a waypoint at the corner).
+    assert p[0] == pytest.approx([-60.0, 0.0])
+    assert [100.0, 0.0] in p.tolist()
+    path = np.vstack([[[-1000.0, 0.0]], points])
+    for when in np.linspace(0.0, 40.0, 81):
+        at = np.array([np.interp(when, t, p[:, i]) for i in (0, 1)])
+        lead = np.array([np.interp(when, times, points[:, i]) for i in (0, 1)])
+        gap = _path_distance(path, lead) - _path_distance(path, at)
+        assert gap == pytest.approx(60.0, abs=1e-6), when
+    assert np.interp(20.0, t, p[:, 0]) == pytest.approx(40.0)  # halted 60 m back
+
+
+def test_the_default_scenarios_convoys_never_bunch_up():
+    from sensors.scenario import load_default
+    from sensors.truth import build_trajectories
+
+    traj = build_trajectories(load_default())
+    for convoy in np.unique(traj.convoy[traj.convoy >= 0]):
+        members = np.flatnonzero(traj.convoy == convoy)
+        close = 0
+        for t in np.arange(0.0, 900.0, 1.0):
+            live = members[(traj.t_birth[members] <= t) & (t < traj.t_death[members])]
+            x, _ = traj.evaluate(live, np.full(live.shape, t))
+            close += bool((np.hypot(*np.diff(x[:, :2], axis=0).T) < 20.0).any())
+        # A patrol that turns back meets its followers head-on for a few seconds; what
+        # it must not do is stand on one spot with them (the old follower did, ~70 s).
+        assert close <= 8, (convoy, close)
