@@ -6,6 +6,7 @@ with its printed table is ``python -m benchmarks.accuracy`` (``make bench``).
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 pytest.importorskip("stonesoup")
@@ -44,3 +45,29 @@ def test_seeds_table_lists_each_seed_and_the_spread():
     rows = [line for line in text.splitlines() if line.startswith(("| 1 ", "| 2 "))]
     assert len(rows) == 2
     assert "over 2 seeds: mean" in text and "range" in text
+
+
+def test_two_look_floor_counts_targets_not_yet_seen_twice():
+    scans, _, _ = accuracy.cv_scenario(30, 8)
+    floor = accuracy.two_look_misses(scans)
+    # Scan 0: nobody has two looks; after that only targets missed on a look (or born).
+    assert floor[0] == len(scans[0].truth_ids)
+    assert floor[2] < 0.5 * len(scans[2].truth_ids)
+    # The labels are the simulator's own: one true detection per detected target per scan.
+    assert all(len(np.unique(s.detected)) == len(s.detected) for s in scans)
+    assert all(len(s.detected) <= len(s.batches[0]) for s in scans)
+    scores = accuracy.run(scans, 0.05)
+    # Both trackers need a second detection: neither can miss fewer than the floor.
+    for name in ("bufferzone", "stonesoup"):
+        assert np.mean(scores[name].n_missed) >= floor.mean()
+    assert "Even with perfect association" in accuracy.table("smoke", scores, scans=scans)
+
+
+def test_multi_sensor_floor_counts_two_sensors_in_one_second_as_two_looks():
+    scans = accuracy.multi_sensor_scenario(6, n=30)
+    inside = accuracy.two_look_misses(scans, in_coverage=True)
+    total = accuracy.two_look_misses(scans)
+    assert all(i <= t for i, t in zip(inside, total, strict=True))
+    twice = np.count_nonzero(np.bincount(scans[0].detected) >= 2)
+    # targets seen by two sensors on scan 0 are off the floor at once
+    assert twice > 0 and total[0] == len(scans[0].truth_ids) - twice
