@@ -449,7 +449,7 @@ def two_look_misses(scans: list[Scan], in_coverage: bool = False) -> np.ndarray 
         once = np.array([looks.get(i, 0) < 2 for i in scan.truth_ids.tolist()], dtype=bool)
         if in_coverage:
             once &= np.logical_or.reduce(
-                [_inside(scan.truth, b.coverage) for b in scan.batches] or [once & False]
+                [_inside(scan.truth, b.coverage) for b in scan.batches] or [np.zeros_like(once)]
             )
         out.append(int(np.count_nonzero(once)))
     return np.array(out)
