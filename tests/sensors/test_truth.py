@@ -7,8 +7,15 @@ import pytest
 import shapely
 
 from fusion.messages import CLASSES, WireError, pack_map
-from sensors.scenario import Scenario
-from sensors.truth import Truth, decode_truth, encode_truth, simulate_truth
+from sensors.scenario import Scenario, load_default
+from sensors.truth import (
+    Truth,
+    _follower,
+    build_trajectories,
+    decode_truth,
+    encode_truth,
+    simulate_truth,
+)
 
 
 def test_same_seed_same_truth_bytes(small_text):
@@ -118,8 +125,6 @@ def _path_distance(points: np.ndarray, p: np.ndarray) -> float:
 
 
 def test_convoy_vehicles_keep_their_spacing_through_a_halt_and_a_corner():
-    from sensors.truth import _follower
-
     # East 100 m in 10 s, halt 20 s, north 100 m in 10 s.
     times = np.array([0.0, 10.0, 30.0, 40.0])
     points = np.array([[0.0, 0.0], [100.0, 0.0], [100.0, 0.0], [100.0, 100.0]])
@@ -140,9 +145,6 @@ def test_convoy_vehicles_keep_their_spacing_through_a_halt_and_a_corner():
 
 
 def test_the_default_scenarios_convoys_never_bunch_up():
-    from sensors.scenario import load_default
-    from sensors.truth import build_trajectories
-
     traj = build_trajectories(load_default())
     for convoy in np.unique(traj.convoy[traj.convoy >= 0]):
         members = np.flatnonzero(traj.convoy == convoy)
