@@ -460,4 +460,44 @@ def continue_ids(
         new, old_ids = lost.claim(x, P, now, accel_var)
         tracks.id[promoted[new]] = old_ids
         reacquired = int(new.size)
+        rest = np.ones(promoted.size, dtype=bool)
+        rest[new] = False
+        if rest.any() and len(lost) and cfg.supersede_max_gap > 0:
+            reacquired += _take_over_lost(tracks, lost, promoted[rest], x[rest], P[rest], now,
+                                          cfg, accel_var)
     return reacquired, superseded_rows(tracks, updated, now, cfg, accel_var)
+
+
+def _take_over_lost(
+    tracks: TrackTable, lost: LostTracks, rows: np.ndarray, x: np.ndarray, P: np.ndarray,
+    now: float, cfg: TrackerConfig, accel_var: float,
+) -> int:
+    """Newly confirmed tracks that continue a track lost in a manoeuvre take its id.
+
+    A target that halts or turns sharply leaves its track coasting on the old course;
+    when that track is deleted before the new one on the target confirms, the old
+    track is lost rather than coasting, so :func:`superseded_rows` never sees the pair,
+    and the lost track's straight-line prediction (:meth:`LostTracks.claim`) has run on
+    past the halted target. The same restart test as :func:`supersede` (the lost
+    track restarted where it was last detected, its velocity unknown) decides.
+
+    Parameters
+    ----------
+    rows : ndarray, shape (K,), intp
+        The promoted rows that claimed no lost track.
+    x : ndarray, shape (K, 4)
+    P : ndarray, shape (K, 4, 4)
+        Their states at ``now``.
+
+    Returns
+    -------
+    int
+        How many took a lost id.
+    """
+    k, m = supersede(
+        (x, P, tracks.t_born[rows]), (lost.x, lost.P, lost.t, lost.t_hit), now,
+        cfg.supersede_max_gap, cfg.init_velocity_std, accel_var, cfg.supersede_probability,
+    )
+    if k.size:
+        tracks.id[rows[k]] = lost.pop(m)
+    return int(k.size)

@@ -92,16 +92,18 @@ class LostTracks:
         self.t = np.empty(0)
         self.score = np.empty(0)
         self.born = np.empty(0)
+        self.t_hit = np.empty(0)
 
     def __len__(self) -> int:
         return int(self.id.shape[0])
 
     def add(
         self, ids: np.ndarray, x: np.ndarray, P: np.ndarray, t: np.ndarray, score: np.ndarray,
-        born: np.ndarray | None = None,
+        born: np.ndarray | None = None, t_hit: np.ndarray | None = None,
     ) -> None:
         """Remember deleted tracks: ids (K,), x (K, 4), P (K, 4, 4), state times t (K,),
-        track scores at deletion (K,) and birth times (K,; default: ``t``)."""
+        track scores at deletion (K,), birth times (K,; default: ``t``) and times of
+        their last detections (K,; default: ``t``)."""
         if ids.size == 0:
             return
         self.id = np.concatenate([self.id, ids])[-self.capacity :]
@@ -110,10 +112,20 @@ class LostTracks:
         self.t = np.concatenate([self.t, t])[-self.capacity :]
         self.score = np.concatenate([self.score, score])[-self.capacity :]
         self.born = np.concatenate([self.born, t if born is None else born])[-self.capacity :]
+        self.t_hit = np.concatenate([self.t_hit, t if t_hit is None else t_hit])[-self.capacity :]
 
     def _keep(self, keep: np.ndarray) -> None:
         self.id, self.x, self.P = self.id[keep], self.x[keep], self.P[keep]
         self.t, self.score, self.born = self.t[keep], self.score[keep], self.born[keep]
+        self.t_hit = self.t_hit[keep]
+
+    def pop(self, index: np.ndarray) -> np.ndarray:
+        """Forget the lost tracks ``index`` (intp, into the current rows); return their ids."""
+        ids = self.id[index].copy()
+        keep = np.ones(len(self), dtype=bool)
+        keep[index] = False
+        self._keep(keep)
+        return ids
 
     def expire(self, now: float, window: float) -> None:
         """Forget tracks whose state is more than ``window`` seconds older than ``now``."""
@@ -165,11 +177,7 @@ class LostTracks:
             x.shape[0], len(self), near.track[inside], near.detection[inside], cost,
             np.full(x.shape[0], cost.max() + 1.0),
         )
-        old_ids = self.id[lost].copy()
-        keep = np.ones(len(self), dtype=bool)
-        keep[lost] = False
-        self._keep(keep)
-        return new, old_ids
+        return new, self.pop(lost)
 
     def revive(
         self, z: np.ndarray, R: np.ndarray, t: float, accel_var: float, gamma: float,
@@ -228,9 +236,7 @@ class LostTracks:
                           self.score[lost] + existence.hit_score(
                               pd, clutter, pairs.d2[k], pairs.log_det_S[k]),
                           self.born[lost].copy())
-        keep = np.ones(len(self), dtype=bool)
-        keep[lost] = False
-        self._keep(keep)
+        self.pop(lost)
         return revived
 
     def _hopeful(
@@ -302,7 +308,7 @@ class LostTracks:
     def state_dict(self) -> dict[str, np.ndarray]:
         return {"lost_id": self.id.copy(), "lost_x": self.x.copy(),
                 "lost_P": self.P.copy(), "lost_t": self.t.copy(), "lost_score": self.score.copy(),
-                "lost_born": self.born.copy()}
+                "lost_born": self.born.copy(), "lost_t_hit": self.t_hit.copy()}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore from :meth:`state_dict`; a state without lost tracks leaves none."""
@@ -318,6 +324,10 @@ class LostTracks:
             state.get("lost_score", np.full(self.t.shape, -np.inf)), dtype=float
         ).reshape(self.t.shape).copy()
         self.born = np.asarray(state.get("lost_born", self.t), dtype=float).reshape(
+            self.t.shape).copy()
+        # Without last-detection times (an older checkpoint), the state time stands in:
+        # such a track can only be taken over as if it had not coasted.
+        self.t_hit = np.asarray(state.get("lost_t_hit", self.t), dtype=float).reshape(
             self.t.shape).copy()
         # Rows a state editor padded with zeros (no id, no covariance) are no tracks.
         self._keep((self.id > 0) & (self.P[:, 0, 0] > 0) & (self.P[:, 1, 1] > 0))

@@ -364,6 +364,7 @@ class Tracker:
             tracks.t[lost].copy(),
             tracks.score[lost].copy(),
             tracks.t_born[lost].copy(),
+            tracks.t_hit[lost].copy(),
         )
         ids = np.sort(tracks.id[reported])
         tracks.remove(dead)

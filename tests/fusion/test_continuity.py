@@ -125,8 +125,9 @@ def test_lost_tracks_expire_and_survive_a_checkpoint():
     lost = LostTracks(capacity=3)
     P = np.broadcast_to(np.eye(4) * 10.0, (4, 4, 4)).copy()
     lost.add(np.arange(1, 5), np.zeros((4, 4)), P, np.array([0.0, 1.0, 2.0, 3.0]),
-             np.array([1.0, 2.0, 3.0, 4.0]))
+             np.array([1.0, 2.0, 3.0, 4.0]), t_hit=np.array([-1.0, 0.0, 1.5, 2.5]))
     assert lost.id.tolist() == [2, 3, 4]  # capacity: the oldest loss went
+    assert lost.t_hit.tolist() == [0.0, 1.5, 2.5]
     lost.expire(now=62.0, window=60.0)
     assert lost.id.tolist() == [3, 4]
     state = lost.state_dict()
@@ -137,14 +138,16 @@ def test_lost_tracks_expire_and_survive_a_checkpoint():
     assert again.id.tolist() == [3, 4]
     assert again.score.tolist() == [3.0, 4.0]
     assert again.born.tolist() == [2.0, 3.0]  # added without birth times: their state times
+    assert again.t_hit.tolist() == [1.5, 2.5]
     # A checkpoint from before lost tracks kept a score: they can be claimed, never revived.
     del state["lost_score"]
     older = LostTracks()
     older.load_state_dict(state)
     assert older.id.tolist() == [3, 4] and np.all(np.isneginf(older.score))
-    del state["lost_born"]
+    del state["lost_born"], state["lost_t_hit"]
     older.load_state_dict(state)
     assert older.born.tolist() == [2.0, 3.0]
+    assert older.t_hit.tolist() == [2.0, 3.0]  # no last-detection times: the state times
 
 
 def test_table_rows_stay_in_id_order_after_an_id_is_given_back():
@@ -202,6 +205,37 @@ def test_a_target_that_dies_and_one_born_2_km_away_do_not_swap_ids():
     assert deleted == [1]
     assert tracker.confirmed().ids.tolist() == [2]
     assert tracker.stats["superseded"] == 0
+
+
+def halt_unseen(config=None):
+    """East at 40 m/s to a halt at the origin at t = 10 s, unseen at 11 and 12 s (its track,
+    coasting on, is deleted), seen again from 13 s where it stopped."""
+    tracker = Tracker() if config is None else Tracker(config)
+    results = []
+    for k in range(20):
+        z = [[-400.0 + 40.0 * k, 0.0]] if k <= 10 else [] if k <= 12 else [[0.0, 0.0]]
+        results.append(tracker.process(batch(k, float(k), z)))
+    return tracker, results
+
+
+def test_a_target_that_halts_takes_back_the_id_of_its_track_lost_meanwhile():
+    # The old track was deleted (lost) before the new one confirmed, so supersede never
+    # saw the pair, and the lost track's straight-line prediction has run on 160 m past
+    # the halted target (the 4-dof claim fails): restarted at its last detection, it
+    # still continues the new track.
+    tracker, results = halt_unseen()
+    assert [r.deleted.tolist() for r in results if r.deleted.size] == [[1]]
+    confirmed = [r.confirmed.tolist() for r in results if r.confirmed.size]
+    assert confirmed == [[1], [1]]  # first at t = 1 s; again when the halted one confirms
+    assert tracker.confirmed().ids.tolist() == [1]
+    assert tracker.stats["reacquired"] == 1 and len(tracker.lost) == 0
+    np.testing.assert_allclose(tracker.confirmed().x[0, :2], [0.0, 0.0], atol=15.0)
+
+
+def test_without_supersede_the_halted_target_gets_a_new_id():
+    tracker, _ = halt_unseen(TrackerConfig(supersede_max_gap=0.0))
+    assert tracker.confirmed().ids.tolist() == [2]
+    assert tracker.stats["reacquired"] == 0 and tracker.lost.id.tolist() == [1]
 
 
 def test_an_open_incursion_continues_on_the_same_id_through_the_reversal():
