@@ -138,7 +138,7 @@ class TrackerConfig:
     confirm_m: int = 4
     confirm_n: int = 6
     max_misses: int = 5
-    min_miss_time: float = 3.0
+    min_miss_time: float = 2.0
     max_coast_time: float = 30.0
     tentative_max_coast_time: float = 10.0
     max_position_std: float = 1000.0

@@ -80,7 +80,7 @@ def test_hit_counting_does_not_revive():
     tracker = Tracker(TrackerConfig(lifecycle="m_of_n"))
     for k in range(10):
         tracker.process(batch(k, float(k), [[10.0 * k, 0.0]]))
-    for k in range(10, 16):  # max_misses = 5 in coverage, and 3 s silent
+    for k in range(10, 16):  # max_misses = 5 in coverage, and 2 s silent
         tracker.process(batch(k, float(k), np.empty((0, 2))))
     assert len(tracker.confirmed()) == 0 and len(tracker.lost) == 1
     result = tracker.process(batch(16, 16.0, [[160.0, 0.0]]))

@@ -304,7 +304,7 @@ def test_default_scenario_alerts_match_the_golden_list(case):
 
 # The probes of the default case, pinned like the golden lists: a tracker or rules change
 # that moves them must be a decision.
-DEFAULT_PROBES = ["zone-a:probe:15981:0"]
+DEFAULT_PROBES = ["zone-a:probe:15982:0"]
 
 
 def test_the_default_scenario_probes_follow_its_cleared_warnings():

@@ -69,7 +69,7 @@ def test_a_dead_targets_track_goes_after_a_few_misses_set_by_pd(pd, misses):
 
 
 def test_misses_piled_up_within_a_second_do_not_delete():
-    tracker = Tracker()  # min_miss_time = 3 s
+    tracker = Tracker()  # min_miss_time = 2 s
     for k in range(8):
         tracker.process(scan(k, [[5.0 * k, 0.0]], pd=0.97))
     for j in range(8):  # eight sensors miss it within 0.8 s
