@@ -49,6 +49,8 @@ IMM_RATIO_TARGET = 1.2
 # 1e3-track scan, today's default tracker / the tracker before issue 14, same scans
 # interleaved: at most this (issue 14's speed target).
 PRE14_RATIO_TARGET = 1.2
+# The drone frame, same comparison: issue 14's 0.3 ms against the 0.82 ms of its day.
+PRE14_DRONE_RATIO_TARGET = 0.37
 
 
 def cpu_model() -> str:
@@ -166,20 +168,23 @@ def imm_lines(benchmarks: list[dict]) -> list[str]:
         "same scans, run one after the other:", IMM_RATIO_TARGET)
 
 
-def pre14_lines(benchmarks: list[dict]) -> list[str]:
-    """Today's default tracker against the tracker before issue 14, same scans, interleaved.
+def pre14_lines(benchmarks: list[dict], group: str = "tracker vs pre-14") -> list[str]:
+    """Today's default tracker against the tracker before issue 14, interleaved.
 
-    One row per case of ``test_tracker_vs_pre14``: each timed one tracker with the
-    benchmark and the other on the same scan in its setup
-    (``extra_info["paired_median"]``), the two cases in either order. The last line is
-    the verdict: met when both cases' ratios are within the target.
+    One row per case of ``test_tracker_vs_pre14`` (``group`` "tracker vs pre-14", the
+    1e3 scan) or ``test_small_batch_vs_pre14`` ("small batch vs pre-14", the drone
+    frame): each timed one tracker with the benchmark and the other on the same input
+    in its setup (``extra_info["paired_median"]``), the two cases in either order. The
+    last line is the verdict: met when both cases' ratios are within the target.
     """
-    cases = {b["extra_info"].get("role"): b for b in benchmarks
-             if b["group"] == "tracker vs pre-14"}
+    scan = group == "tracker vs pre-14"
+    target = PRE14_RATIO_TARGET if scan else PRE14_DRONE_RATIO_TARGET
+    what = "1e3 scan" if scan else "drone frame (10 detections) vs 1e3 tracks"
+    cases = {b["extra_info"].get("role"): b for b in benchmarks if b["group"] == group}
     rows: list[str] = []
     ratios: list[str] = []
     met: list[bool] = []
-    counts = (0, 0)
+    counts = None
     for timed, other, label in (("current", "pre14", "current timed, pre-14 in its setup"),
                                 ("pre14", "current", "pre-14 timed, current in its setup")):
         case = cases.get(timed)
@@ -188,27 +193,36 @@ def pre14_lines(benchmarks: list[dict]) -> list[str]:
         times = {timed: case["stats"]["median"], other: case["extra_info"]["paired_median"]}
         ratio = times["current"] / times["pre14"]
         ratios.append(f"{ratio:.2f} ({timed.replace('pre14', 'pre-14')} timed)")
-        counts = (case["extra_info"]["confirmed_current"], case["extra_info"]["confirmed_pre14"])
+        if "confirmed_current" in case["extra_info"]:
+            counts = (case["extra_info"]["confirmed_current"],
+                      case["extra_info"]["confirmed_pre14"])
         rows.append(f"| {label} | {fmt_ms(times['current'])} | {fmt_ms(times['pre14'])} "
-                    f"| {ratio:.2f} | <= {PRE14_RATIO_TARGET} "
-                    f"| {'yes' if ratio <= PRE14_RATIO_TARGET else 'no'} |")
-        met.append(ratio <= PRE14_RATIO_TARGET)
+                    f"| {ratio:.2f} | <= {target} "
+                    f"| {'yes' if ratio <= target else 'no'} |")
+        met.append(ratio <= target)
     if not rows:
         return []
+    if scan:
+        title = ("Tracker.process at 1e3 tracks, current default (score lifecycle + IMM) "
+                 f"against {PRE14_LABEL}, same scans, interleaved in every round "
+                 "(`test_tracker_vs_pre14`; the old tracker is rebuilt from git history):")
+    else:
+        title = ("The 10-detection drone frame against 1e3 tracks, current default against "
+                 f"{PRE14_LABEL}, both restored to the same warmed state every round, "
+                 "interleaved (`test_small_batch_vs_pre14`). Issue 14 asked for 0.3 ms when "
+                 "that tracker took 0.82 ms: the target is that ratio, 0.37, on any machine:")
     return [
-        f"Tracker.process at 1e3 tracks, current default (score lifecycle + IMM) against "
-        f"{PRE14_LABEL}, same scans, interleaved in every round "
-        "(`test_tracker_vs_pre14`; the old tracker is rebuilt from git history):",
+        title,
         "",
         "| case | current median ms | pre-14 median ms | current / pre-14 | target | met? |",
         "|---|---:|---:|---:|---:|---|",
         *rows,
         "",
-        f"Confirmed tracks after the warm-up scans (1,000 targets): current {counts[0]:,}, "
-        f"pre-14 {counts[1]:,} (M-of-N confirmation).",
-        "1e3 scan, current / pre-14 (32d0123), interleaved: "
+        *([f"Confirmed tracks after the warm-up scans (1,000 targets): current {counts[0]:,}, "
+           f"pre-14 {counts[1]:,} (M-of-N confirmation)."] if counts else []),
+        f"{what}, current / pre-14 (32d0123), interleaved: "
         + ", ".join(ratios)
-        + f" (target <= {PRE14_RATIO_TARGET}: {'yes' if all(met) else 'no'}).",
+        + f" (target <= {target}: {'yes' if all(met) else 'no'}).",
     ]
 
 
@@ -231,7 +245,8 @@ def summary_lines(benchmarks: list[dict]) -> list[str]:
         target = TARGETS_MS.get((group, n))
         met = "yes" if target and median * 1e3 <= target else "no"
         lines.append(f"{label}: {median * 1e3:.3f} ms (target <= {target:g} ms: {met})")
-    return lines + imm_lines(benchmarks)[-1:] + pre14_lines(benchmarks)[-1:]
+    return (lines + imm_lines(benchmarks)[-1:] + pre14_lines(benchmarks)[-1:]
+            + pre14_lines(benchmarks, "small batch vs pre-14")[-1:])
 
 
 def memory_lines(benchmarks: list[dict]) -> list[str]:
@@ -282,6 +297,8 @@ def write_report(command: list[str]) -> None:
         *imm_lines(benchmarks),
         "",
         *pre14_lines(benchmarks),
+        "",
+        *pre14_lines(benchmarks, "small batch vs pre-14"),
         "",
         "Memory:",
         "",

@@ -311,6 +311,57 @@ def test_small_batch(benchmark, drone_state):
     )
 
 
+@pytest.mark.parametrize("timed", ["current", "pre14"])
+def test_small_batch_vs_pre14(benchmark, size, timed):
+    """The drone frame of ``test_small_batch`` through today's tracker and the pre-14 one.
+
+    Issue 14 asked for the frame in 0.3 ms when the tracker of that time (commit
+    32d0123, rebuilt by :mod:`benchmarks.pre14`) took 0.82 ms, that is 0.37x of it: a
+    ratio that holds on any machine. Both trackers are warmed on the same scans; every
+    round restores both to that state and runs the untimed one on the frame in the
+    setup (``extra_info["paired_median"]``), the timed one right after, as in
+    :func:`test_tracker_vs_pre14`; ``extra_info["ratio"]`` is current / pre-14.
+    """
+    try:
+        pre14 = load_pre14()
+    except BaselineUnavailable as exc:
+        pytest.skip(str(exc))
+    both, scene = steady_tracker(size(1_000), seed=3, make=lambda: WarmBoth(Tracker(), pre14))
+    frame = scene.drone_frame(scene.k - 0.5)
+    state, old_frame = both.current.state_dict(), to_pre14_batch(frame, pre14)
+    tag(benchmark, "small batch vs pre-14", timed, 1_000, len(frame))
+
+    def current():
+        tracker = Tracker(CONFIG)
+        tracker.load_state_dict(state)
+        return tracker, frame
+
+    def old():
+        return copy.deepcopy(both.old), old_frame
+
+    restore_timed, restore_untimed = (current, old) if timed == "current" else (old, current)
+    untimed_s: list[float] = []
+
+    def untimed_then_restore():
+        tracker, batch = restore_untimed()
+        start = time.perf_counter()
+        tracker.process(batch)
+        untimed_s.append(time.perf_counter() - start)
+        tracker, batch = restore_timed()
+        return (tracker, batch), {}
+
+    benchmark.pedantic(lambda tracker, batch: tracker.process(batch),
+                       setup=untimed_then_restore, rounds=300, warmup_rounds=5)
+    untimed_median = float(np.median(untimed_s[5:])) if untimed_s[5:] else None
+    benchmark.extra_info["paired_median"] = untimed_median
+    if untimed_median is not None and benchmark.stats is not None:  # None: benchmarks off
+        timed_median = benchmark.stats.stats.median
+        current_s, old_s = (
+            (timed_median, untimed_median) if timed == "current" else (untimed_median, timed_median)
+        )
+        benchmark.extra_info["ratio"] = current_s / old_s
+
+
 def test_small_batch_filterpy_loop(benchmark, size):
     tracker, scene = steady_tracker(size(1_000), seed=3, make=baseline_tracker)
     frame = scene.drone_frame(scene.k - 0.5)
