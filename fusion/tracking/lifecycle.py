@@ -159,13 +159,18 @@ def stale(tracks: TrackTable, cfg: TrackerConfig, accel_var: float, now: float) 
     silent = now - tracks.t_hit
     dt = np.maximum(now - tracks.t, 0.0)
     P = tracks.P
-    # q dt^4 / 4 once for both axes, and only where dt is not zero (everything a full
-    # scan just predicted): the power costs more than the rest of the sweep, and is
-    # exactly 0 at dt = 0.
-    noise = np.zeros(dt.shape[0])
     moving = dt != 0.0
-    noise[moving] = accel_var * dt[moving] ** 4 / 4.0
-    var = [P[i, i] + 2.0 * dt * P[i, i + 2] + dt**2 * P[i + 2, i + 2] + noise for i in (0, 1)]
+    if moving.any():
+        # q dt^4 / 4 once for both axes, and only where dt is not zero: the power costs
+        # more than the rest of the sweep, and is exactly 0 at dt = 0.
+        noise = np.zeros(dt.shape[0])
+        noise[moving] = accel_var * dt[moving] ** 4 / 4.0
+        var = [P[i, i] + 2.0 * dt * P[i, i + 2] + dt**2 * P[i + 2, i + 2] + noise
+               for i in (0, 1)]
+    else:
+        # Every track is at now (a full scan just predicted them all): the variances as
+        # they are, the same values without the passes that add zeros.
+        var = [P[0, 0], P[1, 1]]
     return {
         "tentative_coast": tentative & (silent > cfg.tentative_max_coast_time),
         "coast": ~tentative & (silent > cfg.max_coast_time),
