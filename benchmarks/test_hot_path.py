@@ -269,7 +269,13 @@ def test_tracker_vs_pre14(benchmark, size, timed):
         return (timed_input,), {}
 
     benchmark.pedantic(timed_tracker.process, setup=untimed_then_scan, rounds=100, warmup_rounds=2)
-    untimed_median = float(np.median(untimed_s[2:])) if untimed_s[2:] else None  # past warm-up
+    record_pair(benchmark, timed, untimed_s[2:])  # past warm-up
+
+
+def record_pair(benchmark, timed: str, untimed_s: list[float]) -> None:
+    """Put the untimed tracker's median (``paired_median``) and current / pre-14 of the
+    medians (``ratio``) in ``extra_info``; none with benchmarks off."""
+    untimed_median = float(np.median(untimed_s)) if untimed_s else None
     benchmark.extra_info["paired_median"] = untimed_median
     if untimed_median is not None and benchmark.stats is not None:  # None: benchmarks off
         timed_median = benchmark.stats.stats.median
@@ -352,14 +358,7 @@ def test_small_batch_vs_pre14(benchmark, size, timed):
 
     benchmark.pedantic(lambda tracker, batch: tracker.process(batch),
                        setup=untimed_then_restore, rounds=300, warmup_rounds=5)
-    untimed_median = float(np.median(untimed_s[5:])) if untimed_s[5:] else None
-    benchmark.extra_info["paired_median"] = untimed_median
-    if untimed_median is not None and benchmark.stats is not None:  # None: benchmarks off
-        timed_median = benchmark.stats.stats.median
-        current_s, old_s = (
-            (timed_median, untimed_median) if timed == "current" else (untimed_median, timed_median)
-        )
-        benchmark.extra_info["ratio"] = current_s / old_s
+    record_pair(benchmark, timed, untimed_s[5:])
 
 
 def test_small_batch_filterpy_loop(benchmark, size):
