@@ -62,7 +62,7 @@ class BreachModel:
     # microseconds a call.
     noise_reach: float = field(init=False, repr=False)
     # The look-ahead times and their noise, the same for every track: see _times.
-    _times: tuple[np.ndarray, ...] = field(init=False, repr=False)
+    _times: tuple[np.ndarray, np.ndarray, np.ndarray] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         noise_reach = 2.0 * np.sqrt(self.accel_vars[0]) * self.horizon**2
