@@ -483,11 +483,19 @@ def _take_over_lost(
 
     Parameters
     ----------
+    tracks : TrackTable
+    lost : LostTracks
+        The matched lost tracks are forgotten here.
     rows : ndarray, shape (K,), intp
         The promoted rows that claimed no lost track.
     x : ndarray, shape (K, 4)
     P : ndarray, shape (K, 4, 4)
         Their states at ``now``.
+    now : float
+    cfg : TrackerConfig
+        ``supersede_max_gap``, ``init_velocity_std`` and ``supersede_probability``.
+    accel_var : float
+        Process noise of the predictions, (m/s^2)^2.
 
     Returns
     -------
