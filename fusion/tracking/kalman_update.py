@@ -12,11 +12,15 @@ import math
 import numpy as np
 
 # Filters per block in update_batch_last (all modes counted). Its largest temporaries are
-# (4, 2) per filter, 128 KiB at 2048 filters: small enough for glibc's heap to keep and
-# reuse them. Temporaries of 256 KiB ((4, 4, 2048), from an earlier form of the update)
-# were returned to the system after each call and faulted back in: 2x slower per filter
-# at 1e4 filters on the 2-core EPYC of issue 14, 4x at 2e3, and bimodal from run to run.
-UPDATE_BLOCK = 2048
+# (4, 2) per filter, 256 KiB at 4096 filters. Temporaries of 256 KiB per 2048 filters
+# ((4, 4, 2048), from an earlier form of the update) were returned to the system after
+# each call and faulted back in on the 2-core EPYC of issue 14 (2x slower per filter at
+# 1e4 filters). A block costs some 50 numpy calls whatever its size, so blocks must not
+# be cut finer than that: at 2048 the two modes of a 1e3-track scan (2,100 filters)
+# took two blocks, and the update 1.5x as long as in one (2026-12-03, same runs);
+# at 4096 the kernel benchmark at 1e4 filters ran 0.74-0.94 ms against 1.38-1.42 at 2048,
+# and the scan at 1e3 and 1e4 tracks in a plain process as fast or faster.
+UPDATE_BLOCK = 4096
 
 # A block of filters keeps the multiplied-out Joseph form (update_batch_last) only if no
 # variance in it shrank by more than this factor in the update. Against an

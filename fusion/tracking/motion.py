@@ -61,81 +61,124 @@ class Prediction:
     Attributes
     ----------
     x : ndarray, shape (4, V)
-    P : ndarray, shape (4, 4, V)
-        Combined state and covariance.
-    modes : dict
-        The IMM columns (``x_m`` (J, 4, V), ``P_m`` (J, 4, 4, V), ``mu`` (J, V)); empty
-        without the IMM.
+        Combined state.
+    P_pos : ndarray, shape (2, 2, V)
+        Combined position covariance: what gating reads. The full combined covariance
+        is only formed once the assignment is known (:func:`update_predicted`).
+    prior : dict
+        The columns an update starts from: ``x_m`` (J, 4, V), ``P_m`` (J, 4, 4, V) and
+        ``mu`` (J, V) with the IMM; ``x`` (4, V) and ``P`` (4, 4, V) without.
     """
 
     x: np.ndarray
-    P: np.ndarray
-    modes: dict[str, np.ndarray]
-
-    def columns(self) -> dict[str, np.ndarray]:
-        """Every predicted column by name, as :meth:`TrackTable.put_rows` takes them."""
-        return {**self.modes, "x": self.x, "P": self.P}
+    P_pos: np.ndarray
+    prior: dict[str, np.ndarray]
 
 
 def predict_modes(
     tracks: TrackTable, sel: slice | np.ndarray, t: float, model: MotionModel
 ) -> Prediction:
     """Predict the tracks ``sel`` to time ``t``, without writing them
-    (:func:`write_prediction`)."""
+    (:func:`update_predicted` or :func:`write_prediction` does)."""
     dt = t - tracks.t[sel]
     if not model.imm:
         x, P = kalman.predict_batch_last(
             rows_of(tracks, "x", sel), rows_of(tracks, "P", sel), dt, float(model.accel_vars[0])
         )
-        return Prediction(x, P, {})
+        return Prediction(x, P[:2, :2], {"x": x, "P": P})
     M = imm.switching_matrix(dt, model.sojourn)
     x_m, P_m, cbar = imm.predict(
         rows_of(tracks, "x_m", sel), rows_of(tracks, "P_m", sel), rows_of(tracks, "mu", sel),
         M, dt, model.accel_vars,
     )
-    x, P = imm.combine(x_m, P_m, cbar)
+    x, P_pos = imm.combine_position(x_m, P_m, cbar)
     # Until a detection says otherwise, the mode probabilities are the predicted ones.
-    return Prediction(x, P, {"x_m": x_m, "P_m": P_m, "mu": cbar})
+    return Prediction(x, P_pos, {"x_m": x_m, "P_m": P_m, "mu": cbar})
 
 
-def write_prediction(tracks: TrackTable, sel: slice | np.ndarray, predicted: Prediction) -> None:
+def _with_combined(modes: dict[str, np.ndarray], model: MotionModel) -> dict[str, np.ndarray]:
+    """``modes`` (:attr:`Prediction.prior`) and, with the IMM, their moment-matched
+    ``x`` and ``P``: every column a batch writes."""
+    if not model.imm:
+        return modes
+    x, P = imm.combine(modes["x_m"], modes["P_m"], modes["mu"])
+    return {**modes, "x": x, "P": P}
+
+
+def write_prediction(
+    tracks: TrackTable, sel: slice | np.ndarray, predicted: Prediction, model: MotionModel
+) -> None:
     """Store :func:`predict_modes`'s result for the tracks ``sel`` (their time apart)."""
-    tracks.put_rows(sel, predicted.columns())
+    tracks.put_rows(sel, _with_combined(predicted.prior, model))
 
 
 def predict_rows(
     tracks: TrackTable, sel: slice | np.ndarray, t: float, model: MotionModel
-) -> tuple[np.ndarray, np.ndarray]:
-    """Predict the tracks ``sel`` to time ``t`` in the table; returns the combined
-    ``x`` (4, V) and ``P`` (4, 4, V)."""
-    predicted = predict_modes(tracks, sel, t, model)
-    write_prediction(tracks, sel, predicted)
+) -> None:
+    """Predict the tracks ``sel`` to time ``t`` in the table."""
+    write_prediction(tracks, sel, predict_modes(tracks, sel, t, model), model)
     tracks.t[sel] = t
-    return predicted.x, predicted.P
+
+
+def _update(
+    prior: dict[str, np.ndarray], z: np.ndarray, R: np.ndarray, model: MotionModel,
+    missed: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Every column of the update of ``prior`` (:attr:`Prediction.prior`) with ``z``
+    (2, K), ``R`` (2, 2, K); the rows where ``missed`` (K,) keep their prior."""
+    if not model.imm:
+        x, P = kalman.update_batch_last(prior["x"], prior["P"], z, R)
+        posterior = {"x": x, "P": P}
+    else:
+        x_m, P_m, mu = imm.update(prior["x_m"], prior["P_m"], prior["mu"], z, R)
+        posterior = {"x_m": x_m, "P_m": P_m, "mu": mu}
+    if missed is not None:
+        for name, column in posterior.items():
+            # Mode columns are mode-first views of (..., J, K) memory: the (K,) mask
+            # broadcasts over modes and matrix entries alike.
+            np.copyto(column, prior[name], where=missed)
+    return _with_combined(posterior, model)
+
+
+def update_predicted(
+    tracks: TrackTable, sel: slice | np.ndarray, predicted: Prediction, hit: np.ndarray,
+    z: np.ndarray, R: np.ndarray, model: MotionModel,
+) -> None:
+    """Write the tracks ``sel`` (V of them) back: updated where ``hit``, else predicted.
+
+    Every row runs through the update, so all V are worked on and written once each,
+    in table order: for a scan that sees the whole table that is contiguous memory,
+    where updating only the rows that took a detection would gather them from the
+    prediction and scatter them into the table, which cost more than the update of
+    the few that took none. The rows without a detection then take their prediction
+    back, bit for bit, predicted mode probabilities included.
+
+    Parameters
+    ----------
+    tracks : TrackTable
+    sel : slice or ndarray, shape (V,), intp
+    predicted : Prediction
+        :func:`predict_modes` of ``sel``.
+    hit : ndarray, shape (V,), bool
+        Whether each row took a detection.
+    z : ndarray, shape (2, V)
+    R : ndarray, shape (2, 2, V)
+        Each row's detection; where there is none, any finite position and
+        positive-definite covariance (that result is discarded).
+    model : MotionModel
+    """
+    missed = None if hit.all() else ~hit
+    tracks.put_rows(sel, _update(predicted.prior, z, R, model, missed))
 
 
 def update_rows(
     tracks: TrackTable, rows: np.ndarray, z: np.ndarray, R: np.ndarray, model: MotionModel,
-    prior: Prediction | None = None,
 ) -> None:
-    """Update the tracks ``rows`` (K,) with detections ``z`` (2, K), ``R`` (2, 2, K).
-
-    ``prior``: their prediction, when it was not written to the table (every row it
-    predicted took a detection, in order); otherwise the prior is read from the table.
-    """
-    predicted = None if prior is None else prior.columns()
-
-    def prior_of(name: str) -> np.ndarray:
-        return rows_of(tracks, name, rows) if predicted is None else predicted[name]
-
-    modes: dict[str, np.ndarray] = {}  # the IMM columns, written with x and P
-    if not model.imm:
-        x, P = kalman.update_batch_last(prior_of("x"), prior_of("P"), z, R)
-    else:
-        x_m, P_m, mu = imm.update(prior_of("x_m"), prior_of("P_m"), prior_of("mu"), z, R)
-        x, P = imm.combine(x_m, P_m, mu)
-        modes = {"x_m": x_m, "P_m": P_m, "mu": mu}
-    tracks.put_rows(rows, {**modes, "x": x, "P": P})
+    """Update the tracks ``rows`` (K,), predicted in the table, with detections ``z``
+    (2, K), ``R`` (2, 2, K)."""
+    names = ("x_m", "P_m", "mu") if model.imm else ("x", "P")
+    prior = {name: rows_of(tracks, name, rows) for name in names}
+    tracks.put_rows(rows, _update(prior, z, R, model))
 
 
 def reset_modes(tracks: TrackTable, rows: np.ndarray, fresh: bool = False) -> None:

@@ -176,7 +176,7 @@ class Tracker:
             pairs.d2 + pairs.log_det_S,
             miss_cost(P_pos, batch.R, self._gamma),
         )
-        update_visible(self.tracks, rows, late, track, detection, batch, oosm, pending,
+        update_visible(self.tracks, rows, sel, late, track, detection, batch, oosm, pending,
                        self._model, self.stats)
         hit = np.zeros(rows.size, dtype=bool)
         hit[track] = True

@@ -1,12 +1,12 @@
 """Steps 2 and 5 of a batch (``fusion.tracking.tracker``): predict the tracks the batch
 could have seen to its time, and update those that took a detection.
 
-On-time tracks are predicted in the table; a track whose state is newer than the batch
-(an out-of-sequence batch) is retrodicted to it instead, and updated with the one-lag
-algorithm of ``fusion.tracking.kalman``. A small batch's prediction is written to the
-table only once the assignment is known: when every visible track took a detection
-(a drone frame over a few targets), the update starts from the prediction in hand and
-the predicted state is never written, nor read back.
+A track whose state is newer than the batch (an out-of-sequence batch) is retrodicted
+to it, and updated with the one-lag algorithm of ``fusion.tracking.kalman``. When no
+visible track is late (nearly always), the prediction is not written to the table: it
+is gated against in hand, and once the assignment is known every visible row is
+written once, updated or predicted (:func:`fusion.tracking.motion.update_predicted`).
+Only the position block of the combined covariance is formed before that, for gating.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def predict_visible(
     tracks: TrackTable, rows: np.ndarray, sel: slice | np.ndarray, late: np.ndarray, t: float,
     model: motion.MotionModel, accel_var: float,
 ) -> tuple[np.ndarray, np.ndarray, Retrodicted | None, motion.Prediction | None]:
-    """Predict on-time tracks to ``t`` (kept) and retrodict late ones (not kept).
+    """Predict the visible tracks to ``t``, or retrodict late ones to it (not kept).
 
     Parameters
     ----------
@@ -50,16 +50,13 @@ def predict_visible(
     oosm : tuple of ndarray or None
         The retrodiction ``(x_b, P_b, P_xb)`` of the late tracks, None when none is.
     pending : Prediction or None
-        A small batch's prediction, not yet in the table (:func:`update_visible`
-        writes it); None when it was written.
+        The prediction, not yet in the table (:func:`update_visible` writes it); None
+        when a track was late and the on-time ones were predicted in the table.
     """
     if not late.any():
-        if isinstance(sel, slice):  # the all-seeing scan: predicted in place
-            x, P = motion.predict_rows(tracks, sel, t, model)
-            return x[:2].T, P[:2, :2].transpose(2, 0, 1), None, None
         pending = motion.predict_modes(tracks, sel, t, model)
         tracks.t[sel] = t
-        return pending.x[:2].T, pending.P[:2, :2].transpose(2, 0, 1), None, pending
+        return pending.x[:2].T, pending.P_pos.transpose(2, 0, 1), None, pending
     # Out-of-sequence batch (rare): the general path.
     motion.predict_rows(tracks, rows[~late], t, model)
     back = rows[late]
@@ -78,7 +75,8 @@ def predict_visible(
 
 
 def update_visible(
-    tracks: TrackTable, rows: np.ndarray, late: np.ndarray, track: np.ndarray,
+    tracks: TrackTable, rows: np.ndarray, sel: slice | np.ndarray, late: np.ndarray,
+    track: np.ndarray,
     detection: np.ndarray, batch: DetectionBatch, oosm: Retrodicted | None,
     pending: motion.Prediction | None, model: motion.MotionModel, stats: Counter[str],
 ) -> None:
@@ -87,7 +85,7 @@ def update_visible(
     Parameters
     ----------
     tracks : TrackTable
-    rows, late : ndarray, shape (V,)
+    rows, sel, late
         As for :func:`predict_visible`.
     track, detection : ndarray, shape (A,), intp
         The assignment: index into ``rows`` (ascending) and into the batch.
@@ -98,24 +96,20 @@ def update_visible(
     stats : Counter
         Counts ``oosm_updates`` and ``oosm_rejected``.
     """
-    if oosm is None:
-        now_rows, now_det = rows[track], detection
+    if pending is not None:  # no late track: the prediction is in hand
+        is_late = None
+        hit, z, R = _detections_by_row(pending, track, detection, batch)
+        motion.update_predicted(tracks, sel, pending, hit, z, R, model)
     else:
         is_late = late[track]
         now_rows, now_det = rows[track[~is_late]], detection[~is_late]
-    # take keeps the gathered copies batch-last in memory; fancy indexing on
-    # the last axis would lay them out batch-first and slow the kernel fivefold.
-    z = batch.z.T.take(now_det, axis=-1)
-    R = batch.R.transpose(1, 2, 0).take(now_det, axis=-1)
-    if pending is not None and track.size == rows.size:
-        # Every visible track took a detection (track is 0 .. V-1): update the
-        # prediction in hand; the predicted state would only be overwritten.
-        motion.update_rows(tracks, now_rows, z, R, model, prior=pending)
-    else:
-        if pending is not None:
-            motion.write_prediction(tracks, rows, pending)
+        # take keeps the gathered copies batch-last in memory; fancy indexing on
+        # the last axis would lay them out batch-first and slow the kernel fivefold.
+        z = batch.z.T.take(now_det, axis=-1)
+        R = batch.R.transpose(1, 2, 0).take(now_det, axis=-1)
         motion.update_rows(tracks, now_rows, z, R, model)
-    if oosm is not None and is_late.any():
+    if is_late is not None and is_late.any():
+        assert oosm is not None
         _update_late(tracks, rows, late, track[is_late], detection[is_late], batch, oosm, stats)
     assigned = rows[track]
     tracks.t_hit[assigned] = np.maximum(tracks.t_hit[assigned], batch.t)
@@ -125,6 +119,36 @@ def update_visible(
         weight = 1.0 if batch.conf is None else batch.conf[detection]
         # assigned rows are unique: += adds what np.add.at would, several times faster
         tracks.class_evidence[batch.cls[detection], assigned] += weight
+
+
+def _detections_by_row(
+    pending: motion.Prediction, track: np.ndarray, detection: np.ndarray, batch: DetectionBatch
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each predicted row's detection, as :func:`motion.update_predicted` takes them.
+
+    Returns
+    -------
+    hit : ndarray, shape (V,), bool
+    z : ndarray, shape (2, V)
+    R : ndarray, shape (2, 2, V)
+        A row without a detection gets its predicted position and a unit covariance:
+        finite and positive-definite, and its update is discarded.
+    """
+    V = pending.x.shape[-1]
+    hit = np.zeros(V, dtype=bool)
+    hit[track] = True
+    # take keeps the gathered copies batch-last in memory; fancy indexing on the
+    # last axis would lay them out batch-first and slow the kernels fivefold.
+    z_taken = batch.z.T.take(detection, axis=-1)
+    R_taken = batch.R.transpose(1, 2, 0).take(detection, axis=-1)
+    if track.size == V:  # every row took one (track is 0 .. V-1)
+        return hit, z_taken, R_taken
+    z = pending.x[:2].copy()
+    z[:, track] = z_taken
+    R = np.empty((2, 2, V))
+    R[...] = np.eye(2)[:, :, None]
+    R[:, :, track] = R_taken
+    return hit, z, R
 
 
 def _update_late(

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import shapely
 
-from fusion.tracking import coverage, imm, kalman
+from fusion.tracking import coverage, imm, kalman, motion
+from fusion.tracking.config import TrackerConfig
 from fusion.tracking.track_table import TrackTable
 
 
@@ -128,3 +129,58 @@ def test_rows_in_a_rectangle_as_shapely_says_edge_points_outside():
         np.testing.assert_array_equal(coverage.rows_in_polygon(xy[:, 0], xy[:, 1], box), want)
     bowtie = np.array([[lo[0], lo[1]], [hi[0], hi[1]], [hi[0], lo[1]], [lo[0], hi[1]]])
     assert not coverage._footprint(bowtie).box
+
+
+def test_combine_position_is_the_position_block_of_combine():
+    rng = np.random.default_rng(5)
+    x, P = random_modes(rng, 2, 11)
+    mu = rng.dirichlet([2.0, 2.0], size=11).T
+    x_c, P_c = imm.combine(x, P, mu)
+    x_pos, P_pos = imm.combine_position(x, P, mu)
+    np.testing.assert_array_equal(x_pos, x_c)
+    np.testing.assert_array_equal(P_pos, P_c[:2, :2])
+
+
+def predicted_table(rng, imm_on: bool, n: int):
+    """A table of ``n`` tracks with distinct modes, the model, and a prediction 1 s on."""
+    cfg = TrackerConfig(imm=imm_on)
+    model = motion.MotionModel.from_config(cfg)
+    table = TrackTable(capacity=n + 5)  # spare capacity: live rows are not contiguous
+    x, P = random_modes(rng, 2, n)
+    table.add(x[0], P[0], 10.0)
+    if imm_on:
+        table.put("x_m", slice(None), x)
+        table.put("P_m", slice(None), P)
+        table.mu[:] = rng.dirichlet([2.0, 2.0], size=n).T
+    return table, model
+
+
+@pytest.mark.parametrize("imm_on", [True, False], ids=["imm", "cv"])
+@pytest.mark.parametrize("sel", ["slice", "rows"])
+def test_update_of_every_row_equals_prediction_then_update_of_the_hit_rows(imm_on, sel):
+    """update_predicted: rows without a detection hold exactly their prediction, rows
+    with one exactly what updating them alone after writing the prediction gives."""
+    rng = np.random.default_rng(7)
+    n = 12
+    rows = np.arange(n) if sel == "slice" else np.array([1, 2, 4, 5, 7, 8, 9, 11])
+    chosen = slice(0, n) if sel == "slice" else rows
+    hit = np.zeros(rows.size, dtype=bool)
+    hit[[0, 2, 3, 6]] = True
+    z = rng.normal(0.0, 60.0, size=(2, hit.sum()))
+    R = np.broadcast_to(np.diag([90.0, 110.0])[:, :, None], (2, 2, hit.sum())).copy()
+
+    plain, model = predicted_table(np.random.default_rng(1), imm_on, n)
+    motion.predict_rows(plain, chosen, 11.0, model)
+    motion.update_rows(plain, rows[hit], z, R, model)
+
+    fast, _ = predicted_table(np.random.default_rng(1), imm_on, n)
+    predicted = motion.predict_modes(fast, chosen, 11.0, model)
+    fast.t[chosen] = 11.0
+    z_all = predicted.x[:2].copy()
+    z_all[:, hit] = z
+    R_all = np.broadcast_to(np.eye(2)[:, :, None], (2, 2, rows.size)).copy()
+    R_all[:, :, hit] = R
+    motion.update_predicted(fast, chosen, predicted, hit, z_all, R_all, model)
+
+    for name in ("x", "P", "x_m", "P_m", "mu", "t"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(plain, name), err_msg=name)
