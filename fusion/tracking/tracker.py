@@ -357,15 +357,16 @@ class Tracker:
         doomed[self._superseded] = False
         reported = np.flatnonzero(doomed)
         lost = reported[tracks.status[reported] == CONFIRMED]
-        self.lost.add(
-            tracks.id[lost].copy(),
-            tracks.x[:, lost].T.copy(),
-            tracks.P[:, :, lost].transpose(2, 0, 1).copy(),
-            tracks.t[lost].copy(),
-            tracks.score[lost].copy(),
-            tracks.t_born[lost].copy(),
-            tracks.t_hit[lost].copy(),
-        )
+        if lost.size:  # most deletions are tentative tracks: seven gathers saved
+            self.lost.add(
+                tracks.id[lost].copy(),
+                tracks.x[:, lost].T.copy(),
+                tracks.P[:, :, lost].transpose(2, 0, 1).copy(),
+                tracks.t[lost].copy(),
+                tracks.score[lost].copy(),
+                tracks.t_born[lost].copy(),
+                tracks.t_hit[lost].copy(),
+            )
         ids = np.sort(tracks.id[reported])
         tracks.remove(dead)
         return ids
