@@ -7,7 +7,7 @@ Groups (``benchmark.group``): ``predict``, ``update``, ``gating``, ``assignment`
 commit 32d0123, on the same 1e3-track scans, interleaved in every round), ``small
 batch`` (a 10-detection drone frame against 1e3 live tracks) and ``memory``.
 Each case records ``extra_info``: ``role`` (``bufferzone`` or ``baseline``; ``imm`` or
-``cv`` in ``imm vs cv``; ``current`` or ``pre14`` in ``tracker vs pre-14``), nominal
+``cv`` in ``imm vs cv``; ``current``, ``pre14`` or ``imm-off`` in ``tracker vs pre-14``), nominal
 ``n`` and the detections per call, which :mod:`benchmarks.run` turns into the results
 table.
 
@@ -226,7 +226,7 @@ def test_tracker_imm_vs_cv(benchmark, size, imm):
     bench_scans(benchmark, tracker, scene, rounds=40)
 
 
-@pytest.mark.parametrize("timed", ["current", "pre14"])
+@pytest.mark.parametrize("timed", ["current", "pre14", "imm-off"])
 def test_tracker_vs_pre14(benchmark, size, timed):
     """Today's default tracker against the tracker before issue 14, same scans, interleaved.
 
@@ -241,13 +241,20 @@ def test_tracker_vs_pre14(benchmark, size, timed):
     caches warmed by the other. ``extra_info["ratio"]`` is current / pre-14 of the
     medians (target <= 1.2), and ``confirmed_current``/``confirmed_pre14`` count the
     confirmed tracks after the warm-up, to show both do the same job.
+
+    ``imm-off`` times today's tracker with ``TrackerConfig(imm=False)`` the way
+    ``current`` is timed: what the rest of today's tracker costs against the old one,
+    which bounds what the target leaves for the IMM.
     """
     try:
         pre14 = load_pre14()
     except BaselineUnavailable as exc:
         pytest.skip(str(exc))
     n = 1_000
-    both, scene = steady_tracker(size(n), seed=2, make=lambda: WarmBoth(Tracker(), pre14))
+    config = TrackerConfig(imm=timed != "imm-off")
+    both, scene = steady_tracker(
+        size(n), seed=2, make=lambda: WarmBoth(Tracker(config), pre14)
+    )
     benchmark.extra_info["confirmed_current"] = len(both.current.confirmed())
     benchmark.extra_info["confirmed_pre14"] = len(both.old.confirmed())
     tag(benchmark, "tracker vs pre-14", timed, n, int(len(copy.copy(scene).scan())))
@@ -255,7 +262,7 @@ def test_tracker_vs_pre14(benchmark, size, timed):
     current = (both.current, lambda batch: batch)
     old = (both.old, lambda batch: to_pre14_batch(batch, pre14))
     (timed_tracker, timed_batch), (untimed_tracker, untimed_batch) = (
-        (current, old) if timed == "current" else (old, current)
+        (old, current) if timed == "pre14" else (current, old)
     )
     untimed_s: list[float] = []
 
@@ -269,7 +276,7 @@ def test_tracker_vs_pre14(benchmark, size, timed):
         return (timed_input,), {}
 
     benchmark.pedantic(timed_tracker.process, setup=untimed_then_scan, rounds=100, warmup_rounds=2)
-    record_pair(benchmark, timed, untimed_s[2:])  # past warm-up
+    record_pair(benchmark, "pre14" if timed == "pre14" else "current", untimed_s[2:])
 
 
 def record_pair(benchmark, timed: str, untimed_s: list[float]) -> None:
