@@ -97,10 +97,9 @@ def update_visible(
         Counts ``oosm_updates`` and ``oosm_rejected``.
     """
     if pending is not None:  # no late track: the prediction is in hand
-        is_late = None
         hit, z, R = _detections_by_row(pending, track, detection, batch)
         motion.update_predicted(tracks, sel, pending, hit, z, R, model)
-    else:
+    else:  # the on-time tracks were predicted in the table
         is_late = late[track]
         now_rows, now_det = rows[track[~is_late]], detection[~is_late]
         # take keeps the gathered copies batch-last in memory; fancy indexing on
@@ -108,9 +107,9 @@ def update_visible(
         z = batch.z.T.take(now_det, axis=-1)
         R = batch.R.transpose(1, 2, 0).take(now_det, axis=-1)
         motion.update_rows(tracks, now_rows, z, R, model)
-    if is_late is not None and is_late.any():
-        assert oosm is not None
-        _update_late(tracks, rows, late, track[is_late], detection[is_late], batch, oosm, stats)
+        if oosm is not None and is_late.any():
+            late_track = track[is_late]
+            _update_late(tracks, rows, late, late_track, detection[is_late], batch, oosm, stats)
     assigned = rows[track]
     tracks.t_hit[assigned] = np.maximum(tracks.t_hit[assigned], batch.t)
     if batch.cls is not None:
